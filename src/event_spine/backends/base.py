@@ -1,0 +1,240 @@
+"""The one seam every backend implements: ``EventStore``.
+
+Semantics every backend keeps (the contract suite in tests/backends checks them):
+
+- A stream is identified by its full scope plus ``stream_id`` (``StreamKey``).
+- ``append_batch`` is idempotent by ``event_id`` (globally unique): re-appending a
+  whole batch or an overlapping one stores nothing twice.
+- Each stream has a watermark (its cursor checkpoint): the highest position whose
+  event, and every earlier one, is durable. It is written after the events, only
+  ever moves forward (which also fences a zombie writer), and readers never return
+  an event above it, so a reader paging with ``list_after`` never skips an event
+  that becomes visible later, even on backends whose batch writes are not atomic.
+- Reads check scope: an event id that exists under another scope raises
+  ``ScopeViolation``; another scope's events are never returned.
+
+``EventStoreBase`` holds that logic once; a backend implements five primitives.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, NamedTuple, Protocol, runtime_checkable
+
+import msgspec
+
+from event_spine.errors import ScopeViolation, UnknownCursor
+from event_spine.schemas.scope import Scope
+from event_spine.schemas.wire import EventRecord, StoredEvent
+
+MAX_PAGE: Final = 1000
+
+
+class StreamKey(NamedTuple):
+    """Identity of one stream: its scope and its id."""
+
+    tenant_id: str
+    env: str
+    mode: str
+    project_id: str
+    stream_id: str
+
+    @classmethod
+    def of(cls, scope: Scope, stream_id: str) -> StreamKey:
+        """The key of ``stream_id`` in ``scope``."""
+        return cls(scope.tenant_id, scope.env, scope.mode, scope.project_id, stream_id)
+
+    @classmethod
+    def of_record(cls, record: EventRecord) -> StreamKey:
+        """The key of the stream a record belongs to."""
+        r = record.routing
+        return cls(r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
+
+    def scope_key(self) -> tuple[str, str, str, str]:
+        """(tenant, env, mode, project)."""
+        return (self.tenant_id, self.env, self.mode, self.project_id)
+
+    def text(self) -> str:
+        """One string, for stores keyed by text. ``|`` appears in no id format."""
+        return "|".join(self)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCursor:
+    """A stream's checkpoint: everything up to ``position`` is durable and visible."""
+
+    stream_id: str
+    position: int
+    last_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What one append_batch did."""
+
+    written: int = 0
+    duplicates: int = 0
+
+
+@dataclass(slots=True)
+class StreamBatch:
+    """The events of one batch that belong to one stream, deduplicated and in order."""
+
+    key: StreamKey
+    events: list[StoredEvent] = field(default_factory=list)
+
+    @property
+    def watermark(self) -> StoredEvent:
+        """The last event: its position becomes the stream's watermark."""
+        return self.events[-1]
+
+
+def group_by_stream(events: Iterable[StoredEvent]) -> tuple[list[StreamBatch], int]:
+    """Split a batch per stream, drop repeated event ids, sort each by position.
+
+    Returns the groups and how many in-batch duplicates were dropped.
+    """
+    groups: dict[StreamKey, StreamBatch] = {}
+    seen: set[str] = set()
+    duplicates = 0
+    for event in events:
+        if event.record.event_id in seen:
+            duplicates += 1
+            continue
+        seen.add(event.record.event_id)
+        key = StreamKey.of_record(event.record)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = StreamBatch(key)
+        group.events.append(event)
+    for group in groups.values():
+        group.events.sort(key=lambda e: e.position)
+    return list(groups.values()), duplicates
+
+
+_record_encoder: Final = msgspec.json.Encoder()
+_record_decoder: Final = msgspec.json.Decoder(EventRecord)
+
+
+def record_to_json(record: EventRecord) -> bytes:
+    """How backends persist a record body."""
+    return _record_encoder.encode(record)
+
+
+def record_from_json(data: bytes | str) -> EventRecord:
+    """Inverse of record_to_json (bodies were validated before they were stored)."""
+    return _record_decoder.decode(data)
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """Durable, idempotent, cursor-checkpointed event storage for one backend."""
+
+    async def open(self) -> None:
+        """Connect and create what the store needs (tables, indexes). Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the backend answers."""
+
+    async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
+        """Store events idempotently, then move each stream's watermark forward."""
+
+    async def list_after(
+        self, scope: Scope, stream_id: str, after_event_id: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` visible events after ``after_event_id`` (None: from the start)."""
+
+    async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
+        """One stored event by id, or None."""
+
+    async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
+        """The stream's watermark, or None if nothing was stored."""
+
+
+class EventStoreBase(abc.ABC):
+    """Implements EventStore's reads and checks over five backend primitives."""
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Default: nothing to create."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Default: nothing to release."""
+
+    async def ping(self) -> None:
+        """Default: a cheap read."""
+        await self._load_cursor(StreamKey("t_ping", "dev", "lab", "p_ping", "ping"))
+
+    async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
+        """Group per stream, then let the backend write events and watermarks."""
+        if not events:
+            return AppendResult()
+        groups, in_batch_duplicates = group_by_stream(events)
+        result = await self._write(groups)
+        return AppendResult(result.written, result.duplicates + in_batch_duplicates)
+
+    async def list_after(
+        self, scope: Scope, stream_id: str, after_event_id: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        """Range read bounded by the watermark, so readers never skip a late event."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"`limit` must be between 1 and {MAX_PAGE}, got {limit}")
+        key = StreamKey.of(scope, stream_id)
+        after_position = -1
+        if after_event_id is not None:
+            anchor = await self._load_event(after_event_id)
+            if anchor is None:
+                raise UnknownCursor(stream_id, after_event_id)
+            _check_scope(scope, anchor)
+            if anchor.record.stream_id != stream_id:
+                raise UnknownCursor(stream_id, after_event_id)
+            after_position = anchor.position
+        cursor = await self._load_cursor(key)
+        if cursor is None or cursor.position <= after_position:
+            return []
+        return await self._load_range(key, after_position, cursor.position, limit)
+
+    async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
+        """Point read; another scope's event raises instead of leaking."""
+        event = await self._load_event(event_id)
+        if event is not None:
+            _check_scope(scope, event)
+        return event
+
+    async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
+        """The watermark of one stream."""
+        return await self._load_cursor(StreamKey.of(scope, stream_id))
+
+    @abc.abstractmethod
+    async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        """Insert events not stored yet (by event_id), then raise each watermark.
+
+        The watermark of a group moves to ``group.watermark.position`` only if that
+        is higher than the stored one, and only after the group's events are durable.
+        """
+
+    @abc.abstractmethod
+    async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        """The stored watermark of a stream."""
+
+    @abc.abstractmethod
+    async def _load_event(self, event_id: str) -> StoredEvent | None:
+        """An event by id, whatever its scope."""
+
+    @abc.abstractmethod
+    async def _load_range(
+        self, key: StreamKey, after_position: int, upto_position: int, limit: int
+    ) -> list[StoredEvent]:
+        """Events with after_position < position <= upto_position, ascending."""
+
+
+def _check_scope(scope: Scope, event: StoredEvent) -> None:
+    if event.record.routing.key() != scope.key():
+        raise ScopeViolation(
+            f"Event {event.record.event_id!r} does not belong to scope {scope.describe()}; "
+            f"a reader may only see its own tenant, env, mode and project."
+        )

@@ -1,0 +1,372 @@
+"""Filesystem EventStore: JSON lines on local disk, for lab mode only.
+
+Layout under ``root``::
+
+    streams/<tenant>/<env>/<mode>/<project>/<quoted stream_id>/events.jsonl
+    streams/.../cursor.json      the watermark, replaced atomically (write, fsync, rename)
+    ids/<first 2 hex>/<event_id> one line per stored event: the id index for get()
+
+A crash between appending lines and writing the id index can leave a line twice
+after redelivery; readers keep the first line of each event id, so nothing is
+returned twice. Refused in saas/enterprise/system modes: it is neither shared
+between hosts nor backed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, unquote
+
+import msgspec
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from event_spine.backends.base import (
+    AppendResult,
+    EventStoreBase,
+    StreamBatch,
+    StreamCursor,
+    StreamKey,
+)
+from event_spine.errors import BackendNotAllowed, ConcurrentUpdate, StoreUnavailable
+from event_spine.schemas.formats import PRODUCTION_MODES
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
+from event_spine.schemas.scope import Scope
+from event_spine.schemas.wire import EventRecord, StoredEvent
+
+
+class FilesystemConfig(BaseModel):
+    """Route config of the filesystem backend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: str = Field(description="Folder holding the store; created if missing.")
+
+
+class _Line(msgspec.Struct, frozen=True):
+    position: int
+    record: EventRecord
+
+
+class _Cursor(msgspec.Struct, frozen=True):
+    position: int
+    last_event_id: str
+
+
+_line_codec: Final = msgspec.json.Decoder(_Line)
+_cursor_codec: Final = msgspec.json.Decoder(_Cursor)
+_encode: Final = msgspec.json.Encoder().encode
+
+
+def refuse_outside_lab(mode: str, what: str = "The filesystem store") -> None:
+    """Raise BackendNotAllowed for production modes."""
+    if mode in PRODUCTION_MODES:
+        raise BackendNotAllowed(
+            f"{what} is allowed only in mode 'lab', not {mode!r}: it is not shared "
+            f"between hosts nor backed up. Route this scope to sqlite, postgres or a "
+            f"cloud store."
+        )
+
+
+class FilesystemEventStore(EventStoreBase):
+    """EventStore on plain files; lab mode only."""
+
+    def __init__(self, config: FilesystemConfig) -> None:
+        # Routes in production modes are refused by the factory and the registry;
+        # each written event's mode is checked again in _write.
+        self.root = Path(config.root)
+
+    async def open(self) -> None:
+        """Create the folders."""
+        await asyncio.to_thread(self._mkdirs)
+
+    def _mkdirs(self) -> None:
+        (self.root / "streams").mkdir(parents=True, exist_ok=True)
+        (self.root / "ids").mkdir(parents=True, exist_ok=True)
+
+    def _stream_dir(self, key: StreamKey) -> Path:
+        return self.root.joinpath("streams", *key.scope_key(), quote(key.stream_id, safe=""))
+
+    def _id_path(self, event_id: str) -> Path:
+        return self.root / "ids" / event_id[:2] / event_id
+
+    async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        return await asyncio.to_thread(self._write_sync, groups)
+
+    def _write_sync(self, groups: list[StreamBatch]) -> AppendResult:
+        written = duplicates = 0
+        with _mapped_errors(self.root):
+            self._mkdirs()
+            for group in groups:
+                refuse_outside_lab(group.key.mode)
+                folder = self._stream_dir(group.key)
+                folder.mkdir(parents=True, exist_ok=True)
+                with _locked(folder / ".lock"):
+                    fresh = [e for e in group.events if not self._id_path(e.event_id).exists()]
+                    duplicates += len(group.events) - len(fresh)
+                    lines = [_encode(_Line(e.position, e.record)) + b"\n" for e in fresh]
+                    _append_durably(folder / "events.jsonl", b"".join(lines))
+                    for event, line in zip(fresh, lines, strict=True):
+                        _replace_durably(self._id_path(event.event_id), line, fsync=False)
+                    self._advance(folder, group)
+                    written += len(fresh)
+        return AppendResult(written, duplicates)
+
+    def _advance(self, folder: Path, group: StreamBatch) -> None:
+        current = _read_cursor(folder / "cursor.json")
+        last = group.watermark
+        if current is None or last.position > current.position:
+            data = _encode(_Cursor(last.position, last.record.event_id))
+            _replace_durably(folder / "cursor.json", data, fsync=True)
+
+    async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        def read() -> StreamCursor | None:
+            with _mapped_errors(self.root):
+                cursor = _read_cursor(self._stream_dir(key) / "cursor.json")
+            if cursor is None:
+                return None
+            return StreamCursor(key.stream_id, cursor.position, cursor.last_event_id)
+
+        return await asyncio.to_thread(read)
+
+    async def _load_event(self, event_id: str) -> StoredEvent | None:
+        def read() -> StoredEvent | None:
+            path = self._id_path(event_id)
+            with _mapped_errors(self.root):
+                if not path.exists():
+                    return None
+                line = _line_codec.decode(path.read_bytes())
+            return StoredEvent(line.record, line.position)
+
+        return await asyncio.to_thread(read)
+
+    async def _load_range(
+        self, key: StreamKey, after_position: int, upto_position: int, limit: int
+    ) -> list[StoredEvent]:
+        def read() -> list[StoredEvent]:
+            path = self._stream_dir(key) / "events.jsonl"
+            out: list[StoredEvent] = []
+            seen: set[str] = set()
+            with _mapped_errors(self.root):
+                if not path.exists():
+                    return out
+                with path.open("rb") as handle:
+                    for raw in handle:
+                        if not raw.endswith(b"\n"):
+                            break  # a torn last line from a crash mid-append
+                        line = _line_codec.decode(raw)
+                        if line.record.event_id in seen:
+                            continue
+                        seen.add(line.record.event_id)
+                        if after_position < line.position <= upto_position:
+                            out.append(StoredEvent(line.record, line.position))
+            out.sort(key=lambda e: e.position)
+            return out[:limit]
+
+        return await asyncio.to_thread(read)
+
+
+def _read_cursor(path: Path) -> _Cursor | None:
+    return _cursor_codec.decode(path.read_bytes()) if path.exists() else None
+
+
+def _append_durably(path: Path, data: bytes) -> None:
+    if not data:
+        return
+    with path.open("ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _replace_durably(path: Path, data: bytes, *, fsync: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        if fsync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    tmp.replace(path)
+    if fsync:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock across processes (two sink workers may share a folder)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def _mapped_errors(root: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"Filesystem store {str(root)!r} is unavailable: {exc}") from exc
+
+
+class FilesystemRegistryStore:
+    """RegistryStore as one JSON file per route, written atomically (fsync, rename).
+
+    Compare-and-set holds an exclusive lock file, so processes sharing the folder
+    cannot lose each other's switches.
+    """
+
+    def __init__(self, config: FilesystemConfig) -> None:
+        self.root = Path(config.root) / "routes"
+
+    async def open(self) -> None:
+        """Create the folder."""
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        """Nothing held open."""
+
+    def _path(self, key: RouteKey) -> Path:
+        return self.root.joinpath(
+            key.resource_kind.value, key.tenant_id, key.env, key.project_id, f"{key.mode}.json"
+        )
+
+    async def load(self, key: RouteKey) -> ResourceRoute | None:
+        """One route."""
+        return await asyncio.to_thread(self._load_sync, key)
+
+    def _load_sync(self, key: RouteKey) -> ResourceRoute | None:
+        path = self._path(key)
+        with _mapped_errors(self.root):
+            if not path.exists():
+                return None
+            return ResourceRoute.model_validate_json(path.read_bytes())
+
+    async def find(
+        self, resource_kind: ResourceKind, tenant_id: str, env: str, project_id: str
+    ) -> list[ResourceRoute]:
+        """Routes of a kind and scope, any mode."""
+
+        def read() -> list[ResourceRoute]:
+            folder = self.root.joinpath(resource_kind.value, tenant_id, env, project_id)
+            with _mapped_errors(self.root):
+                return [
+                    ResourceRoute.model_validate_json(p.read_bytes())
+                    for p in sorted(folder.glob("*.json"))
+                ]
+
+        return await asyncio.to_thread(read)
+
+    async def list_routes(self) -> list[ResourceRoute]:
+        """Every route."""
+
+        def read() -> list[ResourceRoute]:
+            with _mapped_errors(self.root):
+                return [
+                    ResourceRoute.model_validate_json(p.read_bytes())
+                    for p in sorted(self.root.glob("*/*/*/*/*.json"))
+                ]
+
+        return await asyncio.to_thread(read)
+
+    async def save(self, route: ResourceRoute, expected_version: int) -> None:
+        """Compare-and-set under the folder's lock."""
+
+        def write() -> None:
+            with _mapped_errors(self.root):
+                self.root.mkdir(parents=True, exist_ok=True)
+                with _locked(self.root / ".lock"):
+                    current = self._load_sync(route.key())
+                    if (current.version if current else 0) != expected_version:
+                        raise ConcurrentUpdate(
+                            f"{route.describe()} changed since it was read "
+                            f"(expected version {expected_version})"
+                        )
+                    data = route.model_dump_json(indent=2).encode()
+                    _replace_durably(self._path(route.key()), data, fsync=True)
+
+        await asyncio.to_thread(write)
+
+
+class FilesystemTabularStore:
+    """TabularStore as one JSON file per row (lab mode only, like the event store)."""
+
+    def __init__(self, config: FilesystemConfig) -> None:
+        self.root = Path(config.root) / "tables"
+
+    async def open(self) -> None:
+        """Create the folder."""
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        """Nothing held open."""
+
+    def _folder(self, scope: Scope, table: str) -> Path:
+        return self.root.joinpath(*scope.key(), table)
+
+    async def put(self, scope: Scope, table: str, key: str, value: dict[str, Any]) -> None:
+        """Insert or replace, atomically."""
+        refuse_outside_lab(scope.mode)
+        path = self._folder(scope, table) / quote(key, safe="")
+        data = orjson.dumps(value)
+        with _mapped_errors(self.root):
+            await asyncio.to_thread(_replace_durably, path, data, fsync=True)
+
+    async def get(self, scope: Scope, table: str, key: str) -> dict[str, Any] | None:
+        """One row."""
+        path = self._folder(scope, table) / quote(key, safe="")
+
+        def read() -> dict[str, Any] | None:
+            with _mapped_errors(self.root):
+                return orjson.loads(path.read_bytes()) if path.exists() else None
+
+        return await asyncio.to_thread(read)
+
+    async def delete(self, scope: Scope, table: str, key: str) -> bool:
+        """Remove a row."""
+        path = self._folder(scope, table) / quote(key, safe="")
+
+        def remove() -> bool:
+            with _mapped_errors(self.root):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    return False
+                return True
+
+        return await asyncio.to_thread(remove)
+
+    async def list_prefix(
+        self,
+        scope: Scope,
+        table: str,
+        prefix: str = "",
+        after_key: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Rows by key prefix, in key order."""
+        folder = self._folder(scope, table)
+
+        def read() -> list[tuple[str, dict[str, Any]]]:
+            with _mapped_errors(self.root):
+                if not folder.exists():
+                    return []
+                keys = sorted(
+                    unquote(p.name) for p in folder.iterdir() if not p.name.startswith(".")
+                )
+                keys = [k for k in keys if k.startswith(prefix) and k > (after_key or "")][:limit]
+                return [(k, orjson.loads((folder / quote(k, safe="")).read_bytes())) for k in keys]
+
+        return await asyncio.to_thread(read)

@@ -1,0 +1,1 @@
+"""The `spine` command line."""

@@ -1,0 +1,177 @@
+"""Every error event-spine raises, under one root.
+
+Retry policy reads ``retriable`` on the class, never the message text::
+
+    SpineError
+    ├── ConfigurationError            (not retriable: fix settings or the registry)
+    │   ├── RouteNotFound              no route for a resource kind in a scope
+    │   ├── BackendNotAllowed          e.g. the filesystem store outside lab mode
+    │   ├── UnknownBackend             a route names a backend type nobody implements
+    │   ├── MissingDependency          an optional extra is not installed
+    │   └── ConcurrentUpdate           (retriable) a registry write lost a race
+    ├── EventRejected                  (poison: the event will never be accepted)
+    │   ├── EventValidationError       a field is missing or malformed
+    │   ├── EventTooLarge              serialized size above the configured limit
+    │   └── UnknownSchemaVersion       a wire schema_version this build cannot read
+    ├── ScopeViolation                 tenant / env / mode / project mismatch
+    ├── UnknownCursor                  list_after with an event id the stream lacks
+    ├── ProducerError
+    │   ├── BufferFull                 the emit buffer is full (policy "raise"/"block")
+    │   ├── ProducerClosed             emit after close()
+    │   └── ProducerNotConfigured      module-level emit without a default producer
+    └── StoreError                     raised by backends, SDK errors mapped to these
+        ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
+        └── StorePermanentError        (not retriable) the store refused the data
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class SpineError(Exception):
+    """Root of every event-spine error."""
+
+    retriable: ClassVar[bool] = False
+
+
+class ConfigurationError(SpineError):
+    """Settings or registry content are wrong; retrying without a fix cannot help."""
+
+
+class RouteNotFound(ConfigurationError):
+    """No route exists for a resource kind in a scope. There is never a fallback."""
+
+    def __init__(
+        self, resource_kind: str, tenant_id: str, env: str, project_id: str, mode: str | None
+    ) -> None:
+        self.resource_kind = resource_kind
+        self.tenant_id = tenant_id
+        self.env = env
+        self.project_id = project_id
+        self.mode = mode
+        super().__init__(
+            f"No `{resource_kind}` route for tenant_id={tenant_id!r}, env={env!r}, "
+            f"project_id={project_id!r}, mode={mode!r}. Register one with "
+            f"`spine routes set` or RoutingRegistry.set_route(); event-spine never falls "
+            f"back to a default backend."
+        )
+
+
+class BackendNotAllowed(ConfigurationError):
+    """A backend was requested in a mode that forbids it."""
+
+
+class UnknownBackend(ConfigurationError):
+    """A route names a backend type that no store implements."""
+
+
+class MissingDependency(ConfigurationError):
+    """A backend's optional dependency is not installed."""
+
+    def __init__(self, backend: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"The `{backend}` backend needs the `{module}` package: "
+            f"install it with `pip install 'event-spine[{extra}]'`."
+        )
+
+
+class ConcurrentUpdate(ConfigurationError):
+    """A compare-and-set write found a newer version; re-read and try again."""
+
+    retriable = True
+
+
+class EventRejected(SpineError):
+    """The event can never be accepted as it is (a poison message in the sink)."""
+
+    reason: ClassVar[str] = "invalid_event"
+
+
+class EventValidationError(EventRejected, ValueError):
+    """A field of an event is missing or malformed; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Invalid event field `{field}`: {problem}")
+
+
+class EventTooLarge(EventRejected, ValueError):
+    """The serialized event exceeds the configured maximum size."""
+
+    reason: ClassVar[str] = "oversize"
+
+    def __init__(self, size_bytes: int, limit_bytes: int) -> None:
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+        super().__init__(
+            f"Event is {size_bytes} bytes serialized, above the limit of {limit_bytes} "
+            f"bytes (`max_event_bytes`). Store large blobs in an object store and emit a "
+            f"reference instead."
+        )
+
+
+class UnknownSchemaVersion(EventRejected):
+    """The wire schema_version is not one this build can read."""
+
+    reason: ClassVar[str] = "unknown_schema_version"
+
+    def __init__(self, version: object, known: tuple[int, ...]) -> None:
+        super().__init__(
+            f"Unknown `schema_version` {version!r}; this build reads {list(known)}. "
+            f"Upgrade the sink workers before the producers."
+        )
+
+
+class ScopeViolation(SpineError):
+    """A read or write crossed tenant, env, mode or project boundaries."""
+
+
+class UnknownCursor(SpineError, LookupError):
+    """``list_after`` was given an event id that is not in the stream."""
+
+    def __init__(self, stream_id: str, event_id: str) -> None:
+        self.stream_id = stream_id
+        self.event_id = event_id
+        super().__init__(
+            f"Cursor event_id {event_id!r} is not in stream {stream_id!r} (it was never "
+            f"stored there, or is not durable yet). Page from the start with "
+            f"after_event_id=None or pass an id this stream returned."
+        )
+
+
+class ProducerError(SpineError):
+    """The producer could not accept an event."""
+
+
+class BufferFull(ProducerError):
+    """The emit buffer is full and the overflow policy does not drop."""
+
+    retriable = True
+
+
+class ProducerClosed(ProducerError):
+    """emit() was called after close()."""
+
+
+class ProducerNotConfigured(ProducerError):
+    """The module-level emit was called before a default producer was set."""
+
+
+class StoreError(SpineError):
+    """A backend failed; SDK errors are mapped to the subclasses at the boundary."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend is down, unreachable or throttling; retry later."""
+
+    retriable = True
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class StorePermanentError(StoreError):
+    """The backend refused the data; retrying the same write cannot succeed."""

@@ -1,0 +1,42 @@
+"""Producer settings (env prefix ``SPINE_PRODUCER_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
+
+OverflowPolicy = Literal["drop_newest", "block", "raise"]
+
+
+class ProducerSettings(BaseSettings):
+    """How emit() buffers and how the sender talks to Kafka."""
+
+    model_config = SettingsConfigDict(env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str = Field(description="host:port[,host:port]")
+    topic: str = "spine.events"
+    client_id: str = "event-spine-producer"
+    # Buffer between emit() and the sender thread.
+    buffer_max_events: int = Field(default=100_000, ge=1)
+    overflow_policy: OverflowPolicy = Field(
+        default="drop_newest",
+        description="Full buffer: drop the new event and count it (never blocks), "
+        "block up to block_timeout_ms then raise BufferFull, or raise BufferFull at once.",
+    )
+    block_timeout_ms: int = Field(default=1_000, ge=0)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
+    # Sender and aiokafka.
+    linger_ms: int = Field(default=5, ge=0)
+    max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
+    compression_type: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "lz4"
+    acks: Literal["all", "1", "0"] = "all"
+    # Off for Tansu (InitProducerId fails there); on against real Kafka.
+    enable_idempotence: bool = False
+    request_timeout_ms: int = Field(default=30_000, ge=100)
+    max_in_flight_events: int = Field(default=50_000, ge=1)
+    retry_backoff_max_ms: int = Field(default=5_000, ge=10)
+    close_timeout_ms: int = Field(default=10_000, ge=0)

@@ -1,0 +1,66 @@
+"""A short-TTL route cache for sink workers: lookups stay off the registry per event,
+and a switch is picked up within ``ttl_s`` without a restart."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from event_spine.errors import RouteNotFound
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires_at: float
+    route: ResourceRoute | None
+    error: RouteNotFound | None
+
+
+class RouteCache:
+    """Caches found routes and misses (a poison flood must not hammer the registry)."""
+
+    def __init__(
+        self, registry: RoutingRegistry, ttl_s: float = 5.0, miss_ttl_s: float = 1.0
+    ) -> None:
+        self.registry = registry
+        self.ttl_s = ttl_s
+        self.miss_ttl_s = miss_ttl_s
+        self._entries: dict[RouteKey, _Entry] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def get(self, key: RouteKey) -> ResourceRoute:
+        """The route for ``key``; raises RouteNotFound (cached briefly too)."""
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires_at > now:
+            self.hits += 1
+            if entry.error is not None:
+                raise entry.error
+            assert entry.route is not None
+            return entry.route
+        self.misses += 1
+        try:
+            route = await self.registry.get_route(
+                key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
+            )
+        except RouteNotFound as exc:
+            self._entries[key] = _Entry(now + self.miss_ttl_s, None, exc)
+            raise
+        self._entries[key] = _Entry(now + self.ttl_s, route, None)
+        return route
+
+    async def event_spine_route(
+        self, tenant_id: str, env: str, project_id: str, mode: str
+    ) -> ResourceRoute:
+        """Shortcut for the sink's lookup."""
+        return await self.get(RouteKey(ResourceKind.EVENT_SPINE, tenant_id, env, project_id, mode))
+
+    def invalidate(self, key: RouteKey | None = None) -> None:
+        """Forget one key, or everything."""
+        if key is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key, None)

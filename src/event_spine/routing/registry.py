@@ -1,0 +1,207 @@
+"""RoutingRegistry: the only way to find where a tenant's resource lives.
+
+There is no fallback: a missing route raises RouteNotFound naming the whole
+scope, never an environment variable or a default backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from event_spine.backends.factory import check_route_allowed
+from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound
+from event_spine.routing.store import RegistryStore
+from event_spine.schemas.routes import (
+    BackendType,
+    HealthStatus,
+    ResourceKind,
+    ResourceRoute,
+    RouteKey,
+    RouteSwitch,
+)
+
+#: Called with (action, route key, details) on every lookup and change.
+AuditHook = Callable[[str, RouteKey, dict[str, Any]], None]
+
+CAS_ATTEMPTS: Final = 20
+
+
+class RoutingRegistry:
+    """Reads and changes routes, keeping a switch history and an audit trail."""
+
+    def __init__(self, store: RegistryStore, audit: AuditHook | None = None) -> None:
+        self.store = store
+        self._audit = audit
+
+    def _emit(self, action: str, key: RouteKey, **details: Any) -> None:
+        if self._audit is not None:
+            self._audit(action, key, details)
+
+    async def get_route(
+        self,
+        resource_kind: ResourceKind | str,
+        tenant_id: str,
+        env: str,
+        project_id: str,
+        mode: str | None = None,
+    ) -> ResourceRoute:
+        """The route for a kind and scope; with mode=None the single route in any mode."""
+        kind = ResourceKind(resource_kind)
+        if mode is not None:
+            key = RouteKey(kind, tenant_id, env, project_id, mode)
+            route = await self.store.load(key)
+        else:
+            found = await self.store.find(kind, tenant_id, env, project_id)
+            if len(found) > 1:
+                modes = sorted(r.mode for r in found)
+                raise ConfigurationError(
+                    f"{kind.value} routes for tenant_id={tenant_id!r}, env={env!r}, "
+                    f"project_id={project_id!r} exist in modes {modes}: pass `mode`."
+                )
+            route = found[0] if found else None
+        if route is None:
+            raise RouteNotFound(kind.value, tenant_id, env, project_id, mode)
+        self._emit("route.lookup", route.key(), backend=route.backend_type.value)
+        return route
+
+    async def set_route(
+        self, route: ResourceRoute, *, actor: str, reason: str = "set"
+    ) -> ResourceRoute:
+        """Create or replace a route; a change of backend or config is recorded as a switch."""
+        check_route_allowed(route)
+        for _ in range(CAS_ATTEMPTS):
+            current = await self.store.load(route.key())
+            history = current.history if current is not None else ()
+            if current is None or (current.backend_type, current.config) != (
+                route.backend_type,
+                route.config,
+            ):
+                history = (
+                    *history,
+                    _switch(current, route.backend_type, route.config, actor, reason),
+                )
+            expected = current.version if current is not None else 0
+            new = route.model_copy(
+                update={"history": history, "version": expected + 1, "updated_at": _now()}
+            )
+            try:
+                await self.store.save(new, expected)
+            except ConcurrentUpdate:
+                continue
+            self._emit("route.set", new.key(), backend=new.backend_type.value, actor=actor)
+            return new
+        raise ConcurrentUpdate(f"{route.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
+
+    async def switch_route(
+        self,
+        key: RouteKey,
+        backend_type: BackendType | str,
+        config: dict[str, Any],
+        *,
+        actor: str,
+        reason: str,
+    ) -> ResourceRoute:
+        """Point an existing route at another backend, recording who, when, from, to, why."""
+        backend = BackendType(backend_type)
+        for _ in range(CAS_ATTEMPTS):
+            current = await self.store.load(key)
+            if current is None:
+                raise RouteNotFound(
+                    key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
+                )
+            new = current.model_copy(
+                update={
+                    "backend_type": backend,
+                    "config": config,
+                    "history": (*current.history, _switch(current, backend, config, actor, reason)),
+                    "version": current.version + 1,
+                    "updated_at": _now(),
+                }
+            )
+            check_route_allowed(new)
+            try:
+                await self.store.save(new, current.version)
+            except ConcurrentUpdate:
+                continue
+            self._emit(
+                "route.switch",
+                key,
+                actor=actor,
+                reason=reason,
+                from_backend=current.backend_type.value,
+                to_backend=backend.value,
+            )
+            return new
+        raise ConcurrentUpdate(f"{key.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
+
+    async def update_metadata(
+        self,
+        key: RouteKey,
+        *,
+        actor: str,
+        tier: str | None = None,
+        health_status: HealthStatus | str | None = None,
+        cost_notes: str | None = None,
+    ) -> ResourceRoute:
+        """Change tier, health or cost notes (no switch is recorded)."""
+        changes: dict[str, Any] = {}
+        if tier is not None:
+            changes["tier"] = tier
+        if health_status is not None:
+            changes["health_status"] = HealthStatus(health_status)
+        if cost_notes is not None:
+            changes["cost_notes"] = cost_notes
+        for _ in range(CAS_ATTEMPTS):
+            current = await self.store.load(key)
+            if current is None:
+                raise RouteNotFound(
+                    key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
+                )
+            new = current.model_copy(
+                update={**changes, "version": current.version + 1, "updated_at": _now()}
+            )
+            try:
+                await self.store.save(new, current.version)
+            except ConcurrentUpdate:
+                continue
+            self._emit(
+                "route.metadata", key, actor=actor, **{k: str(v) for k, v in changes.items()}
+            )
+            return new
+        raise ConcurrentUpdate(f"{key.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
+
+    async def list_routes(self) -> list[ResourceRoute]:
+        """Every route, sorted by key."""
+        return sorted(await self.store.list_routes(), key=lambda r: tuple(map(str, r.key())))
+
+    async def history(self, key: RouteKey) -> tuple[RouteSwitch, ...]:
+        """The switch history of one route."""
+        route = await self.store.load(key)
+        if route is None:
+            raise RouteNotFound(
+                key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
+            )
+        return route.history
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _switch(
+    current: ResourceRoute | None,
+    backend: BackendType,
+    config: dict[str, Any],
+    actor: str,
+    reason: str,
+) -> RouteSwitch:
+    return RouteSwitch(
+        actor=actor,
+        reason=reason,
+        from_backend=current.backend_type if current is not None else None,
+        from_config=current.config if current is not None else {},
+        to_backend=backend,
+        to_config=config,
+    )

@@ -1,0 +1,194 @@
+"""One batch of Kafka records -> routed, idempotent store writes, or dead letters.
+
+Failure classes (see docs/operations.md):
+- poison (bad JSON, schema, size, key): dead-letter at once;
+- configuration (route missing or invalid, scope violation): dead-letter, or hold
+  when ``on_route_missing="hold"``;
+- transient store errors (StoreUnavailable): raised as BatchRetry, so the worker
+  rewinds, pauses and retries the whole batch (writes are idempotent);
+- the store refusing data (StorePermanentError): the group is retried event by
+  event, and only the refused events are dead-lettered;
+- anything unexpected: retried up to ``max_attempts_unknown_error``, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from event_spine.backends.base import EventStore
+from event_spine.backends.factory import StoreFactory
+from event_spine.errors import (
+    ConfigurationError,
+    EventRejected,
+    EventTooLarge,
+    EventValidationError,
+    RouteNotFound,
+    ScopeViolation,
+    StoreError,
+    StorePermanentError,
+    StoreUnavailable,
+)
+from event_spine.producers.producer import kafka_key
+from event_spine.routing.cache import RouteCache
+from event_spine.schemas.routes import ResourceRoute
+from event_spine.schemas.wire import StoredEvent, decode_record
+from event_spine.sink_workers.dead_letters import DeadLetter
+
+log = logging.getLogger(__name__)
+
+
+class BatchRetry(Exception):
+    """The batch must be retried later (nothing of it may be committed)."""
+
+    def __init__(self, cause: BaseException, retry_after_s: float | None = None) -> None:
+        self.cause = cause
+        self.retry_after_s = retry_after_s
+        super().__init__(f"batch will be retried: {cause!r}")
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What a processed batch produced; offsets may be committed after dead letters land."""
+
+    written: int = 0
+    duplicates: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    per_route: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Group:
+    route: ResourceRoute
+    events: list[StoredEvent] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+
+
+class BatchProcessor:
+    """Decodes, routes and writes; holds no Kafka state."""
+
+    def __init__(
+        self,
+        routes: RouteCache,
+        stores: StoreFactory,
+        *,
+        max_event_bytes: int,
+        hold_on_missing_route: bool = False,
+        max_attempts_unknown_error: int = 5,
+    ) -> None:
+        self.routes = routes
+        self.stores = stores
+        self.max_event_bytes = max_event_bytes
+        self.hold_on_missing_route = hold_on_missing_route
+        self.max_attempts_unknown_error = max_attempts_unknown_error
+        self._unknown_failures = 0
+
+    async def process(self, records: Sequence[Any]) -> BatchOutcome:
+        """Write what can be written; raise BatchRetry if the batch must come again."""
+        outcome = BatchOutcome()
+        groups = await self._route(records, outcome)
+        for group in groups.values():
+            await self._write_group(group, outcome)
+        self._unknown_failures = 0
+        return outcome
+
+    async def _route(
+        self, records: Sequence[Any], outcome: BatchOutcome
+    ) -> dict[tuple[str, str], _Group]:
+        groups: dict[tuple[str, str], _Group] = {}
+        resolved: dict[tuple[str, str, str, str], ResourceRoute | ConfigurationError] = {}
+        for rec in records:
+            try:
+                event = self._decode(rec)
+            except EventRejected as exc:
+                outcome.dead_letters.append(DeadLetter(rec, exc.reason, exc))
+                continue
+            scope = event.record.routing.key()
+            route = resolved.get(scope)
+            if route is None:
+                route = resolved[scope] = await self._resolve(scope)
+            if isinstance(route, ConfigurationError):
+                reason = "route_missing" if isinstance(route, RouteNotFound) else "route_invalid"
+                outcome.dead_letters.append(DeadLetter(rec, reason, route))
+                continue
+            identity = route.store_identity()
+            group = groups.get(identity)
+            if group is None:
+                group = groups[identity] = _Group(route)
+            group.events.append(event)
+            group.records.append(rec)
+        return groups
+
+    def _decode(self, rec: Any) -> StoredEvent:
+        value = rec.value
+        if value is None:
+            raise EventValidationError("$", "empty record value (a tombstone)")
+        if len(value) > self.max_event_bytes:
+            raise EventTooLarge(len(value), self.max_event_bytes)
+        record = decode_record(value)
+        # A stream must live in one partition: positions are partition offsets.
+        if rec.key != kafka_key(record.routing.tenant_id, record.stream_id):
+            raise EventValidationError(
+                "key", "Kafka key must be `<tenant_id>:<stream_id>` (emit sets it)"
+            )
+        return StoredEvent(record, rec.offset)
+
+    async def _resolve(
+        self, scope: tuple[str, str, str, str]
+    ) -> ResourceRoute | ConfigurationError:
+        tenant, env, mode, project = scope
+        try:
+            route = await self.routes.event_spine_route(tenant, env, project, mode)
+        except RouteNotFound as exc:
+            if self.hold_on_missing_route:
+                raise BatchRetry(exc) from exc
+            return exc
+        except StoreError as exc:  # the registry itself is down
+            raise BatchRetry(exc, getattr(exc, "retry_after_s", None)) from exc
+        try:
+            await self.stores.event_store(route)
+        except ConfigurationError as exc:
+            return exc
+        return route
+
+    async def _write_group(self, group: _Group, outcome: BatchOutcome) -> None:
+        store = await self.stores.event_store(group.route)
+        try:
+            result = await store.append_batch(group.events)
+        except StoreUnavailable as exc:
+            raise BatchRetry(exc, exc.retry_after_s) from exc
+        except (StorePermanentError, ScopeViolation, EventRejected):
+            await self._write_one_by_one(store, group, outcome)
+            return
+        except Exception as exc:
+            self._unknown_failures += 1
+            if self._unknown_failures < self.max_attempts_unknown_error:
+                log.exception("unexpected store error; the batch will be retried")
+                raise BatchRetry(exc) from exc
+            log.exception("unexpected store error, attempts exhausted; dead-lettering")
+            outcome.dead_letters.extend(
+                DeadLetter(rec, "store_error", exc, self._unknown_failures) for rec in group.records
+            )
+            return
+        outcome.written += result.written
+        outcome.duplicates += result.duplicates
+        name = group.route.backend_type.value
+        outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
+
+    async def _write_one_by_one(
+        self, store: EventStore, group: _Group, outcome: BatchOutcome
+    ) -> None:
+        """Isolate the events a store refuses; the others are written."""
+        for event, rec in zip(group.events, group.records, strict=True):
+            try:
+                result = await store.append_batch([event])
+            except StoreUnavailable as exc:
+                raise BatchRetry(exc, exc.retry_after_s) from exc
+            except (StorePermanentError, ScopeViolation, EventRejected) as exc:
+                reason = "scope_violation" if isinstance(exc, ScopeViolation) else "store_rejected"
+                outcome.dead_letters.append(DeadLetter(rec, reason, exc))
+                continue
+            outcome.written += result.written
+            outcome.duplicates += result.duplicates

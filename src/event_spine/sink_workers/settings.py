@@ -1,0 +1,58 @@
+"""Sink worker settings (env prefix ``SPINE_SINK_``)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
+from event_spine.schemas.routes import BackendType
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class SinkSettings(BaseSettings):
+    """One sink worker: where to consume, where routes live, how to back off."""
+
+    model_config = SettingsConfigDict(env_prefix="SPINE_SINK_", frozen=True, extra="forbid")
+
+    bootstrap_servers: str
+    topic: str = "spine.events"
+    group_id: str = "spine-sink"
+    dlq_topic: str | None = Field(default=None, description="Default: `<topic>.dlq`.")
+    dlq_partitions: int = Field(default=1, ge=1)
+    worker_id: str = Field(default_factory=_default_worker_id)
+    # Where the routing registry lives. Required: there is no default registry.
+    registry_backend: BackendType
+    registry_config: dict[str, Any]
+    route_cache_ttl_s: float = Field(default=5.0, ge=0)
+    # Batching.
+    max_records: int = Field(default=2_000, ge=1)
+    batch_timeout_ms: int = Field(default=200, ge=1)
+    fetch_max_wait_ms: int = Field(default=100, ge=1)
+    max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
+    # Failures.
+    on_route_missing: Literal["dead_letter", "hold"] = Field(
+        default="dead_letter",
+        description="dead_letter: park and go on; hold: pause and retry until an operator "
+        "adds the route.",
+    )
+    retry_backoff_initial_ms: int = Field(default=200, ge=1)
+    retry_backoff_max_ms: int = Field(default=10_000, ge=1)
+    max_attempts_unknown_error: int = Field(default=5, ge=1)
+    shutdown_timeout_s: float = Field(default=15.0, ge=0)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """The DLQ topic name."""
+        return self.dlq_topic or f"{self.topic}.dlq"

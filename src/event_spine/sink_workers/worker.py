@@ -1,0 +1,295 @@
+"""SinkWorker: a faststream batch subscriber that commits only what is durable.
+
+faststream's own batch acks commit every assigned partition's position, before or
+regardless of the handler's outcome (shared/FASTSTREAM-FACTS.md). So the
+subscriber runs with AckPolicy.MANUAL and this module commits, per partition,
+``max offset + 1`` of the batch, only after the store writes and the dead letters
+are acked, and only for partitions this member still owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from event_spine.backends.factory import StoreFactory
+from event_spine.producers.topics import ensure_topic
+from event_spine.routing.cache import RouteCache
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.routing.store import RegistryStore
+from event_spine.routing.stores import open_registry_store
+from event_spine.sink_workers.backoff import Backoff
+from event_spine.sink_workers.dead_letters import DeadLetter
+from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor, BatchRetry
+from event_spine.sink_workers.settings import SinkSettings
+from event_spine.sink_workers.stats import SinkStats
+
+log = logging.getLogger(__name__)
+
+
+async def _raw_records(msg: Any) -> Any:
+    """faststream decoder: hand the handler the raw ConsumerRecords, undecoded."""
+    return msg.raw_message
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: SinkWorker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Let the in-flight batch finish and commit, so the next owner starts exactly
+        # after it; bounded below rebalance_timeout_ms (past it, redelivery is absorbed
+        # by idempotent writes).
+        await self.worker.wait_idle(self.worker.settings.rebalance_timeout_ms / 2000)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        # Pause state is lost on every rebalance: re-pause while backing off.
+        self.worker.repause(assigned)
+
+
+class SinkWorker:
+    """One member of the sink consumer group."""
+
+    def __init__(
+        self,
+        settings: SinkSettings,
+        *,
+        registry: RoutingRegistry | None = None,
+        stores: StoreFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = SinkStats()
+        self._registry = registry
+        self._own_registry_store: RegistryStore | None = None
+        self.stores = stores or StoreFactory()
+        self._backoff = Backoff(settings.retry_backoff_initial_ms, settings.retry_backoff_max_ms)
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._paused: set[TopicPartition] = set()
+        self._resume_handle: asyncio.TimerHandle | None = None
+        self._dlq: AIOKafkaProducer | None = None
+        self._broker: KafkaBroker | None = None
+        self._processor: BatchProcessor | None = None
+
+    @property
+    def ready(self) -> bool:
+        """False while the worker is backing off from a failing backend or registry."""
+        return self._broker is not None and not self._paused
+
+    async def start(self) -> None:
+        """Connect everything and join the group."""
+        s = self.settings
+        if self._registry is None:
+            self._own_registry_store = await open_registry_store(
+                s.registry_backend, s.registry_config
+            )
+            self._registry = RoutingRegistry(self._own_registry_store)
+        self._processor = BatchProcessor(
+            RouteCache(self._registry, ttl_s=s.route_cache_ttl_s),
+            self.stores,
+            max_event_bytes=s.max_event_bytes,
+            hold_on_missing_route=s.on_route_missing == "hold",
+            max_attempts_unknown_error=s.max_attempts_unknown_error,
+        )
+        await ensure_topic(s.bootstrap_servers, s.dead_letter_topic, s.dlq_partitions)
+        self._dlq = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.worker_id}-dlq",
+            acks="all",
+            # A dead letter may be an oversize record: anything a fetch can return fits.
+            max_request_size=s.max_partition_fetch_bytes + 64 * 1024,
+        )
+        await self._dlq.start()
+        self._broker = self._build_broker()
+        await self._broker.start()
+
+    def _build_broker(self) -> KafkaBroker:
+        s = self.settings
+        broker = KafkaBroker(
+            s.bootstrap_servers,
+            client_id=s.worker_id,
+            graceful_timeout=s.shutdown_timeout_s,
+            allow_auto_create_topics=False,  # created explicitly with a fixed partition count
+            log_level=logging.DEBUG,  # per-batch "Received/Processed" lines stay quiet
+        )
+        subscriber = broker.subscriber(
+            s.topic,
+            group_id=s.group_id,
+            batch=True,
+            max_records=s.max_records,
+            batch_timeout_ms=s.batch_timeout_ms,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+            auto_offset_reset="earliest",
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            rebalance_timeout_ms=s.rebalance_timeout_ms,
+            ack_policy=AckPolicy.MANUAL,
+            listener=_Rebalance(self),
+            decoder=_raw_records,
+        )
+        subscriber(self._handle)
+        return broker
+
+    async def stop(self) -> None:
+        """Leave the group; an unfinished batch is not committed (it will come again)."""
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+        if self._broker is not None:
+            await self._broker.stop()
+            self._broker = None
+        if self._dlq is not None:
+            await self._dlq.stop()
+            self._dlq = None
+        await self.stores.close()
+        if self._own_registry_store is not None:
+            await self._own_registry_store.close()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Start, run until SIGTERM/SIGINT (or ``stop`` is set), then stop."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no batch is being handled; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- the batch handler --------------------------------------------------------
+
+    async def _handle(self, body: Any, msg: KafkaMessage) -> None:
+        records: Sequence[Any] = body
+        if not records:
+            return
+        self._consumer = msg.consumer
+        self._idle.clear()
+        try:
+            await self._handle_records(records)
+        finally:
+            self._idle.set()
+
+    async def _handle_records(self, records: Sequence[Any]) -> None:
+        assert self._processor is not None
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        try:
+            outcome = await self._processor.process(records)
+            await self._publish_dead_letters(outcome.dead_letters)
+        except BatchRetry as retry:
+            self._rewind_and_pause(records, retry.cause, retry.retry_after_s)
+            return
+        except Exception as exc:  # a bug must not skip the batch: rewind, like a retry
+            log.exception("sink batch failed unexpectedly")
+            self._rewind_and_pause(records, exc, None)
+            return
+        self._backoff.reset()
+        self._record(outcome)
+        await self._commit(records)
+
+    def _record(self, outcome: BatchOutcome) -> None:
+        self.stats.written += outcome.written
+        self.stats.duplicates += outcome.duplicates
+        for letter in outcome.dead_letters:
+            self.stats.dead_lettered[letter.reason] = (
+                self.stats.dead_lettered.get(letter.reason, 0) + 1
+            )
+
+    async def _publish_dead_letters(self, letters: list[DeadLetter]) -> None:
+        if not letters:
+            return
+        assert self._dlq is not None
+        futures = [
+            await self._dlq.send(
+                self.settings.dead_letter_topic,
+                letter.record.value,
+                key=letter.record.key,
+                headers=letter.headers(self.settings.worker_id),
+            )
+            for letter in letters
+        ]
+        try:
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BatchRetry(exc) from exc
+
+    async def _commit(self, records: Sequence[Any]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        offsets: dict[TopicPartition, int] = {}
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
+        owned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            # Lost the partitions meanwhile: the new owner rewrites idempotently.
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (%r); redelivery will be absorbed", exc)
+            return
+        self.stats.commits += 1
+        for tp, offset in offsets.items():
+            self.stats.committed[(tp.topic, tp.partition)] = offset
+
+    # -- backing off ----------------------------------------------------------------
+
+    def _rewind_and_pause(
+        self, records: Sequence[Any], cause: BaseException, retry_after_s: float | None
+    ) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        self.stats.retries += 1
+        self.stats.last_error = repr(cause)
+        first: dict[TopicPartition, int] = {}
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            first[tp] = min(first.get(tp, rec.offset), rec.offset)
+        owned = consumer.assignment()
+        for tp, offset in first.items():
+            if tp in owned:
+                consumer.seek(tp, offset)
+        self._paused |= {tp for tp in first if tp in owned}
+        consumer.pause(*[tp for tp in self._paused if tp in owned])
+        delay_s = self._backoff.next_delay_s(retry_after_s)
+        log.warning("batch rewound, partitions paused for %.2fs: %r", delay_s, cause)
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+        self._resume_handle = asyncio.get_running_loop().call_later(delay_s, self._resume)
+
+    def _resume(self) -> None:
+        consumer, paused = self._consumer, self._paused
+        self._paused = set()
+        self._resume_handle = None
+        if consumer is not None:
+            owned = consumer.assignment()
+            consumer.resume(*[tp for tp in paused if tp in owned])
+
+    def repause(self, assigned: Any) -> None:
+        """After a rebalance, keep newly assigned partitions paused while backing off."""
+        if self._paused and self._consumer is not None:
+            self._paused = set(assigned)
+            self._consumer.pause(*assigned)

@@ -1,0 +1,223 @@
+"""The EventStore contract: one suite, subclassed once per backend.
+
+A subclass provides ``open_store``: an async fixture returning a zero-argument
+async callable that opens a *new* client on the *same* data (a second worker, or
+the same store after a restart). Set ``durable = False`` for stores that keep
+nothing across clients (the in-memory store shares one instance instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from event_spine.backends import EventStore
+from event_spine.errors import ScopeViolation, UnknownCursor
+from event_spine.schemas import Scope, StoredEvent
+from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
+from event_spine.schemas.wire import encode_record
+from support.events import OTHER_TENANT, SCOPE, record, stored, stream_of
+
+OpenStore = Callable[[], Awaitable[EventStore]]
+
+
+async def read_all(
+    store: EventStore, scope: Scope, stream_id: str, page: int = 7
+) -> list[StoredEvent]:
+    """Page through a stream with last_event_id, as readers do."""
+    out: list[StoredEvent] = []
+    last: str | None = None
+    while True:
+        batch = await store.list_after(scope, stream_id, last, page)
+        if not batch:
+            return out
+        out.extend(batch)
+        last = batch[-1].event_id
+
+
+class EventStoreContract:
+    """Every backend must pass all of these."""
+
+    durable = True
+
+    @pytest.fixture
+    async def store(self, open_store: OpenStore) -> EventStore:
+        return await open_store()
+
+    async def test_round_trip_keeps_every_field(self, store: EventStore) -> None:
+        ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        payload = {
+            "text": "naïve café ✓ 日本語 🚀",
+            "nested": {"list": [1, 2.5, None, True, {"deep": ["x"]}], "empty": {}},
+            "big_int": 2**53,
+        }
+        metadata = {
+            "request_id": "req-1",
+            "trace_id": "tr-1",
+            "user_id": "u_1",
+            "surface_id": "web",
+            "run_id": "run-9",
+            "custom": {"k": "v"},
+        }
+        original = stored(0, "orders/o-1:x@y.z", payload=payload, metadata=metadata, ts=ts)
+        await store.append_batch([original])
+        fetched = await store.get(SCOPE, original.event_id)
+        assert fetched == original
+        assert fetched.record.ts == ts
+        assert await store.list_after(SCOPE, "orders/o-1:x@y.z") == [original]
+
+    async def test_large_payload_near_the_size_limit(self, store: EventStore) -> None:
+        rng = random.Random(7)
+        base = stored(0, "big", payload={"blob": ""})
+        room = DEFAULT_MAX_EVENT_BYTES - len(encode_record(base.record)) - 64
+        blob = "".join(rng.choices(string.ascii_letters + string.digits, k=room))
+        big = stored(0, "big", payload={"blob": blob})
+        assert (
+            DEFAULT_MAX_EVENT_BYTES - 128
+            < len(encode_record(big.record))
+            <= DEFAULT_MAX_EVENT_BYTES
+        )
+        await store.append_batch([big])
+        assert (await store.get(SCOPE, big.event_id)) == big
+        assert await store.list_after(SCOPE, "big") == [big]
+
+    async def test_reappending_a_whole_batch_stores_nothing_twice(self, store: EventStore) -> None:
+        events = stream_of(50)
+        first = await store.append_batch(events)
+        again = await store.append_batch(events)
+        assert (first.written, first.duplicates) == (50, 0)
+        assert (again.written, again.duplicates) == (0, 50)
+        assert await read_all(store, SCOPE, "s1") == events
+
+    async def test_partially_overlapping_batch_stores_only_the_new_events(
+        self, store: EventStore
+    ) -> None:
+        events = stream_of(75)
+        await store.append_batch(events[:50])
+        result = await store.append_batch(events[25:])
+        assert (result.written, result.duplicates) == (25, 25)
+        assert await read_all(store, SCOPE, "s1") == events
+
+    async def test_same_event_twice_in_one_batch_is_stored_once(self, store: EventStore) -> None:
+        events = stream_of(3)
+        result = await store.append_batch([*events, events[1]])
+        assert (result.written, result.duplicates) == (3, 1)
+        assert await read_all(store, SCOPE, "s1") == events
+
+    async def test_paging_returns_each_event_once_in_order_across_many_batches(
+        self, store: EventStore
+    ) -> None:
+        streams = {name: [] for name in ("a", "b", "c")}  # type: dict[str, list[StoredEvent]]
+        position = 0
+        for _ in range(12):
+            batch = []
+            for name, events in streams.items():
+                for _ in range(random.Random(position).randint(1, 9)):
+                    event = stored(position, name, payload={"i": len(events)})
+                    position += 3  # positions are offsets: increasing, not contiguous
+                    events.append(event)
+                    batch.append(event)
+            await store.append_batch(batch)
+        for name, events in streams.items():
+            for page in (1, 5, 100):
+                got = await read_all(store, SCOPE, name, page)
+                assert [e.event_id for e in got] == [e.event_id for e in events]
+            cursor = await store.cursor(SCOPE, name)
+            assert cursor is not None
+            assert (cursor.position, cursor.last_event_id) == (
+                events[-1].position,
+                events[-1].event_id,
+            )
+
+    async def test_concurrent_appends_from_two_workers_leave_no_gap_or_duplicate(
+        self, open_store: OpenStore
+    ) -> None:
+        # Two clients (a zombie and the new owner) write overlapping slices of the
+        # same partition's events at once.
+        events = stream_of(120, "shared")
+        first, second = await open_store(), await open_store()
+        chunks_a = [events[i : i + 20] for i in range(0, 100, 20)]
+        chunks_b = [events[i : i + 30] for i in range(30, 120, 30)]
+
+        async def write(store: EventStore, chunks: list[list[StoredEvent]]) -> None:
+            for chunk in chunks:
+                await store.append_batch(chunk)
+
+        await asyncio.gather(write(first, chunks_a), write(second, chunks_b))
+        for reader in (first, second):
+            got = await read_all(reader, SCOPE, "shared", 11)
+            assert [e.event_id for e in got] == [e.event_id for e in events]
+            positions = [e.position for e in got]
+            assert positions == sorted(set(positions))
+        cursor = await first.cursor(SCOPE, "shared")
+        assert cursor is not None
+        assert cursor.position == events[-1].position
+
+    async def test_watermark_only_moves_forward(self, store: EventStore) -> None:
+        events = stream_of(10)
+        await store.append_batch(events)
+        await store.append_batch(events[:4])  # a zombie's late, older batch
+        cursor = await store.cursor(SCOPE, "s1")
+        assert cursor is not None
+        assert (cursor.position, cursor.last_event_id) == (9, events[-1].event_id)
+
+    async def test_a_new_client_reads_everything_back(self, open_store: OpenStore) -> None:
+        if not self.durable:
+            pytest.skip("this store keeps nothing across clients")
+        writer = await open_store()
+        events = stream_of(40, "durable")
+        await writer.append_batch(events)
+        await writer.close()
+        reader = await open_store()
+        assert await read_all(reader, SCOPE, "durable") == events
+        assert (await reader.get(SCOPE, events[7].event_id)) == events[7]
+
+    async def test_another_scope_never_sees_the_stream(self, store: EventStore) -> None:
+        events = stream_of(5)
+        await store.append_batch(events)
+        for other in (
+            OTHER_TENANT,
+            SCOPE.model_copy(update={"mode": "saas"}),
+            SCOPE.model_copy(update={"env": "prod"}),
+            SCOPE.model_copy(update={"project_id": "p_other"}),
+        ):
+            assert await store.list_after(other, "s1") == []
+            assert await store.cursor(other, "s1") is None
+            with pytest.raises(ScopeViolation):
+                await store.get(other, events[0].event_id)
+            with pytest.raises(ScopeViolation):
+                await store.list_after(other, "s1", events[0].event_id)
+
+    async def test_same_stream_id_in_two_tenants_stays_apart(self, store: EventStore) -> None:
+        mine, theirs = stream_of(3, "shared-name"), stream_of(4, "shared-name", OTHER_TENANT)
+        await store.append_batch([*mine, *theirs])
+        assert await read_all(store, SCOPE, "shared-name") == mine
+        assert await read_all(store, OTHER_TENANT, "shared-name") == theirs
+
+    async def test_unknown_cursor_is_an_error_not_the_start(self, store: EventStore) -> None:
+        await store.append_batch(stream_of(3))
+        with pytest.raises(UnknownCursor, match="not in stream"):
+            await store.list_after(SCOPE, "s1", record().event_id)
+
+    async def test_cursor_from_another_stream_is_unknown(self, store: EventStore) -> None:
+        a, b = stream_of(2, "a"), stream_of(2, "b", start=10)
+        await store.append_batch([*a, *b])
+        with pytest.raises(UnknownCursor):
+            await store.list_after(SCOPE, "a", b[0].event_id)
+
+    async def test_empty_stream_and_missing_event(self, store: EventStore) -> None:
+        assert await store.list_after(SCOPE, "nothing-here") == []
+        assert await store.cursor(SCOPE, "nothing-here") is None
+        assert await store.get(SCOPE, record().event_id) is None
+
+    async def test_limit_is_validated(self, store: EventStore) -> None:
+        with pytest.raises(ValueError, match="limit"):
+            await store.list_after(SCOPE, "s1", None, 0)
+
+    async def test_ping_answers(self, store: EventStore) -> None:
+        await store.ping()

@@ -1,0 +1,152 @@
+"""The producer against the real local broker: keys, order, counters, overflow, close."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from event_spine.broker.tansu import free_port
+from event_spine.errors import (
+    BufferFull,
+    EventTooLarge,
+    EventValidationError,
+    ProducerClosed,
+    ProducerNotConfigured,
+)
+from event_spine.producers import (
+    EventSpineProducer,
+    ProducerSettings,
+    emit_event,
+    kafka_key,
+    set_default_producer,
+)
+from event_spine.schemas import StreamEvent, request_context
+from support.pipeline import ctx, new_topic, producer_for, read_topic
+
+
+async def test_events_arrive_keyed_by_tenant_and_stream_in_order(broker) -> None:
+    topic = await new_topic(broker.bootstrap_servers, partitions=3)
+    producer = producer_for(broker.bootstrap_servers, topic)
+    contexts = [ctx("t_a", request_id="req-1"), ctx("t_b")]
+    for n in range(300):
+        producer.emit_event(contexts[n % 2], "thing.done", f"s{n % 5}", {"n": n})
+    assert producer.flush(30)
+    stats = producer.stats
+    assert (stats.emitted, stats.sent, stats.dropped, stats.buffered) == (300, 300, 0, 0)
+    records = await read_topic(broker.bootstrap_servers, topic, 300)
+    assert len(records) == 300
+    partitions_by_key: dict[bytes, set[int]] = {}
+    order: dict[bytes, list[int]] = {}
+    for rec in sorted(records, key=lambda r: (r.partition, r.offset)):
+        body = orjson.loads(rec.value)
+        assert rec.key == kafka_key(body["routing"]["tenant_id"], body["stream_id"])
+        assert dict(rec.headers)["spine-schema"] == b"1"
+        partitions_by_key.setdefault(rec.key, set()).add(rec.partition)
+        order.setdefault(rec.key, []).append(body["payload"]["n"])
+        StreamEvent.model_validate_json(rec.value)  # the public schema accepts the wire
+    assert all(len(p) == 1 for p in partitions_by_key.values())  # one stream, one partition
+    assert all(ns == sorted(ns) for ns in order.values())  # emit order kept per stream
+    first_a = next(orjson.loads(r.value) for r in records if r.key.startswith(b"t_a:"))
+    assert first_a["metadata"]["request_id"] == "req-1"
+    producer.close()
+
+
+async def test_emit_never_blocks_while_the_broker_is_down_and_counts_drops() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    producer = EventSpineProducer(
+        ProducerSettings(bootstrap_servers=dead, topic="t", buffer_max_events=100)
+    )
+    c = ctx()
+    # Returning at all proves emit never waits on the network (a hang would time out).
+    ids = [producer.emit_event(c, "x", "s", {"n": n}) for n in range(150)]
+    assert len(set(ids)) == 150
+    stats = producer.stats
+    assert (stats.emitted, stats.dropped, stats.sent) == (100, 50, 0)
+    assert stats.buffered == 100
+    assert not stats.connected
+    report = producer.close(timeout_s=0.5)
+    assert (report.sent, report.unsent, report.dropped) == (0, 100, 50)
+
+
+def test_overflow_policy_raise_and_block() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    for policy in ("raise", "block"):
+        producer = EventSpineProducer(
+            ProducerSettings(
+                bootstrap_servers=dead,
+                buffer_max_events=2,
+                overflow_policy=policy,
+                block_timeout_ms=50,
+            )
+        )
+        producer.emit_event(ctx(), "x", "s", {})
+        producer.emit_event(ctx(), "x", "s", {})
+        with pytest.raises(BufferFull, match="buffer_max_events"):
+            producer.emit_event(ctx(), "x", "s", {})
+        assert producer.stats.emitted == 2
+        producer.close(timeout_s=0.1)
+
+
+def test_bad_input_names_the_field_and_nothing_is_buffered() -> None:
+    producer = EventSpineProducer(ProducerSettings(bootstrap_servers="127.0.0.1:1"), start=False)
+    c = ctx()
+    cases = [
+        ({"event_type": "", "stream_id": "s", "payload": {}}, "event_type"),
+        ({"event_type": "ok", "stream_id": "has space", "payload": {}}, "stream_id"),
+        ({"event_type": "ok", "stream_id": "s", "payload": [1]}, "payload"),
+        ({"event_type": "ok", "stream_id": "s", "payload": {"x": object()}}, "payload"),
+        (
+            {"event_type": "ok", "stream_id": "s", "payload": {}, "metadata": {"trace_id": 5}},
+            "metadata.trace_id",
+        ),
+        (
+            {"event_type": "ok", "stream_id": "s", "payload": {}, "event_id": "not-a-uuid"},
+            "event_id",
+        ),
+    ]
+    for kwargs, field in cases:
+        with pytest.raises(EventValidationError) as info:
+            producer.emit_event(c, **kwargs)
+        assert info.value.field == field
+        assert f"`{field}`" in str(info.value)
+    with pytest.raises(EventTooLarge, match="max_event_bytes"):
+        producer.emit_event(c, "ok", "s", {"blob": "x" * (1024 * 1024)})
+    with pytest.raises(EventValidationError, match="RequestContext"):
+        producer.emit_event(None, "ok", "s", {})
+    assert producer.stats.emitted == 0
+    producer.close(timeout_s=0)
+    with pytest.raises(ProducerClosed):
+        producer.emit_event(c, "ok", "s", {})
+
+
+async def test_module_level_emit_uses_the_installed_producer_and_context(broker) -> None:
+    topic = await new_topic(broker.bootstrap_servers, partitions=1)
+    with pytest.raises(ProducerNotConfigured):
+        emit_event(ctx(), "x", "s", {})
+    producer = producer_for(broker.bootstrap_servers, topic)
+    set_default_producer(producer)
+    try:
+        with request_context(ctx("t_ctx", user_id="u_7")):
+            event_id = emit_event(None, "x", "s", {"k": 1})
+        assert producer.flush(30)
+    finally:
+        set_default_producer(None)
+        producer.close()
+    (record,) = await read_topic(broker.bootstrap_servers, topic, 1)
+    body = orjson.loads(record.value)
+    assert (body["event_id"], body["routing"]["tenant_id"], body["metadata"]["user_id"]) == (
+        event_id,
+        "t_ctx",
+        "u_7",
+    )
+
+
+async def test_pydantic_events_go_through_the_same_path(broker) -> None:
+    topic = await new_topic(broker.bootstrap_servers, partitions=1)
+    producer = producer_for(broker.bootstrap_servers, topic)
+    event = StreamEvent(event_type="x.y", stream_id="s", routing=ctx().scope, payload={"a": [1]})
+    assert producer.emit(event) == event.event_id
+    assert producer.flush(30)
+    producer.close()
+    (record,) = await read_topic(broker.bootstrap_servers, topic, 1)
+    assert StreamEvent.model_validate_json(record.value) == event

@@ -1,0 +1,130 @@
+"""Pipeline fixtures' building blocks: topics, routes, workers and raw Kafka access."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
+from event_spine.routing import RoutingRegistry, open_registry_store
+from event_spine.schemas import RequestContext, ResourceRoute
+from event_spine.sink_workers import SinkSettings, SinkWorker
+
+FAST_GROUP = {
+    "session_timeout_ms": 2000,
+    "heartbeat_interval_ms": 200,
+    "fetch_max_wait_ms": 50,
+    "batch_timeout_ms": 50,
+    "rebalance_timeout_ms": 4000,
+}
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def new_topic(bootstrap: str, partitions: int = 4) -> str:
+    """A fresh topic with an explicit partition count."""
+    topic = unique("events")
+    await ensure_topic(bootstrap, topic, partitions)
+    return topic
+
+
+def ctx(
+    tenant: str = "t_acme", mode: str = "lab", project: str = "p_core", **kw: Any
+) -> RequestContext:
+    """A request context in env dev."""
+    return RequestContext(tenant_id=tenant, env="dev", mode=mode, project_id=project, **kw)
+
+
+async def registry_at(path: Path) -> RoutingRegistry:
+    """A registry on a SQLite file."""
+    return RoutingRegistry(await open_registry_store("sqlite", {"path": str(path)}))
+
+
+async def route_to_sqlite(registry: RoutingRegistry, context: RequestContext, db: Path) -> None:
+    """Route the context's event_spine resource to a SQLite file."""
+    await registry.set_route(
+        ResourceRoute(
+            resource_kind="event_spine",
+            tenant_id=context.tenant_id,
+            env=context.env,
+            project_id=context.project_id,
+            mode=context.mode,
+            backend_type="sqlite",
+            config={"path": str(db)},
+        ),
+        actor="test",
+    )
+
+
+def producer_for(bootstrap: str, topic: str, **kw: Any) -> EventSpineProducer:
+    """A producer with test-friendly latency."""
+    return EventSpineProducer(
+        ProducerSettings(bootstrap_servers=bootstrap, topic=topic, linger_ms=2, **kw)
+    )
+
+
+def sink_settings(bootstrap: str, topic: str, registry_db: Path, **kw: Any) -> SinkSettings:
+    """Worker settings that join and fetch fast on the local broker."""
+    fields: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "topic": topic,
+        "group_id": f"{topic}-sink",
+        "registry_backend": "sqlite",
+        "registry_config": {"path": str(registry_db)},
+        **FAST_GROUP,
+    }
+    return SinkSettings(**(fields | kw))
+
+
+async def started_worker(settings: SinkSettings) -> SinkWorker:
+    """A started in-process worker."""
+    worker = SinkWorker(settings)
+    await worker.start()
+    return worker
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 20.0
+) -> list[Any]:
+    """Every record of a topic from the beginning (waits for at least ``expected``).
+
+    Assigns partitions directly: no group join (which takes seconds on Tansu).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        partitions: set[int] = set()
+        while not partitions and time.monotonic() < deadline:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        await consumer.seek_to_beginning()
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=100)
+            for recs in batch.values():
+                records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def raw_send(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
+    """Write records straight to a topic (bypassing emit's validation)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()

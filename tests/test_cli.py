@@ -1,0 +1,85 @@
+"""The CLI: the main job end to end, and route management, as subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def spine(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "event_spine.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_demo_emits_persists_and_reads_everything_back(tmp_path: Path) -> None:
+    result = spine(
+        "demo", "--events", "3000", "--rate", "3000", "--workdir", str(tmp_path / "demo")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: emitted 3000, persisted and read back 3000, out of order 0" in result.stdout
+    assert (tmp_path / "demo" / "events-t_acme.db").exists()
+
+
+def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
+    registry = f"sqlite:{tmp_path / 'registry.db'}"
+    scope = ["event_spine", "t_acme", "dev", "p_core", "saas"]
+    made = spine(
+        "routes",
+        "set",
+        *scope,
+        "--backend",
+        "sqlite",
+        "--config",
+        '{"path": "/tmp/a.db"}',
+        "--registry",
+        registry,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    moved = spine(
+        "routes",
+        "switch",
+        *scope,
+        "--backend",
+        "sqlite",
+        "--config",
+        '{"path": "/tmp/b.db"}',
+        "--reason",
+        "rebalance disks",
+        "--actor",
+        "ops",
+        "--registry",
+        registry,
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    history = spine("routes", "history", *scope, "--registry", registry)
+    assert "rebalance disks" in history.stdout
+    assert "ops" in history.stdout
+    shown = spine("routes", "show", *scope, "--registry", registry)
+    assert "/tmp/b.db" in shown.stdout
+    missing = spine(
+        "routes", "show", "event_spine", "t_none", "dev", "p_core", "saas", "--registry", registry
+    )
+    assert missing.returncode == 2
+    assert "t_none" in missing.stdout
+    refused = spine(
+        "routes",
+        "set",
+        *scope,
+        "--backend",
+        "filesystem",
+        "--config",
+        '{"root": "/tmp/x"}',
+        "--registry",
+        registry,
+    )
+    assert refused.returncode == 2
+    assert "only in mode 'lab'" in refused.stdout
