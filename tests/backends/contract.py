@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 
 from event_spine.backends import EventStore
-from event_spine.errors import ScopeViolation, UnknownCursor
+from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
 from event_spine.schemas import Scope, StoredEvent
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.wire import encode_record
@@ -44,6 +44,8 @@ class EventStoreContract:
     """Every backend must pass all of these."""
 
     durable = True
+    #: Offsets reused (a recreated topic) must raise, not drop an event silently.
+    refuses_position_collisions = True
 
     @pytest.fixture
     async def store(self, open_store: OpenStore) -> EventStore:
@@ -221,3 +223,14 @@ class EventStoreContract:
 
     async def test_ping_answers(self, store: EventStore) -> None:
         await store.ping()
+
+    async def test_another_event_at_a_taken_position_is_refused_not_lost(
+        self, store: EventStore
+    ) -> None:
+        if not self.refuses_position_collisions:
+            pytest.skip("this store does not check position collisions")
+        first = stored(5, "s1")
+        await store.append_batch([first])
+        with pytest.raises(StorePermanentError, match="position"):
+            await store.append_batch([stored(5, "s1")])
+        assert await store.list_after(SCOPE, "s1") == [first]

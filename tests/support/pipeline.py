@@ -19,6 +19,7 @@ FAST_GROUP = {
     "heartbeat_interval_ms": 200,
     "fetch_max_wait_ms": 50,
     "batch_timeout_ms": 50,
+    "audit_route_lookups": False,
     "rebalance_timeout_ms": 4000,
 }
 

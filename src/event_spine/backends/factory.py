@@ -104,10 +104,15 @@ def build_store(
     try:
         parsed = config_model.model_validate(config)
     except ValidationError as exc:
+        # Field names and problems only: input values could hold secrets.
+        problems = "; ".join(
+            f"`{'.'.join(map(str, e['loc'])) or 'config'}`: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
         raise ConfigurationError(
             f"{context or 'Backend ' + backend.value}: invalid `config` for backend "
-            f"{backend.value!r}: {exc}"
-        ) from exc
+            f"{backend.value!r}: {problems}"
+        ) from None
     return store_class(parsed)
 
 

@@ -34,7 +34,12 @@ from event_spine.backends.base import (
     StreamCursor,
     StreamKey,
 )
-from event_spine.errors import BackendNotAllowed, ConcurrentUpdate, StoreUnavailable
+from event_spine.errors import (
+    BackendNotAllowed,
+    ConcurrentUpdate,
+    StorePermanentError,
+    StoreUnavailable,
+)
 from event_spine.schemas.formats import PRODUCTION_MODES
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
@@ -109,6 +114,7 @@ class FilesystemEventStore(EventStoreBase):
                 folder.mkdir(parents=True, exist_ok=True)
                 with _locked(folder / ".lock"):
                     fresh = [e for e in group.events if not self._id_path(e.event_id).exists()]
+                    _refuse_collisions(folder / "events.jsonl", fresh)
                     duplicates += len(group.events) - len(fresh)
                     lines = [_encode(_Line(e.position, e.record)) + b"\n" for e in fresh]
                     _append_durably(folder / "events.jsonl", b"".join(lines))
@@ -170,6 +176,26 @@ class FilesystemEventStore(EventStoreBase):
             return out[:limit]
 
         return await asyncio.to_thread(read)
+
+
+def _refuse_collisions(path: Path, fresh: list[StoredEvent]) -> None:
+    """New ids at taken positions mean reused offsets: refuse rather than shadow an event.
+
+    Scans the stream's file: the lab store trades write speed for this check."""
+    if not fresh or not path.exists():
+        return
+    wanted = {e.position: e.event_id for e in fresh}
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                break
+            line = _line_codec.decode(raw)
+            holder = wanted.get(line.position)
+            if holder is not None and holder != line.record.event_id:
+                raise StorePermanentError(
+                    f"Event {holder!r} collides with {line.record.event_id!r} at stream "
+                    f"position {line.position}: were the topic's offsets reset?"
+                )
 
 
 def _read_cursor(path: Path) -> _Cursor | None:

@@ -16,7 +16,7 @@ from event_spine.backends.base import (
     StreamCursor,
     StreamKey,
 )
-from event_spine.errors import ConcurrentUpdate
+from event_spine.errors import ConcurrentUpdate, StorePermanentError
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
@@ -41,6 +41,8 @@ class MemoryEventStore(EventStoreBase):
         written = duplicates = 0
         async with self._lock:
             for group in groups:
+                self._refuse_collisions(group)
+            for group in groups:
                 stream = self._streams.setdefault(group.key, [])
                 for event in group.events:
                     if event.record.event_id in self._events:
@@ -56,6 +58,16 @@ class MemoryEventStore(EventStoreBase):
                         group.key.stream_id, last.position, last.record.event_id
                     )
         return AppendResult(written, duplicates)
+
+    def _refuse_collisions(self, group: StreamBatch) -> None:
+        taken = {e.position: e.event_id for e in self._streams.get(group.key, [])}
+        for event in group.events:
+            holder = taken.get(event.position)
+            if holder is not None and holder != event.event_id:
+                raise StorePermanentError(
+                    f"Event {event.event_id!r} collides with {holder!r} at stream position "
+                    f"{event.position}: were the topic's offsets reset?"
+                )
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         return self._cursors.get(key)

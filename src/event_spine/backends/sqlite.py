@@ -176,6 +176,8 @@ class SqliteEventStore(EventStoreBase):
             before = db.total_changes
             db.executemany(_INSERT, rows)
             written = db.total_changes - before
+            if written < len(rows):
+                _refuse_position_collisions(db, [e.event_id for g in groups for e in g.events])
             db.executemany(_ADVANCE, cursors)
         return AppendResult(written, len(rows) - written)
 
@@ -210,6 +212,27 @@ class SqliteEventStore(EventStoreBase):
             return [StoredEvent(record_from_json(body), pos) for body, pos in rows]
 
         return await self._run(read)
+
+
+def _refuse_position_collisions(db: sqlite3.Connection, event_ids: list[str]) -> None:
+    """A row skipped although its id is new means another event holds its position:
+    the offsets were reused (e.g. a recreated topic). Refuse instead of losing it."""
+    stored: set[str] = set()
+    for start in range(0, len(event_ids), 500):
+        chunk = event_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        stored.update(
+            r[0]
+            for r in db.execute(
+                f"SELECT event_id FROM spine_events WHERE event_id IN ({marks})", chunk
+            )
+        )
+    lost = [event_id for event_id in event_ids if event_id not in stored]
+    if lost:
+        raise StorePermanentError(
+            f"{len(lost)} event(s) (first {lost[0]!r}) collide with stored events at the same "
+            f"stream position: were the topic's offsets reset? Replay into a fresh store."
+        )
 
 
 def _row(event: StoredEvent, key: StreamKey) -> tuple[object, ...]:

@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, codec
 from aiokafka.errors import KafkaError
 
-from event_spine.errors import EventValidationError, ProducerClosed
+from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
 from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.settings import ProducerSettings
 from event_spine.schemas.context import RequestContext, current_context
@@ -56,6 +56,22 @@ SCHEMA_HEADER: Final = "spine-schema"
 _HEADERS: Final = [(SCHEMA_HEADER, str(SCHEMA_VERSION).encode())]
 _SEND_CHUNK: Final = 2_000
 _ROUTING_CACHE_MAX: Final = 10_000
+
+
+def _check_codec(compression_type: str) -> None:
+    """Fail at construction, not in the sender thread, when a codec is missing."""
+    available = {
+        "none": True,
+        "gzip": True,
+        "lz4": codec.has_lz4(),
+        "zstd": codec.has_zstd(),
+        "snappy": codec.has_snappy(),
+    }
+    if not available.get(compression_type, False):
+        raise ConfigurationError(
+            f"`compression_type` {compression_type!r} needs the `cramjam` package "
+            f"(pip install cramjam), or choose 'gzip' or 'none'."
+        )
 
 
 def kafka_key(tenant_id: str, stream_id: str) -> bytes:
@@ -89,6 +105,7 @@ class EventSpineProducer:
     """Fire-and-forget emitter into one Kafka topic."""
 
     def __init__(self, settings: ProducerSettings, *, start: bool = True) -> None:
+        _check_codec(settings.compression_type)
         self.settings = settings
         self._buffer = EmitBuffer(
             settings.buffer_max_events, settings.overflow_policy, settings.block_timeout_ms
@@ -281,7 +298,14 @@ class EventSpineProducer:
             if not items:
                 await asyncio.sleep(linger_s)
                 continue
-            seq = await self._send_chunk(producer, items, seq)
+            try:
+                seq = await self._send_chunk(producer, items, seq)
+            except Exception as exc:  # the sender must never die: requeue and back off
+                log.exception("event-spine sender failed; the chunk will be retried")
+                self._note_failure(exc, len(items))
+                self._buffer.requeue_front(items)
+                backoff_s = await self._backoff(backoff_s)
+                continue
             if not self._retry:
                 backoff_s = 0.05
         await self._shutdown(producer)

@@ -32,6 +32,11 @@ class SinkSettings(BaseSettings):
     registry_backend: BackendType
     registry_config: dict[str, Any]
     route_cache_ttl_s: float = Field(default=5.0, ge=0)
+    audit_route_lookups: bool = Field(
+        default=True,
+        description="Emit an audit event (into `topic`) for each registry lookup the route "
+        "cache makes.",
+    )
     # Batching.
     max_records: int = Field(default=2_000, ge=1)
     batch_timeout_ms: int = Field(default=200, ge=1)

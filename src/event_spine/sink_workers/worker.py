@@ -21,7 +21,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from event_spine.audit.emit import registry_audit_hook
 from event_spine.backends.factory import StoreFactory
+from event_spine.producers.producer import EventSpineProducer
+from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
@@ -80,6 +83,7 @@ class SinkWorker:
         self._dlq: AIOKafkaProducer | None = None
         self._broker: KafkaBroker | None = None
         self._processor: BatchProcessor | None = None
+        self._audit_producer: EventSpineProducer | None = None
 
     @property
     def ready(self) -> bool:
@@ -93,7 +97,17 @@ class SinkWorker:
             self._own_registry_store = await open_registry_store(
                 s.registry_backend, s.registry_config
             )
-            self._registry = RoutingRegistry(self._own_registry_store)
+            audit = None
+            if s.audit_route_lookups:
+                self._audit_producer = EventSpineProducer(
+                    ProducerSettings(
+                        bootstrap_servers=s.bootstrap_servers,
+                        topic=s.topic,
+                        client_id=f"{s.worker_id}-audit",
+                    )
+                )
+                audit = registry_audit_hook(self._audit_producer)
+            self._registry = RoutingRegistry(self._own_registry_store, audit)
         self._processor = BatchProcessor(
             RouteCache(self._registry, ttl_s=s.route_cache_ttl_s),
             self.stores,
@@ -152,6 +166,8 @@ class SinkWorker:
             await self._dlq.stop()
             self._dlq = None
         await self.stores.close()
+        if self._audit_producer is not None:
+            await asyncio.to_thread(self._audit_producer.close)
         if self._own_registry_store is not None:
             await self._own_registry_store.close()
 

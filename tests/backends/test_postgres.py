@@ -1,0 +1,349 @@
+"""The PostgreSQL backend against a real server, plus its own failure modes.
+
+The server runs before the session (127.0.0.1:5432, trust auth; override the
+admin DSN with SPINE_TEST_PG_ADMIN_DSN). The session creates its own database
+``spine_test_<uuid>`` through the ``postgres`` database and drops it at the end;
+every test gets a fresh schema in it, so tests never share tables. No emulator
+gaps: this is the real server, so the harness has no workarounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from contract import EventStoreContract, OpenStore
+from pydantic import ValidationError
+from registry_contract import OpenRegistryStore, RegistryStoreContract
+from tabular_contract import OpenTabular, TabularStoreContract
+
+import event_spine.backends.postgres as pg
+from event_spine.backends import EventStore
+from event_spine.backends.factory import build_store
+from event_spine.backends.postgres import (
+    PostgresConfig,
+    PostgresEventStore,
+    PostgresRegistryStore,
+    PostgresTabularStore,
+)
+from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
+from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.tabular import TabularStore
+from servers.emulators import free_port
+from support.events import SCOPE, stored, stream_of
+
+ADMIN_DSN = os.environ.get("SPINE_TEST_PG_ADMIN_DSN", "postgresql://127.0.0.1:5432/postgres")
+
+
+def _server_missing(reason: str) -> None:
+    """Fail in CI (the server is part of the CI image), skip on a dev machine."""
+    message = f"PostgreSQL is not reachable at {ADMIN_DSN}: {reason}"
+    if os.environ.get("CI"):
+        raise RuntimeError(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+async def pg_dsn() -> AsyncIterator[str]:
+    """A database of this session's own, dropped at the end."""
+    name = f"spine_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        _server_missing(repr(exc))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{name}"))
+    admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def admin(pg_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to the session database, for arranging and inspecting."""
+    conn = await asyncpg.connect(pg_dsn, timeout=5)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def settings(pg_dsn: str) -> dict[str, Any]:
+    """Route config with a fresh schema: this test's tables are its own."""
+    return {
+        "dsn": pg_dsn,
+        "schema": f"t_{uuid.uuid4().hex[:12]}",
+        "min_pool_size": 1,
+        "max_pool_size": 4,
+        "command_timeout_s": 10,
+    }
+
+
+Store = PostgresEventStore | PostgresRegistryStore | PostgresTabularStore
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
+    """Open stores and close every one at teardown (pools hold server connections)."""
+    stores: list[Any] = []
+
+    async def add(store: Any) -> Any:
+        stores.append(store)
+        await store.open()
+        return store
+
+    yield add
+    for store in stores:
+        await store.close()
+
+
+class TestPostgresEventStore(EventStoreContract):
+    @pytest.fixture
+    async def open_store(self, settings: dict[str, Any], opened: Any) -> OpenStore:
+        config = PostgresConfig.model_validate(settings)
+
+        async def open_() -> EventStore:
+            store: EventStore = await opened(PostgresEventStore(config))
+            return store
+
+        return open_
+
+
+class TestPostgresRegistry(RegistryStoreContract):
+    @pytest.fixture
+    async def open_registry_store(
+        self, settings: dict[str, Any]
+    ) -> AsyncIterator[OpenRegistryStore]:
+        stores: list[RegistryStore] = []
+
+        async def open_() -> RegistryStore:
+            # Through the factory, as the CLI and the sink open it.
+            stores.append(await open_registry_store("postgres", settings))
+            return stores[-1]
+
+        yield open_
+        for store in stores:
+            await store.close()
+
+
+class TestPostgresTabular(TabularStoreContract):
+    @pytest.fixture
+    async def open_tabular(self, settings: dict[str, Any], opened: Any) -> OpenTabular:
+        config = PostgresConfig.model_validate(settings)
+
+        async def open_() -> TabularStore:
+            store: TabularStore = await opened(PostgresTabularStore(config))
+            return store
+
+        return open_
+
+
+# --- configuration -----------------------------------------------------------
+
+
+def test_password_in_dsn_is_refused_without_echoing_it() -> None:
+    for dsn in ("postgresql://app:s3cr3t@db/x", "postgresql://db/x?password=s3cr3t"):
+        with pytest.raises(ConfigurationError) as info:
+            build_store("postgres", {"dsn": dsn}, "events")
+        assert "PGPASSWORD" in str(info.value)
+        assert "s3cr3t" not in str(info.value)
+
+
+def test_identifiers_are_validated() -> None:
+    with pytest.raises(ValidationError):
+        PostgresConfig(dsn="postgresql://db/x", schema='x"; DROP TABLE y; --')
+    with pytest.raises(ValidationError):
+        PostgresConfig(dsn="postgresql://db/x", table_prefix="Bad-Prefix")
+    with pytest.raises(ValidationError):
+        PostgresConfig(dsn="postgresql://db/x", min_pool_size=5, max_pool_size=2)
+    store = build_store("postgres", {"dsn": "postgresql://db/x", "schema": "ev"}, "events")
+    assert isinstance(store, PostgresEventStore)
+    assert store.config.table("events") == '"ev"."spine_events"'
+
+
+# --- the server going away ----------------------------------------------------
+
+
+async def test_closed_port_is_store_unavailable() -> None:
+    config = PostgresConfig(dsn=f"postgresql://127.0.0.1:{free_port()}/x", connect_timeout_s=2)
+    for store in (
+        PostgresEventStore(config),
+        PostgresRegistryStore(config),
+        PostgresTabularStore(config),
+    ):
+        with pytest.raises(StoreUnavailable, match=r"PostgreSQL table .* unreachable"):
+            await store.open()
+    never_opened = PostgresEventStore(config)
+    with pytest.raises(StoreUnavailable, match="not open"):
+        await never_opened.ping()
+
+
+async def test_closed_store_is_unavailable(settings: dict[str, Any]) -> None:
+    store = PostgresEventStore(PostgresConfig.model_validate(settings))
+    await store.open()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.append_batch(stream_of(1))
+
+
+async def _hold_cursor_row(admin: asyncpg.Connection, config: PostgresConfig) -> None:
+    """Lock stream s1's watermark row, so the next batch of s1 blocks on it."""
+    await admin.execute("BEGIN")
+    await admin.execute(
+        f"SELECT 1 FROM {config.table('cursors')} WHERE stream_id = 's1' FOR UPDATE"
+    )
+
+
+async def _blocked_backend(admin: asyncpg.Connection) -> int:
+    for _ in range(200):
+        pid = await admin.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND application_name = 'event-spine' AND wait_event_type = 'Lock'"
+        )
+        if pid is not None:
+            return int(pid)
+        await asyncio.sleep(0.02)
+    raise AssertionError("the batch never blocked on the watermark row")
+
+
+async def test_connection_killed_mid_batch_is_unavailable_and_rolls_back(
+    settings: dict[str, Any], pg_dsn: str, opened: Any
+) -> None:
+    config = PostgresConfig.model_validate(settings)
+    store = await opened(PostgresEventStore(config))
+    events = stream_of(10)
+    await store.append_batch(events[:5])
+    holder = await asyncpg.connect(pg_dsn)
+    killer = await asyncpg.connect(pg_dsn)
+    try:
+        await _hold_cursor_row(holder, config)
+        # The batch inserts its events, then waits for the watermark row: the
+        # server dies (here: its backend is terminated) in the middle.
+        batch = asyncio.create_task(store.append_batch(events[5:]))
+        await killer.execute("SELECT pg_terminate_backend($1)", await _blocked_backend(killer))
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            await batch
+        await holder.execute("ROLLBACK")
+    finally:
+        await holder.close()
+        await killer.close()
+    # Nothing of the failed batch stayed; the pool reconnects for the retry.
+    result = await store.append_batch(events[5:])
+    assert (result.written, result.duplicates) == (5, 0)
+    assert await store.list_after(SCOPE, "s1", None, 100) == events
+
+
+async def test_statement_timeout_is_unavailable(
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+) -> None:
+    config = PostgresConfig.model_validate(settings | {"command_timeout_s": 0.3})
+    store = await opened(PostgresEventStore(config))
+    events = stream_of(4)
+    await store.append_batch(events[:2])
+    await _hold_cursor_row(admin, config)
+    with pytest.raises(StoreUnavailable):
+        await store.append_batch(events[2:])
+    await admin.execute("ROLLBACK")
+    assert (await store.append_batch(events[2:])).written == 2
+
+
+# --- data the server refuses --------------------------------------------------
+
+
+async def test_another_event_at_a_stored_position_is_refused(
+    settings: dict[str, Any], opened: Any
+) -> None:
+    store = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    first = stored(5)
+    await store.append_batch([stored(4), first])
+    # Offsets reused (a recreated topic): must not be dropped as a "duplicate".
+    impostor, later = stored(5), stored(6)
+    with pytest.raises(StorePermanentError, match=r"collide.*@5"):
+        await store.append_batch([impostor, later])
+    assert await store.get(SCOPE, impostor.event_id) is None
+    assert await store.get(SCOPE, later.event_id) is None
+    cursor = await store.cursor(SCOPE, "s1")
+    assert cursor is not None
+    assert cursor.position == 5
+
+
+async def test_text_the_server_refuses_is_permanent(settings: dict[str, Any], opened: Any) -> None:
+    table = await opened(PostgresTabularStore(PostgresConfig.model_validate(settings)))
+    with pytest.raises(StorePermanentError, match="PostgreSQL table"):
+        await table.put(SCOPE, "kv", "nul\x00key", {"x": 1})
+
+
+# --- schema and batching ------------------------------------------------------
+
+
+async def test_concurrent_open_creates_the_tables_once(
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+) -> None:
+    config = PostgresConfig.model_validate(settings)
+    stores = [
+        *(PostgresEventStore(config) for _ in range(4)),
+        PostgresRegistryStore(config),
+        PostgresTabularStore(config),
+    ]
+    await asyncio.gather(*(opened(s) for s in stores))
+    tables = await admin.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", config.db_schema
+    )
+    assert [t[0] for t in tables] == ["spine_cursors", "spine_events", "spine_routes", "spine_rows"]
+
+
+async def test_prefixes_in_one_schema_stay_apart(settings: dict[str, Any], opened: Any) -> None:
+    a = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    b = await opened(
+        PostgresEventStore(PostgresConfig.model_validate(settings | {"table_prefix": "other_"}))
+    )
+    events = stream_of(3)
+    await a.append_batch(events)
+    assert await b.list_after(SCOPE, "s1") == []
+    assert (await b.append_batch(events)).written == 3
+
+
+async def test_batches_split_into_statements_count_exactly(
+    settings: dict[str, Any], opened: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "_STATEMENT_ROWS", 7)
+    store = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    streams = [stream_of(30, name, start=i * 100) for i, name in enumerate(("a", "b", "c"))]
+    everything = [e for s in streams for e in s]
+    await store.append_batch(everything[::2])
+    result = await store.append_batch(everything)
+    assert (result.written, result.duplicates) == (45, 45)
+    for name, events in zip(("a", "b", "c"), streams, strict=True):
+        assert await store.list_after(SCOPE, name, None, 100) == events
+
+
+async def test_least_privileged_role_uses_existing_tables(
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+) -> None:
+    config = PostgresConfig.model_validate(settings)
+    await opened(PostgresEventStore(config))  # a migration made the tables
+    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        parts = urlsplit(config.dsn)
+        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        app = await opened(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+        assert (await app.append_batch(stream_of(3))).written == 3
+        await app.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
