@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from event_spine.audit import registry_audit_hook
+from event_spine.backends import StoreFactory
+from event_spine.consumers import EventStreamService
+from event_spine.routing import RoutingRegistry
 from support.pipeline import (
     ctx,
     new_topic,
@@ -12,11 +16,6 @@ from support.pipeline import (
     started_worker,
 )
 from support.waiting import wait_until
-
-from event_spine.audit import registry_audit_hook
-from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
-from event_spine.routing import RoutingRegistry
 
 
 async def test_route_set_and_lookup_are_audited_into_the_tenants_store(broker, tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from event_spine.broker.tansu import free_port
+from event_spine.broker.tansu import TansuBroker, free_port
 from event_spine.errors import (
     BufferFull,
     EventTooLarge,
@@ -17,6 +17,7 @@ from event_spine.producers import (
     EventSpineProducer,
     ProducerSettings,
     emit_event,
+    ensure_topic,
     kafka_key,
     set_default_producer,
 )
@@ -150,3 +151,47 @@ async def test_pydantic_events_go_through_the_same_path(broker) -> None:
     producer.close()
     (record,) = await read_topic(broker.bootstrap_servers, topic, 1)
     assert StreamEvent.model_validate_json(record.value) == event
+
+
+async def test_spill_keeps_everything_while_the_broker_is_down_then_delivers_in_order(
+    tmp_path,
+) -> None:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    settings = ProducerSettings(
+        bootstrap_servers=bootstrap,
+        topic="spilled",
+        buffer_max_events=50,
+        spill_dir=str(tmp_path / "spill"),
+        linger_ms=2,
+    )
+    producer = EventSpineProducer(settings)
+    c = ctx()
+    first = [producer.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(400)]
+    stats = producer.stats
+    assert (stats.emitted, stats.dropped) == (400, 0)
+    assert stats.spilled >= 350
+    assert stats.spill_bytes > 0
+    report = producer.close(timeout_s=0.2)  # broker still down: the backlog stays on disk
+    assert report.unsent == 0
+    assert report.kept_on_disk == 400
+    with TansuBroker(port=port) as running:
+        await ensure_topic(running.bootstrap_servers, "spilled", 2)
+        again = EventSpineProducer(settings)  # a restarted process finds the spill
+        later = [again.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(400, 450)]
+        assert await again.flush_async(60)
+        assert again.close().unsent == 0
+        records = await read_topic(running.bootstrap_servers, "spilled", 450)
+    got = [
+        orjson.loads(r.value)["event_id"]
+        for r in sorted(records, key=lambda r: (r.partition, r.offset))
+    ]
+    assert sorted(got) == sorted(first + later)
+    per_stream: dict[str, list[int]] = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        body = orjson.loads(r.value)
+        per_stream.setdefault(body["stream_id"], []).append(body["payload"]["n"])
+    assert all(ns == sorted(ns) for ns in per_stream.values())
+    assert not list((tmp_path / "spill").glob("*.spill")) or all(
+        p.stat().st_size == 0 for p in (tmp_path / "spill").glob("*.spill")
+    )

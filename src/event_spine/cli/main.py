@@ -9,7 +9,7 @@ import time
 import typer
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import demo, routes
+from event_spine.cli import demo, dlq, routes
 from event_spine.cli.options import parse_location
 from event_spine.producers.topics import ensure_topic
 from event_spine.sink_workers.settings import SinkSettings
@@ -17,6 +17,7 @@ from event_spine.sink_workers.worker import SinkWorker
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 app.add_typer(routes.app, name="routes")
+app.add_typer(dlq.app, name="dlq")
 app.command("demo")(demo.run_demo)
 
 

@@ -54,6 +54,14 @@ class EmitBuffer:
             f"overflow_policy={self.policy!r}; the broker is slow or unreachable."
         )
 
+    def count_accepted(self) -> None:
+        """An emit accepted elsewhere (the spill) still counts as accepted."""
+        self.accepted += 1
+
+    def append_unbounded(self, item: Item) -> None:
+        """Append past the cap: for events already accepted (moved back from the spill)."""
+        self._items.append(item)
+
     def drain(self, max_items: int) -> list[Item]:
         """Take up to ``max_items`` from the front (sender thread only)."""
         items = self._items

@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -30,6 +31,7 @@ from aiokafka.errors import KafkaError
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
 from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.settings import ProducerSettings
+from event_spine.producers.spill import SpillQueue
 from event_spine.schemas.context import RequestContext, current_context
 from event_spine.schemas.events import StreamEvent
 from event_spine.schemas.formats import (
@@ -88,6 +90,8 @@ class ProducerStats:
     failed: int
     dropped: int
     buffered: int
+    spilled: int
+    spill_bytes: int
     connected: bool
     last_error: str | None
 
@@ -99,6 +103,8 @@ class CloseReport:
     sent: int
     unsent: int
     dropped: int
+    #: Undelivered but kept in the spill folder: sent by the next producer started on it.
+    kept_on_disk: int = 0
 
 
 class EventSpineProducer:
@@ -109,6 +115,11 @@ class EventSpineProducer:
         self.settings = settings
         self._buffer = EmitBuffer(
             settings.buffer_max_events, settings.overflow_policy, settings.block_timeout_ms
+        )
+        self._spill = (
+            SpillQueue(Path(settings.spill_dir), settings.spill_max_bytes)
+            if settings.spill_dir
+            else None
         )
         self._routing: dict[tuple[str, str, str, str], WireRouting] = {}
         self._closed = False
@@ -189,7 +200,22 @@ class EventSpineProducer:
         except (TypeError, msgspec.EncodeError, OverflowError) as exc:
             raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
         check_size(value, self.settings.max_event_bytes)
-        self._buffer.put((kafka_key(tenant_id, stream_id), value))
+        item = (kafka_key(tenant_id, stream_id), value)
+        if self._spill is not None and self._spilled(item):
+            return
+        self._buffer.put(item)
+
+    def _spilled(self, item: Item) -> bool:
+        spill, buffer = self._spill, self._buffer
+        assert spill is not None
+        # Once spilling, keep spilling until the sender moved the backlog back: order.
+        if not spill.pending and len(buffer) < buffer.max_events:
+            return False
+        with spill.lock:
+            if (spill.pending or len(buffer) >= buffer.max_events) and spill.append(item):
+                buffer.count_accepted()
+                return True
+        return False
 
     def _wire_routing(self, ctx: RequestContext) -> WireRouting:
         key = ctx.key()
@@ -217,7 +243,8 @@ class EventSpineProducer:
     @property
     def pending(self) -> int:
         """Events accepted but not yet acked by the broker."""
-        return len(self._buffer) + self._in_flight + len(self._retry)
+        spilled = self._spill.pending if self._spill is not None else 0
+        return len(self._buffer) + spilled + self._in_flight + len(self._retry)
 
     @property
     def stats(self) -> ProducerStats:
@@ -228,6 +255,8 @@ class EventSpineProducer:
             failed=self._failed,
             dropped=self._buffer.dropped,
             buffered=self.pending,
+            spilled=self._spill.spilled_total if self._spill is not None else 0,
+            spill_bytes=self._spill.bytes if self._spill is not None else 0,
             connected=self._connected,
             last_error=self._last_error,
         )
@@ -261,7 +290,13 @@ class EventSpineProducer:
             self._thread.join(timeout=max(timeout_s, 1.0) + 5.0)
         with contextlib.suppress(ValueError):
             atexit.unregister(self._close_at_exit)
-        report = CloseReport(sent=self._sent, unsent=self.pending, dropped=self._buffer.dropped)
+        kept = self._spill.pending if self._spill is not None else 0
+        report = CloseReport(
+            sent=self._sent,
+            unsent=self.pending - kept,
+            dropped=self._buffer.dropped,
+            kept_on_disk=kept,
+        )
         if report.unsent:
             log.error("event-spine producer closed with %d events not delivered", report.unsent)
         return report
@@ -293,6 +328,7 @@ class EventSpineProducer:
                 self._retry.clear()
                 backoff_s = await self._backoff(backoff_s)
                 continue
+            self._refill_from_spill()
             room = self.settings.max_in_flight_events - self._in_flight
             items = self._buffer.drain(min(_SEND_CHUNK, room)) if room > 0 else []
             if not items:
@@ -309,6 +345,11 @@ class EventSpineProducer:
             if not self._retry:
                 backoff_s = 0.05
         await self._shutdown(producer)
+
+    def _refill_from_spill(self) -> None:
+        spill, buffer = self._spill, self._buffer
+        if spill is not None and spill.pending and len(buffer) < buffer.max_events // 2:
+            spill.move_to(buffer, buffer.max_events - len(buffer))
 
     async def _connect(self) -> AIOKafkaProducer | None:
         s = self.settings
@@ -387,3 +428,13 @@ class EventSpineProducer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=5.0)
         self._connected = False
+        if self._spill is not None:
+            self._persist_unsent()
+
+    def _persist_unsent(self) -> None:
+        """Closing with a spill: what is still buffered goes to disk for the next start."""
+        spill = self._spill
+        assert spill is not None
+        # The buffer holds the oldest events: they go first, then the unread backlog.
+        spill.keep_with_prefix(self._buffer.drain(len(self._buffer)))
+        spill.close()

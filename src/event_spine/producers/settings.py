@@ -28,6 +28,12 @@ class ProducerSettings(BaseSettings):
         "block up to block_timeout_ms then raise BufferFull, or raise BufferFull at once.",
     )
     block_timeout_ms: int = Field(default=1_000, ge=0)
+    spill_dir: str | None = Field(
+        default=None,
+        description="When set, a full buffer spills to segment files here instead of "
+        "applying overflow_policy; the policy applies once spill_max_bytes is reached.",
+    )
+    spill_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     # Sender and aiokafka.
     linger_ms: int = Field(default=5, ge=0)
