@@ -44,7 +44,11 @@ def test_top_level_surface() -> None:
     assert expected <= set(event_spine.__all__)
     public = {n for n in dir(event_spine) if not n.startswith("_")}
     subpackages = {
+        "audit",
         "backends",
+        "observability",
+        "dlq",
+        "replay",
         "consumers",
         "errors",
         "producers",

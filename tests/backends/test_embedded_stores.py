@@ -6,10 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from contract import EventStoreContract, OpenStore
-from registry_contract import OpenRegistryStore, RegistryStoreContract
-from tabular_contract import OpenTabular, TabularStoreContract
 
+from contract import EventStoreContract, OpenStore
 from event_spine.backends import EventStore, MemoryEventStore, build_event_store
 from event_spine.backends.filesystem import (
     FilesystemConfig,
@@ -22,7 +20,9 @@ from event_spine.errors import BackendNotAllowed
 from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.schemas import ResourceRoute
 from event_spine.tabular import TabularStore
+from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import stream_of
+from tabular_contract import OpenTabular, TabularStoreContract
 
 
 class _Opened:

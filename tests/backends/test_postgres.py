@@ -18,12 +18,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from contract import EventStoreContract, OpenStore
 from pydantic import ValidationError
-from registry_contract import OpenRegistryStore, RegistryStoreContract
-from tabular_contract import OpenTabular, TabularStoreContract
 
 import event_spine.backends.postgres as pg
+from contract import EventStoreContract, OpenStore
 from event_spine.backends import EventStore
 from event_spine.backends.factory import build_store
 from event_spine.backends.postgres import (
@@ -35,8 +33,10 @@ from event_spine.backends.postgres import (
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.tabular import TabularStore
+from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
+from tabular_contract import OpenTabular, TabularStoreContract
 
 ADMIN_DSN = os.environ.get("SPINE_TEST_PG_ADMIN_DSN", "postgresql://127.0.0.1:5432/postgres")
 

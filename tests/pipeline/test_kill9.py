@@ -37,6 +37,8 @@ def spawn_worker(
             f"{topic}-sink",
             "--max-records",
             "50",
+            "--http-port",
+            "0",
             "--session-timeout-ms",
             "2000",
             "--heartbeat-interval-ms",

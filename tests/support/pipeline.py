@@ -20,6 +20,7 @@ FAST_GROUP = {
     "fetch_max_wait_ms": 50,
     "batch_timeout_ms": 50,
     "audit_route_lookups": False,
+    "http_port": 0,
     "rebalance_timeout_ms": 4000,
 }
 

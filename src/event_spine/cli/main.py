@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
 from event_spine.cli import demo, dlq, routes
 from event_spine.cli.options import parse_location
+from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
 from event_spine.sink_workers.settings import SinkSettings
 from event_spine.sink_workers.worker import SinkWorker
@@ -41,34 +44,57 @@ def broker(
 
 @app.command()
 def worker(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
-    registry: str = typer.Option(..., help="Routing registry: sqlite:/path or BACKEND:{json}."),
-    topic: str = typer.Option("spine.events"),
-    group: str = typer.Option("spine-sink", help="Consumer group id."),
-    max_records: int = typer.Option(2000, min=1),
-    session_timeout_ms: int = typer.Option(10_000),
-    heartbeat_interval_ms: int = typer.Option(1_000),
-    fetch_max_wait_ms: int = typer.Option(100),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers."),
+    registry: str | None = typer.Option(
+        None, help="Routing registry: sqlite:/path or BACKEND:{json}."
+    ),
+    topic: str | None = typer.Option(None),
+    group: str | None = typer.Option(None, help="Consumer group id."),
+    max_records: int | None = typer.Option(None, min=1),
+    session_timeout_ms: int | None = typer.Option(None),
+    heartbeat_interval_ms: int | None = typer.Option(None),
+    fetch_max_wait_ms: int | None = typer.Option(None),
     worker_id: str | None = typer.Option(None),
+    http_port: int | None = typer.Option(
+        None, help="/metrics, /healthz, /readyz port (0: any free port)."
+    ),
+    log_format: str | None = typer.Option(None, help="pretty or json"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
-    """Run one sink worker until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    backend, config = parse_location(registry)
-    settings = SinkSettings(
-        bootstrap_servers=bootstrap,
-        topic=topic,
-        group_id=group,
-        registry_backend=backend,
-        registry_config=config,
-        max_records=max_records,
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=heartbeat_interval_ms,
-        fetch_max_wait_ms=fetch_max_wait_ms,
-    )
-    if worker_id:
-        settings = settings.model_copy(update={"worker_id": worker_id})
+    """Run one sink worker until SIGTERM/SIGINT.
+
+    Every option may instead come from the environment (SPINE_SINK_*, e.g.
+    SPINE_SINK_BOOTSTRAP_SERVERS, SPINE_SINK_REGISTRY_BACKEND, SPINE_SINK_REGISTRY_CONFIG);
+    a flag given here wins over the environment.
+    """
+    given: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "topic": topic,
+        "group_id": group,
+        "max_records": max_records,
+        "session_timeout_ms": session_timeout_ms,
+        "heartbeat_interval_ms": heartbeat_interval_ms,
+        "fetch_max_wait_ms": fetch_max_wait_ms,
+        "worker_id": worker_id,
+        "http_port": http_port,
+        "log_format": log_format,
+    }
+    if registry is not None:
+        given["registry_backend"], given["registry_config"] = parse_location(registry)
+    try:
+        settings = SinkSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        raise typer.BadParameter(_settings_problems(exc)) from None
+    configure_logging(settings.log_format, logging.INFO if verbose else logging.WARNING)
     asyncio.run(SinkWorker(settings).run())
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"`{'.'.join(map(str, e['loc']))}` (flag or SPINE_SINK_{str(e['loc'][0]).upper()}): "
+        f"{e['msg']}"
+        for e in exc.errors(include_input=False)
+    )
 
 
 if __name__ == "__main__":

@@ -99,6 +99,8 @@ def _start_workers(
                     f"sqlite:{registry}",
                     "--worker-id",
                     f"demo-worker-{i}",
+                    "--http-port",
+                    "0",
                     "--session-timeout-ms",
                     "6000",
                     "--heartbeat-interval-ms",

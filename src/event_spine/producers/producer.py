@@ -334,14 +334,7 @@ class EventSpineProducer:
             if not items:
                 await asyncio.sleep(linger_s)
                 continue
-            try:
-                seq = await self._send_chunk(producer, items, seq)
-            except Exception as exc:  # the sender must never die: requeue and back off
-                log.exception("event-spine sender failed; the chunk will be retried")
-                self._note_failure(exc, len(items))
-                self._buffer.requeue_front(items)
-                backoff_s = await self._backoff(backoff_s)
-                continue
+            seq = await self._send_chunk(producer, items, seq)
             if not self._retry:
                 backoff_s = 0.05
         await self._shutdown(producer)
@@ -380,23 +373,29 @@ class EventSpineProducer:
         return min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
 
     async def _send_chunk(self, producer: AIOKafkaProducer, items: list[Item], seq: int) -> int:
+        # Counted in flight from the moment they leave the buffer: flush() must never
+        # see an empty pipeline while a chunk is between the buffer and aiokafka.
+        self._in_flight += len(items)
         futures: list[asyncio.Future[Any]] = []
         sent_items: list[tuple[int, Item]] = []
-        for index, (key, value) in enumerate(items):
-            seq += 1
+        for index, item in enumerate(items):
             try:
-                future = await producer.send(self.settings.topic, value, key=key, headers=_HEADERS)
-            except KafkaError as exc:
+                future = await producer.send(
+                    self.settings.topic, item[1], key=item[0], headers=_HEADERS
+                )
+            except Exception as exc:  # any failure: this and the rest are retried later
                 # Not even queued (e.g. no metadata while the broker is down): this and
                 # the rest of the chunk wait for the retry.
-                self._note_failure(exc, len(items) - index)
-                self._retry.extend((seq + i, item) for i, item in enumerate(items[index:]))
-                seq += len(items) - index
+                rest = items[index:]
+                self._note_failure(exc, len(rest))
+                self._retry.extend((seq + 1 + i, it) for i, it in enumerate(rest))
+                self._in_flight -= len(rest)
+                seq += len(rest)
                 break
+            seq += 1
             futures.append(future)
-            sent_items.append((seq, (key, value)))
+            sent_items.append((seq, item))
         if futures:
-            self._in_flight += len(futures)
             task = asyncio.ensure_future(self._settle(futures, sent_items))
             self._settling.add(task)  # keep a reference until done
             task.add_done_callback(self._settling.discard)

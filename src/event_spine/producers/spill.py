@@ -77,6 +77,9 @@ class SpillQueue:
                 if item is None:
                     break
                 buffer.append_unbounded(item)
+                # Only now: a reader of `pending` never sees the item in neither place.
+                self.pending -= 1
+                self.bytes -= 8 + len(item[0]) + len(item[1])
                 moved += 1
             return moved
 
@@ -86,8 +89,6 @@ class SpillQueue:
                 self._reader = self._segments[0].open("rb")
             item = _read_record(self._reader)
             if item is not None:
-                self.pending -= 1
-                self.bytes -= 8 + len(item[0]) + len(item[1])
                 return item
             if self._segments[0] == self._writer_path():
                 return None  # caught up with the writer

@@ -14,6 +14,7 @@ Failure classes (see docs/operations.md):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,8 @@ class BatchOutcome:
     duplicates: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     per_route: dict[str, int] = field(default_factory=dict)
+    #: (backend type, seconds) per store write, for the latency histogram.
+    write_timings: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -155,6 +158,7 @@ class BatchProcessor:
 
     async def _write_group(self, group: _Group, outcome: BatchOutcome) -> None:
         store = await self.stores.event_store(group.route)
+        started = time.perf_counter()
         try:
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
@@ -175,6 +179,7 @@ class BatchProcessor:
         outcome.written += result.written
         outcome.duplicates += result.duplicates
         name = group.route.backend_type.value
+        outcome.write_timings.append((name, time.perf_counter() - started))
         outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
 
     async def _write_one_by_one(

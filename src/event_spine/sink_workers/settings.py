@@ -56,6 +56,15 @@ class SinkSettings(BaseSettings):
     retry_backoff_max_ms: int = Field(default=10_000, ge=1)
     max_attempts_unknown_error: int = Field(default=5, ge=1)
     shutdown_timeout_s: float = Field(default=15.0, ge=0)
+    # Observability.
+    http_port: int | None = Field(
+        default=9400,
+        ge=0,
+        le=65535,
+        description="Port of /metrics, /healthz and /readyz (0: any free port; None: off).",
+    )
+    http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
+    log_format: Literal["json", "pretty"] = "pretty"
 
     @property
     def dead_letter_topic(self) -> str:

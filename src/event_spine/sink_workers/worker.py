@@ -32,6 +32,7 @@ from event_spine.routing.store import RegistryStore
 from event_spine.routing.stores import open_registry_store
 from event_spine.sink_workers.backoff import Backoff
 from event_spine.sink_workers.dead_letters import DeadLetter
+from event_spine.sink_workers.endpoints import WorkerEndpoints
 from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor, BatchRetry
 from event_spine.sink_workers.settings import SinkSettings
 from event_spine.sink_workers.stats import SinkStats
@@ -84,11 +85,27 @@ class SinkWorker:
         self._broker: KafkaBroker | None = None
         self._processor: BatchProcessor | None = None
         self._audit_producer: EventSpineProducer | None = None
+        self._routes: RouteCache | None = None
+        self.endpoints = WorkerEndpoints(self)
 
     @property
     def ready(self) -> bool:
-        """False while the worker is backing off from a failing backend or registry."""
+        """False before start, after stop, and while backing off from a failing backend
+        or registry (its partitions are paused then)."""
         return self._broker is not None and not self._paused
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._broker is not None
+
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions this member owns right now."""
+        return set(self._consumer.assignment()) if self._consumer is not None else set()
+
+    def route_cache_counts(self) -> tuple[int, int]:
+        """(hits, misses) of the route cache."""
+        return (self._routes.hits, self._routes.misses) if self._routes is not None else (0, 0)
 
     async def start(self) -> None:
         """Connect everything and join the group."""
@@ -108,8 +125,9 @@ class SinkWorker:
                 )
                 audit = registry_audit_hook(self._audit_producer)
             self._registry = RoutingRegistry(self._own_registry_store, audit)
+        self._routes = RouteCache(self._registry, ttl_s=s.route_cache_ttl_s)
         self._processor = BatchProcessor(
-            RouteCache(self._registry, ttl_s=s.route_cache_ttl_s),
+            self._routes,
             self.stores,
             max_event_bytes=s.max_event_bytes,
             hold_on_missing_route=s.on_route_missing == "hold",
@@ -126,6 +144,7 @@ class SinkWorker:
         await self._dlq.start()
         self._broker = self._build_broker()
         await self._broker.start()
+        await self.endpoints.start()
 
     def _build_broker(self) -> KafkaBroker:
         s = self.settings
@@ -159,6 +178,7 @@ class SinkWorker:
         """Leave the group; an unfinished batch is not committed (it will come again)."""
         if self._resume_handle is not None:
             self._resume_handle.cancel()
+        await self.endpoints.stop()
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None
@@ -222,6 +242,9 @@ class SinkWorker:
         self._backoff.reset()
         self._record(outcome)
         await self._commit(records)
+        self.endpoints.metrics.batch_size.labels(self.settings.topic).observe(len(records))
+        for backend, seconds in outcome.write_timings:
+            self.endpoints.metrics.write_seconds.labels(backend).observe(seconds)
 
     def _record(self, outcome: BatchOutcome) -> None:
         self.stats.written += outcome.written

@@ -1,0 +1,64 @@
+"""A sink worker's HTTP endpoints: /metrics (with lag), /healthz and /readyz."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from event_spine.observability.http import HealthServer
+from event_spine.observability.lag import LagProbe
+from event_spine.observability.metrics import CONTENT_TYPE, SinkMetrics
+
+if TYPE_CHECKING:
+    from event_spine.sink_workers.worker import SinkWorker
+
+
+class WorkerEndpoints:
+    """Metrics, lag probe and health server of one worker."""
+
+    def __init__(self, worker: SinkWorker) -> None:
+        s = worker.settings
+        self.worker = worker
+        self.metrics = SinkMetrics(
+            s.topic, lambda: worker.stats, worker.route_cache_counts, lambda: worker.ready
+        )
+        self.lag_probe = LagProbe(s.bootstrap_servers, s.topic, s.group_id)
+        self.server: HealthServer | None = None
+        if s.http_port is not None:
+            self.server = HealthServer(
+                {"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz},
+                host=s.http_host,
+                port=s.http_port,
+            )
+
+    async def start(self) -> None:
+        """Listen (when an http_port is set)."""
+        if self.server is not None:
+            await self.server.start()
+
+    async def stop(self) -> None:
+        """Stop listening and close the probe."""
+        if self.server is not None:
+            await self.server.stop()
+        await self.lag_probe.close()
+
+    async def refresh_lag(self) -> None:
+        """Measure lag for the partitions this worker owns."""
+        owned = {tp.partition for tp in self.worker.assignment()}
+        measured = await self.lag_probe.measure()
+        self.metrics.set_lag([lag for p, lag in sorted(measured.items()) if p in owned])
+
+    async def _metrics(self) -> tuple[int, str, bytes]:
+        await self.refresh_lag()
+        return 200, CONTENT_TYPE, self.metrics.render()
+
+    async def _healthz(self) -> tuple[int, str, bytes]:
+        # Answering at all proves the event loop runs; a stopped worker is not live.
+        if self.worker.running:
+            return 200, "text/plain", b"ok\n"
+        return 503, "text/plain", b"stopped\n"
+
+    async def _readyz(self) -> tuple[int, str, bytes]:
+        if self.worker.ready:
+            return 200, "text/plain", b"ready\n"
+        reason = self.worker.stats.last_error or "starting"
+        return 503, "text/plain", f"not ready: {reason}\n".encode()
