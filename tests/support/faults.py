@@ -6,10 +6,10 @@ cannot be made to produce on demand without stopping it for every other test.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor
-from event_spine.errors import StoreUnavailable
+from event_spine.errors import StorePermanentError, StoreUnavailable
 from event_spine.schemas import ResourceRoute, Scope, StoredEvent
 
 
@@ -20,6 +20,9 @@ class FaultyStore:
         self.inner = inner
         self.down = False
         self.refused_writes = 0
+        #: Events for which the "store" answers with a permanent refusal.
+        self.reject: Callable[[StoredEvent], bool] = lambda _: False
+        self.rejected_attempts = 0
 
     def _check(self) -> None:
         if self.down:
@@ -38,6 +41,9 @@ class FaultyStore:
 
     async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
         self._check()
+        if any(self.reject(e) for e in events):
+            self.rejected_attempts += 1
+            raise StorePermanentError("injected fault: the store refuses this event")
         return await self.inner.append_batch(events)
 
     async def list_after(
@@ -59,6 +65,8 @@ class FaultyFactory(StoreFactory):
         super().__init__()
         self.wrapped: list[FaultyStore] = []
         self._down = False
+        #: Applied to every store this factory wraps.
+        self.reject: Callable[[StoredEvent], bool] = lambda _: False
 
     @property
     def down(self) -> bool:
@@ -77,5 +85,6 @@ class FaultyFactory(StoreFactory):
                 return store
         wrapper = FaultyStore(real)
         wrapper.down = self._down
+        wrapper.reject = self.reject
         self.wrapped.append(wrapper)
         return wrapper

@@ -6,9 +6,10 @@ Failure classes (see docs/operations.md):
   when ``on_route_missing="hold"``;
 - transient store errors (StoreUnavailable): raised as BatchRetry, so the worker
   rewinds, pauses and retries the whole batch (writes are idempotent);
-- the store refusing data (StorePermanentError): the group is retried event by
-  event, and only the refused events are dead-lettered;
-- anything unexpected: retried up to ``max_attempts_unknown_error``, then dead-lettered.
+- the store refusing data (StorePermanentError): the batch is retried up to
+  ``max_attempts`` times, then the group is written event by event and only the
+  refused events are dead-lettered (with the attempt count in their headers);
+- anything unexpected: retried up to ``max_attempts``, then the group is dead-lettered.
 """
 
 from __future__ import annotations
@@ -79,14 +80,14 @@ class BatchProcessor:
         *,
         max_event_bytes: int,
         hold_on_missing_route: bool = False,
-        max_attempts_unknown_error: int = 5,
+        max_attempts: int = 3,
     ) -> None:
         self.routes = routes
         self.stores = stores
         self.max_event_bytes = max_event_bytes
         self.hold_on_missing_route = hold_on_missing_route
-        self.max_attempts_unknown_error = max_attempts_unknown_error
-        self._unknown_failures = 0
+        self.max_attempts = max_attempts
+        self._failures = 0
 
     async def process(self, records: Sequence[Any]) -> BatchOutcome:
         """Write what can be written; raise BatchRetry if the batch must come again."""
@@ -94,7 +95,7 @@ class BatchProcessor:
         groups = await self._route(records, outcome)
         for group in groups.values():
             await self._write_group(group, outcome)
-        self._unknown_failures = 0
+        self._failures = 0
         return outcome
 
     async def _route(
@@ -163,17 +164,17 @@ class BatchProcessor:
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
             raise BatchRetry(exc, exc.retry_after_s) from exc
-        except (StorePermanentError, ScopeViolation, EventRejected):
+        except (StorePermanentError, ScopeViolation, EventRejected) as exc:
+            # Retried a few times first: a "permanent" answer is sometimes a misclassified
+            # transient one. Then only the events the store refuses are dead-lettered.
+            self._count_failure(exc)
             await self._write_one_by_one(store, group, outcome)
             return
         except Exception as exc:
-            self._unknown_failures += 1
-            if self._unknown_failures < self.max_attempts_unknown_error:
-                log.exception("unexpected store error; the batch will be retried")
-                raise BatchRetry(exc) from exc
+            self._count_failure(exc)
             log.exception("unexpected store error, attempts exhausted; dead-lettering")
             outcome.dead_letters.extend(
-                DeadLetter(rec, "store_error", exc, self._unknown_failures) for rec in group.records
+                DeadLetter(rec, "store_error", exc, self._failures) for rec in group.records
             )
             return
         outcome.written += result.written
@@ -181,6 +182,13 @@ class BatchProcessor:
         name = group.route.backend_type.value
         outcome.write_timings.append((name, time.perf_counter() - started))
         outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
+
+    def _count_failure(self, exc: Exception) -> None:
+        """Raise BatchRetry until the same batch failed ``max_attempts`` times in a row."""
+        self._failures += 1
+        if self._failures < self.max_attempts:
+            log.warning("store refused the batch (attempt %d): %r", self._failures, exc)
+            raise BatchRetry(exc) from exc
 
     async def _write_one_by_one(
         self, store: EventStore, group: _Group, outcome: BatchOutcome
@@ -193,7 +201,7 @@ class BatchProcessor:
                 raise BatchRetry(exc, exc.retry_after_s) from exc
             except (StorePermanentError, ScopeViolation, EventRejected) as exc:
                 reason = "scope_violation" if isinstance(exc, ScopeViolation) else "store_rejected"
-                outcome.dead_letters.append(DeadLetter(rec, reason, exc))
+                outcome.dead_letters.append(DeadLetter(rec, reason, exc, self._failures))
                 continue
             outcome.written += result.written
             outcome.duplicates += result.duplicates

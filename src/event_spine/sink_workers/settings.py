@@ -54,7 +54,12 @@ class SinkSettings(BaseSettings):
     )
     retry_backoff_initial_ms: int = Field(default=200, ge=1)
     retry_backoff_max_ms: int = Field(default=10_000, ge=1)
-    max_attempts_unknown_error: int = Field(default=5, ge=1)
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of a batch the store refuses (or fails unexpectedly) before "
+        "its refused events are dead-lettered.",
+    )
     shutdown_timeout_s: float = Field(default=15.0, ge=0)
     # Observability.
     http_port: int | None = Field(

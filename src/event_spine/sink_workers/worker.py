@@ -131,7 +131,7 @@ class SinkWorker:
             self.stores,
             max_event_bytes=s.max_event_bytes,
             hold_on_missing_route=s.on_route_missing == "hold",
-            max_attempts_unknown_error=s.max_attempts_unknown_error,
+            max_attempts=s.max_attempts,
         )
         await ensure_topic(s.bootstrap_servers, s.dead_letter_topic, s.dlq_partitions)
         self._dlq = AIOKafkaProducer(
