@@ -18,6 +18,9 @@ import orjson
 
 from event_spine.schemas.context import current_context
 
+#: Attributes passed with ``extra=`` that belong in the JSON line.
+_RECORD_FIELDS = ("traceparents", "tenant_id", "stream_id", "reason")
+
 _fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "event_spine_log_fields", default=None
 )
@@ -55,6 +58,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **context_fields(),
         }
+        for name in _RECORD_FIELDS:
+            if hasattr(record, name):
+                data[name] = getattr(record, name)
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(data, default=str).decode()

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from event_spine.errors import BufferFull
 from event_spine.producers.settings import OverflowPolicy
 
-#: (kafka key, serialized event)
-Item = tuple[bytes, bytes]
+#: (kafka key, serialized event, W3C traceparent or b"")
+Item = tuple[bytes, bytes, bytes]
 
 
 class EmitBuffer:

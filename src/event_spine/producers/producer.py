@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer, codec
 from aiokafka.errors import KafkaError
 
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
+from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
@@ -55,6 +56,7 @@ from event_spine.schemas.wire import (
 log = logging.getLogger(__name__)
 
 SCHEMA_HEADER: Final = "spine-schema"
+TRACEPARENT: Final = "traceparent"
 _HEADERS: Final = [(SCHEMA_HEADER, str(SCHEMA_VERSION).encode())]
 _SEND_CHUNK: Final = 2_000
 _ROUTING_CACHE_MAX: Final = 10_000
@@ -184,7 +186,7 @@ class EventSpineProducer:
             envelope,
             payload,
         )
-        self._put(ctx.tenant_id, stream_id, record)
+        self._put(ctx.tenant_id, stream_id, record, current_traceparent(ctx))
         return event_id
 
     def emit(self, event: StreamEvent) -> str:
@@ -192,7 +194,9 @@ class EventSpineProducer:
         self._put(event.routing.tenant_id, event.stream_id, record_from_event(event))
         return event.event_id
 
-    def _put(self, tenant_id: str, stream_id: str, record: EventRecord) -> None:
+    def _put(
+        self, tenant_id: str, stream_id: str, record: EventRecord, traceparent: bytes = b""
+    ) -> None:
         if self._closed:
             raise ProducerClosed("emit() after close(): this producer accepts no more events.")
         try:
@@ -200,7 +204,7 @@ class EventSpineProducer:
         except (TypeError, msgspec.EncodeError, OverflowError) as exc:
             raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
         check_size(value, self.settings.max_event_bytes)
-        item = (kafka_key(tenant_id, stream_id), value)
+        item = (kafka_key(tenant_id, stream_id), value, traceparent)
         if self._spill is not None and self._spilled(item):
             return
         self._buffer.put(item)
@@ -380,8 +384,9 @@ class EventSpineProducer:
         sent_items: list[tuple[int, Item]] = []
         for index, item in enumerate(items):
             try:
+                headers = _HEADERS if not item[2] else [*_HEADERS, (TRACEPARENT, item[2])]
                 future = await producer.send(
-                    self.settings.topic, item[1], key=item[0], headers=_HEADERS
+                    self.settings.topic, item[1], key=item[0], headers=headers
                 )
             except Exception as exc:  # any failure: this and the rest are retried later
                 # Not even queued (e.g. no metadata while the broker is down): this and

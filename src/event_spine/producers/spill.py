@@ -25,7 +25,7 @@ _SUFFIX: Final = ".spill"
 
 
 class SpillQueue:
-    """Length-prefixed (key, value) records across numbered segment files."""
+    """Length-prefixed (key, value, traceparent) records across numbered segment files."""
 
     def __init__(
         self, directory: Path, max_bytes: int, segment_bytes: int = 16 * 1024 * 1024
@@ -45,12 +45,12 @@ class SpillQueue:
 
     def append(self, item: Item) -> bool:
         """Write one record; False when the size cap would be passed (call with lock held)."""
-        key, value = item
-        size = 8 + len(key) + len(value)
+        record = _encode(item)
+        size = len(record)
         if self.bytes + size > self.max_bytes:
             return False
         writer = self._current_writer()
-        writer.write(_LEN.pack(len(key)) + key + _LEN.pack(len(value)) + value)
+        writer.write(record)
         writer.flush()  # visible to the reader's handle; fsync is not the point here
         self.bytes += size
         self.pending += 1
@@ -79,7 +79,7 @@ class SpillQueue:
                 buffer.append_unbounded(item)
                 # Only now: a reader of `pending` never sees the item in neither place.
                 self.pending -= 1
-                self.bytes -= 8 + len(item[0]) + len(item[1])
+                self.bytes -= _size(item)
                 moved += 1
             return moved
 
@@ -107,8 +107,8 @@ class SpillQueue:
         with self.lock:
             tmp = self.directory / "rewrite.tmp"
             with tmp.open("wb") as out:
-                for key, value in items:
-                    out.write(_LEN.pack(len(key)) + key + _LEN.pack(len(value)) + value)
+                for item in items:
+                    out.write(_encode(item))
                 for index, segment in enumerate(self._segments):
                     with segment.open("rb") as source:
                         if index == 0 and self._reader is not None:
@@ -139,17 +139,29 @@ class SpillQueue:
             self._close_handles()
 
 
+def _encode(item: Item) -> bytes:
+    return b"".join(_LEN.pack(len(part)) + part for part in item)
+
+
+def _size(item: Item) -> int:
+    return 12 + len(item[0]) + len(item[1]) + len(item[2])
+
+
 def _read_record(handle: BinaryIO) -> Item | None:
     """One record, or None at the end (or at a record torn by a crash mid-write)."""
     start = handle.tell()
-    header = handle.read(4)
-    if len(header) == 4:
-        key = handle.read(_LEN.unpack(header)[0])
-        value_len = handle.read(4)
-        if len(value_len) == 4:
-            value = handle.read(_LEN.unpack(value_len)[0])
-            if len(value) == _LEN.unpack(value_len)[0]:
-                return (key, value)
+    parts: list[bytes] = []
+    for _ in range(3):
+        header = handle.read(4)
+        if len(header) < 4:
+            break
+        size = _LEN.unpack(header)[0]
+        part = handle.read(size)
+        if len(part) < size:
+            break
+        parts.append(part)
+    if len(parts) == 3:
+        return (parts[0], parts[1], parts[2])
     handle.seek(start)
     return None
 
@@ -157,11 +169,6 @@ def _read_record(handle: BinaryIO) -> Item | None:
 def _count(path: Path) -> int:
     count = 0
     with path.open("rb") as handle:
-        while header := handle.read(4):
-            handle.seek(_LEN.unpack(header)[0], os.SEEK_CUR)
-            value_len = handle.read(4)
-            if len(value_len) < 4:
-                break
-            handle.seek(_LEN.unpack(value_len)[0], os.SEEK_CUR)
+        while _read_record(handle) is not None:
             count += 1
     return count

@@ -20,6 +20,11 @@ class RequestContext(Scope):
     user_id: str | None = Field(default=None, max_length=256)
     surface_id: str | None = Field(default=None, max_length=256)
     run_id: str | None = Field(default=None, max_length=256)
+    traceparent: str | None = Field(
+        default=None,
+        pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C trace context of the request; carried in a Kafka header.",
+    )
 
     @property
     def scope(self) -> Scope:

@@ -33,6 +33,8 @@ from event_spine.errors import (
     StorePermanentError,
     StoreUnavailable,
 )
+from event_spine.observability.logs import log_fields
+from event_spine.observability.tracing import sink_span, traceparents
 from event_spine.producers.producer import kafka_key
 from event_spine.routing.cache import RouteCache
 from event_spine.schemas.routes import ResourceRoute
@@ -158,6 +160,11 @@ class BatchProcessor:
         return route
 
     async def _write_group(self, group: _Group, outcome: BatchOutcome) -> None:
+        parents = traceparents(group.records)
+        with sink_span(parents), log_fields(traceparents=parents[:10] or None):
+            await self._write_traced(group, outcome, parents)
+
+    async def _write_traced(self, group: _Group, outcome: BatchOutcome, parents: list[str]) -> None:
         store = await self.stores.event_store(group.route)
         started = time.perf_counter()
         try:
@@ -182,6 +189,13 @@ class BatchProcessor:
         name = group.route.backend_type.value
         outcome.write_timings.append((name, time.perf_counter() - started))
         outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
+        log.debug(
+            "wrote %d events (%d duplicates) to %s",
+            result.written,
+            result.duplicates,
+            name,
+            extra={"traceparents": parents[:10]},
+        )
 
     def _count_failure(self, exc: Exception) -> None:
         """Raise BatchRetry until the same batch failed ``max_attempts`` times in a row."""
