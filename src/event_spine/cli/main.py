@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import demo, dlq, routes
+from event_spine.cli import config, demo, dlq, replay, routes
 from event_spine.cli.options import parse_location
 from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
@@ -21,7 +21,11 @@ from event_spine.sink_workers.worker import SinkWorker
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 app.add_typer(routes.app, name="routes")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(config.app, name="config")
 app.command("demo")(demo.run_demo)
+app.command("replay")(replay.replay_command)
+app.command("verify")(replay.verify_command)
+app.command("cutover")(replay.cutover_command)
 
 
 @app.command()

@@ -334,10 +334,14 @@ class EventSpineProducer:
                 continue
             self._refill_from_spill()
             room = self.settings.max_in_flight_events - self._in_flight
-            items = self._buffer.drain(min(_SEND_CHUNK, room)) if room > 0 else []
-            if not items:
+            count = min(_SEND_CHUNK, room, len(self._buffer))
+            if count <= 0:
                 await asyncio.sleep(linger_s)
                 continue
+            # Counted in flight BEFORE they leave the buffer: flush() runs on another
+            # thread and must never see the pipeline empty while a chunk is in transit.
+            self._in_flight += count
+            items = self._buffer.drain(count)  # only this thread removes: exactly `count`
             seq = await self._send_chunk(producer, items, seq)
             if not self._retry:
                 backoff_s = 0.05
@@ -377,9 +381,6 @@ class EventSpineProducer:
         return min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
 
     async def _send_chunk(self, producer: AIOKafkaProducer, items: list[Item], seq: int) -> int:
-        # Counted in flight from the moment they leave the buffer: flush() must never
-        # see an empty pipeline while a chunk is between the buffer and aiokafka.
-        self._in_flight += len(items)
         futures: list[asyncio.Future[Any]] = []
         sent_items: list[tuple[int, Item]] = []
         for index, item in enumerate(items):

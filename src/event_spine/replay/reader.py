@@ -1,0 +1,309 @@
+"""Bounded reads of a topic: start positions, the end captured at open, positions.
+
+One AIOKafkaConsumer with manual assignment of every partition: no group membership,
+so no join delay and no rebalance in a bounded job, and the live sink group is never
+touched. With a ``group_id`` the reader commits its positions there (offsets only).
+
+Why the end comes from a fetch response: on the local broker (Tansu) ``end_offsets``
+and ``seek_to_end`` return the base offset of the last record batch, not the high
+watermark (shared/SERVERS.md). The high watermark a fetch response carries is right,
+so ``open()`` fetches once per partition and reads ``consumer.highwater``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from event_spine.errors import ConfigurationError
+
+StartKind = Literal["resume", "beginning", "offsets", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class StartFrom:
+    """Where each partition's replay starts.
+
+    - ``resume``: the group's committed offsets, on the partitions it committed (a
+      replay commits every partition it covers as it starts); with nothing committed
+      (a first run), every partition from the beginning.
+    - ``beginning``: the log start of every partition.
+    - ``offsets``: the given offset of each listed partition; unlisted ones are skipped.
+    - ``time``: the first offset at or after the time (coarse on Tansu: broker receive
+      time); a partition with nothing after it starts at its end.
+    """
+
+    kind: StartKind = "resume"
+    offsets: Mapping[int, int] = field(default_factory=dict)
+    timestamp_ms: int | None = None
+
+    @classmethod
+    def resume(cls) -> StartFrom:
+        """Continue from the group's committed offsets."""
+        return cls("resume")
+
+    @classmethod
+    def beginning(cls) -> StartFrom:
+        """Everything the topic still holds."""
+        return cls("beginning")
+
+    @classmethod
+    def at_offsets(cls, offsets: Mapping[int, int]) -> StartFrom:
+        """Explicit offsets per partition (only these partitions are read)."""
+        if not offsets:
+            raise ConfigurationError("`offsets` must name at least one partition")
+        return cls("offsets", dict(offsets))
+
+    @classmethod
+    def at_time(cls, when: datetime) -> StartFrom:
+        """The first records at or after ``when`` (an aware datetime)."""
+        if when.tzinfo is None:
+            raise ConfigurationError("a start time needs a timezone (e.g. 2025-01-31T12:00Z)")
+        return cls("time", timestamp_ms=int(when.timestamp() * 1000))
+
+    def describe(self) -> str:
+        """One line for logs and the CLI."""
+        if self.kind == "offsets":
+            return "offsets " + ",".join(f"{p}={o}" for p, o in sorted(self.offsets.items()))
+        if self.kind == "time":
+            return f"time {self.timestamp_ms} ms"
+        return self.kind
+
+
+@dataclass(slots=True)
+class PartitionProgress:
+    """One partition: where the read started, where it is, where it stops."""
+
+    partition: int
+    start: int
+    position: int
+    end: int
+
+    @property
+    def done(self) -> bool:
+        """Every record below ``end`` was handled."""
+        return self.position >= self.end
+
+    @property
+    def remaining(self) -> int:
+        """Records left before ``end``."""
+        return max(0, self.end - self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSettings:
+    """Where to read and how the consumer fetches."""
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str | None = None
+    client_id: str = "spine-replay"
+    max_records: int = 5_000
+    fetch_max_wait_ms: int = 100
+    max_partition_fetch_bytes: int = 4 * 1024 * 1024
+    open_timeout_s: float = 30.0
+
+
+class TopicReader:
+    """Reads partitions from their start positions up to the end captured at open."""
+
+    def __init__(self, settings: ReaderSettings) -> None:
+        self.settings = settings
+        self.partitions: dict[int, PartitionProgress] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tps: dict[int, TopicPartition] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """The open consumer."""
+        if self._consumer is None:
+            raise RuntimeError("TopicReader.open() was not called")
+        return self._consumer
+
+    @property
+    def done(self) -> bool:
+        """Every partition reached its end."""
+        return all(p.done for p in self.partitions.values())
+
+    async def open(self, start: StartFrom, *, follow: bool = False) -> None:
+        """Connect, assign, resolve start positions and capture the end of each partition."""
+        s = self.settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=s.group_id,
+            client_id=s.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            max_partition_fetch_bytes=s.max_partition_fetch_bytes,
+        )
+        await self._consumer.start()
+        self._assign(self._wanted(start, await self._topic_partitions()))
+        starts = await self._starts(start)
+        if set(starts) != set(self._tps):  # a resume covers the partitions it committed
+            self._assign(sorted(starts))
+        ends = await self._probe_highwaters(starts)
+        for p, tp in self._tps.items():
+            wanted = starts[p]
+            first = ends[p] if wanted is None else min(wanted, ends[p])
+            self.consumer.seek(tp, first)
+            self.partitions[p] = PartitionProgress(p, first, first, ends[p])
+        if not follow:
+            self._pause_finished()
+
+    def _wanted(self, start: StartFrom, partitions: list[int]) -> list[int]:
+        if start.kind != "offsets":
+            return partitions
+        unknown = sorted(set(start.offsets) - set(partitions))
+        if unknown:
+            raise ConfigurationError(
+                f"Topic {self.settings.topic!r} has partitions {partitions}; no {unknown}."
+            )
+        return sorted(start.offsets)
+
+    def _assign(self, partitions: list[int]) -> None:
+        self._tps = {p: TopicPartition(self.settings.topic, p) for p in partitions}
+        self.consumer.assign(list(self._tps.values()))
+
+    async def close(self) -> None:
+        """Leave nothing open."""
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    async def _topic_partitions(self) -> list[int]:
+        deadline = time.monotonic() + self.settings.open_timeout_s
+        while True:
+            await self.consumer._client.force_metadata_update()
+            found = self.consumer.partitions_for_topic(self.settings.topic)
+            if found:
+                return sorted(found)
+            if time.monotonic() >= deadline:
+                raise ConfigurationError(
+                    f"Topic {self.settings.topic!r} does not exist on "
+                    f"{self.settings.bootstrap_servers}."
+                )
+            await asyncio.sleep(0.1)
+
+    async def _starts(self, start: StartFrom) -> dict[int, int | None]:
+        """Start offset per partition; None means "at its end" (nothing after a time)."""
+        tps = list(self._tps.values())
+        beginning = {
+            tp.partition: o for tp, o in (await self.consumer.beginning_offsets(tps)).items()
+        }
+        if start.kind == "beginning":
+            return dict(beginning)
+        if start.kind == "offsets":
+            return {p: max(o, beginning[p]) for p, o in start.offsets.items()}
+        if start.kind == "time":
+            assert start.timestamp_ms is not None
+            found = await self.consumer.offsets_for_times(dict.fromkeys(tps, start.timestamp_ms))
+            # Not found is None on Kafka, timestamp -1 (with offset 0) on Tansu.
+            return {
+                tp.partition: None if hit is None or hit.timestamp < 0 else hit.offset
+                for tp, hit in found.items()
+            }
+        committed: dict[int, int] = {}
+        for p, tp in self._tps.items():
+            offset = await self.consumer.committed(tp) if self.settings.group_id else None
+            if offset is not None:
+                # Retention may have removed what the group committed: the log start.
+                committed[p] = max(offset, beginning[p])
+        return dict(committed or beginning)  # nothing committed: a first run
+
+    async def _probe_highwaters(self, starts: Mapping[int, int | None]) -> dict[int, int]:
+        """Fetch once per partition and read the high watermark from the response."""
+        for p, tp in self._tps.items():
+            if starts[p] is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, starts[p])
+        deadline = time.monotonic() + self.settings.open_timeout_s
+        ends: dict[int, int] = {}
+        while len(ends) < len(self._tps):
+            if time.monotonic() >= deadline:
+                missing = sorted(set(self._tps) - set(ends))
+                raise KafkaError(f"no fetch response for partitions {missing} of the topic")
+            # The records fetched here are dropped: open() seeks every partition again.
+            await self.consumer.getmany(timeout_ms=self.settings.fetch_max_wait_ms, max_records=1)
+            for p, tp in self._tps.items():
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None:
+                    ends.setdefault(p, highwater)
+        return ends
+
+    async def poll(self, *, follow: bool, timeout_ms: int = 500) -> list[Any]:
+        """The next records (ConsumerRecords) below each partition's end.
+
+        With ``follow`` there is no end: ends track the latest high watermark instead.
+        """
+        batch = await self.consumer.getmany(
+            timeout_ms=timeout_ms, max_records=self.settings.max_records
+        )
+        if follow:
+            for p, tp in self._tps.items():
+                highwater = self.consumer.highwater(tp)
+                if highwater is not None:
+                    self.partitions[p].end = max(self.partitions[p].end, highwater)
+            return [rec for recs in batch.values() for rec in recs]
+        return [
+            rec
+            for tp, recs in batch.items()
+            for rec in recs
+            if rec.offset < self.partitions[tp.partition].end
+        ]
+
+    async def advance(self, *, follow: bool) -> dict[TopicPartition, int]:
+        """After the polled records are handled: move positions, pause finished partitions.
+
+        Returns the positions that moved (what to commit). The consumer's position
+        also steps over offsets that carry no record (control batches).
+        """
+        moved: dict[TopicPartition, int] = {}
+        for p, tp in self._tps.items():
+            progress = self.partitions[p]
+            if progress.done and not follow:
+                continue
+            position = await self.consumer.position(tp)
+            if not follow:
+                position = min(position, progress.end)
+            if position != progress.position:
+                progress.position = position
+                moved[tp] = position
+        if not follow:
+            self._pause_finished()
+        return moved
+
+    def _pause_finished(self) -> None:
+        """No fetch past the end of a finished partition."""
+        finished = [tp for p, tp in self._tps.items() if self.partitions[p].done]
+        if finished:
+            self.consumer.pause(*finished)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit positions to the reader's group (KafkaError propagates)."""
+        if offsets and self.settings.group_id is not None:
+            await self.consumer.commit(dict(offsets))
+
+    def positions(self) -> dict[TopicPartition, int]:
+        """Every partition's current position."""
+        return {tp: self.partitions[p].position for p, tp in self._tps.items()}

@@ -1,0 +1,111 @@
+"""Where a replay writes: one store, named by a registry route or by backend + config.
+
+The sink's BatchProcessor asks a RouteCache for each event's route; ``TargetRoutes``
+answers every scope with the replay's target, so the processor's decoding, grouping,
+idempotent writes and poison handling serve the replay unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from event_spine.backends.factory import build_store
+from event_spine.errors import UnknownBackend
+from event_spine.routing.cache import RouteCache
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """The store a replay fills.
+
+    Given as a route, the route's scope also bounds the replay: another tenant's
+    events must never land in this tenant's store.
+    """
+
+    backend_type: BackendType
+    config: dict[str, Any] = field(default_factory=dict)
+    route: ResourceRoute | None = None
+
+    @classmethod
+    def of_backend(cls, backend: BackendType | str, config: dict[str, Any]) -> ReplayTarget:
+        """A store by backend type and config (the replay takes every scope it reads)."""
+        try:
+            backend_type = BackendType(backend)
+        except ValueError as exc:
+            known = ", ".join(b.value for b in BackendType)
+            raise UnknownBackend(f"Unknown backend {backend!r} ({known}).") from exc
+        return cls(backend_type, dict(config))
+
+    @classmethod
+    def of_route(cls, route: ResourceRoute) -> ReplayTarget:
+        """The store a route names (the replay keeps only the route's scope)."""
+        return cls(route.backend_type, dict(route.config), route)
+
+    @classmethod
+    async def from_registry(cls, registry: RoutingRegistry, key: RouteKey) -> ReplayTarget:
+        """The store the registry routes ``key`` to right now."""
+        route = await registry.get_route(
+            key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
+        )
+        return cls.of_route(route)
+
+    def validate(self) -> None:
+        """Raise ConfigurationError for an unknown backend, a bad config or a missing SDK.
+
+        Checked before reading anything: a replay must fail, not skip every event as
+        "route invalid", when the target itself is wrong.
+        """
+        build_store(self.backend_type, self.config, "events", self.describe())
+
+    def route_for(self, tenant_id: str, env: str, project_id: str, mode: str) -> ResourceRoute:
+        """A route of one scope to this target (same store identity for every scope)."""
+        return ResourceRoute(
+            resource_kind=ResourceKind.EVENT_SPINE,
+            tenant_id=tenant_id,
+            env=env,
+            project_id=project_id,
+            mode=mode,
+            backend_type=self.backend_type,
+            config=self.config,
+        )
+
+    def describe(self) -> str:
+        """For logs and the CLI."""
+        if self.route is not None:
+            return f"{self.backend_type.value} store of the {self.route.describe()}"
+        return f"{self.backend_type.value} store {self.config}"
+
+
+class TargetRoutes(RouteCache):
+    """A RouteCache that routes every scope to one replay target.
+
+    It reads no registry: a replay's destination is fixed for the whole run, and a
+    registry switch during a cutover must not redirect the replay.
+    """
+
+    def __init__(self, target: ReplayTarget) -> None:
+        # RouteCache.__init__ is not called on purpose: there is no registry to cache.
+        self.target = target
+        self._routes: dict[tuple[str, str, str, str], ResourceRoute] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def event_spine_route(
+        self, tenant_id: str, env: str, project_id: str, mode: str
+    ) -> ResourceRoute:
+        """The target, as a route of the event's scope."""
+        scope = (tenant_id, env, project_id, mode)
+        route = self._routes.get(scope)
+        if route is None:
+            route = self._routes[scope] = self.target.route_for(*scope)
+        return route
+
+    async def get(self, key: RouteKey) -> ResourceRoute:
+        """Any event_spine lookup resolves to the target."""
+        return await self.event_spine_route(key.tenant_id, key.env, key.project_id, key.mode)
+
+    def invalidate(self, key: RouteKey | None = None) -> None:
+        """Nothing is cached from a registry."""
