@@ -27,8 +27,14 @@ async def test_refused_event_is_retried_then_dead_lettered_alone(broker, tmp_pat
     stores = FaultyFactory()
     stores.reject = lambda e: e.record.payload.get("reject") is True
     worker = SinkWorker(
-        sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db", max_attempts=3,
-                      retry_backoff_initial_ms=20, retry_backoff_max_ms=50),
+        sink_settings(
+            broker.bootstrap_servers,
+            topic,
+            tmp_path / "registry.db",
+            max_attempts=3,
+            retry_backoff_initial_ms=20,
+            retry_backoff_max_ms=50,
+        ),
         stores=stores,
     )
     producer = producer_for(broker.bootstrap_servers, topic)
@@ -59,9 +65,14 @@ async def test_hold_on_missing_route_waits_for_the_operator(broker, tmp_path) ->
     ids = [producer.emit_event(c, "e", "s", {"n": n}) for n in range(5)]
     assert producer.flush(30)
     worker = await started_worker(
-        sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db",
-                      on_route_missing="hold", retry_backoff_initial_ms=50,
-                      retry_backoff_max_ms=200)
+        sink_settings(
+            broker.bootstrap_servers,
+            topic,
+            tmp_path / "registry.db",
+            on_route_missing="hold",
+            retry_backoff_initial_ms=50,
+            retry_backoff_max_ms=200,
+        )
     )
     try:
         await wait_until(lambda: worker.stats.retries >= 2, 30, message="held, retrying")
