@@ -259,3 +259,38 @@ async def test_broker_stopped_and_restarted_while_producing(s3_storage, tmp_path
 def _p99(emitter: BackgroundEmitter, start: int, end: int) -> float:
     values = sorted(emitter.latencies_ns[start:end])
     return values[int(len(values) * 0.99)] / 1000 if values else 0.0
+
+
+async def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(broker, tmp_path) -> None:
+    topic, c, store = await routed(broker.bootstrap_servers, tmp_path)
+    producer = producer_for(broker.bootstrap_servers, topic)
+    emitter = BackgroundEmitter(producer, c, STREAMS, rate_per_s=400).start()
+    log = tmp_path / "workers.log"
+    worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
+    try:
+        for _ in range(3):
+            floor = len(await stored_ids(store, c.scope, STREAMS))
+
+            async def writing(floor: int = floor) -> bool:
+                return len(await stored_ids(store, c.scope, STREAMS)) > floor
+
+            await wait_until(writing, 60, message="this worker is writing")
+            worker.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(worker.wait, 30) == 0  # graceful: exit code 0
+            worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
+        sent = emitter.stop()
+        assert producer.flush(30)
+
+        async def all_stored() -> bool:
+            return len(await stored_ids(store, c.scope, STREAMS)) >= len(sent)
+
+        await wait_until(all_stored, 90, interval_s=0.25, message="every event stored")
+        stored = await stored_ids(store, c.scope, STREAMS)
+        report("3 x SIGTERM", len(sent), stored, 0)
+        assert sorted(stored) == sorted(sent)
+    finally:
+        emitter.stop()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        producer.close()
+        await store.close()
