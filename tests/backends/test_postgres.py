@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from pydantic import ValidationError
 
-import event_spine.backends.postgres as pg
+import event_spine.backends.postgres.events as pg
 from contract import EventStoreContract, OpenStore
 from event_spine.backends import EventStore
 from event_spine.backends.factory import build_store

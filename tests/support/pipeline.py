@@ -67,9 +67,8 @@ async def route_to_sqlite(registry: RoutingRegistry, context: RequestContext, db
 
 def producer_for(bootstrap: str, topic: str, **kw: Any) -> EventSpineProducer:
     """A producer with test-friendly latency."""
-    return EventSpineProducer(
-        ProducerSettings(bootstrap_servers=bootstrap, topic=topic, linger_ms=2, **kw)
-    )
+    fields: dict[str, Any] = {"bootstrap_servers": bootstrap, "topic": topic, "linger_ms": 2}
+    return EventSpineProducer(ProducerSettings(**(fields | kw)))
 
 
 def sink_settings(bootstrap: str, topic: str, registry_db: Path, **kw: Any) -> SinkSettings:

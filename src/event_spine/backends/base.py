@@ -14,6 +14,8 @@ Semantics every backend keeps (the contract suite in tests/backends checks them)
   ``ScopeViolation``; another scope's events are never returned.
 
 ``EventStoreBase`` holds that logic once; a backend implements five primitives.
+``DelegatedLifecycle`` is open()/close() for a store that only hands them on to
+one connection object (``_resource``).
 """
 
 from __future__ import annotations
@@ -126,6 +128,30 @@ def record_to_json(record: EventRecord) -> bytes:
 def record_from_json(data: bytes | str) -> EventRecord:
     """Inverse of record_to_json (bodies were validated before they were stored)."""
     return _record_decoder.decode(data)
+
+
+class Lifecycle(Protocol):
+    """A connection object a store holds: a pool, an SDK client, a database thread."""
+
+    async def open(self) -> None:
+        """Connect (and create what is missing). Idempotent."""
+
+    async def close(self) -> None:
+        """Release the connection."""
+
+
+class DelegatedLifecycle:
+    """open()/close() of a store whose whole lifecycle is one connection object."""
+
+    _resource: Lifecycle
+
+    async def open(self) -> None:
+        """Open the connection (and create what the store needs). Idempotent."""
+        await self._resource.open()
+
+    async def close(self) -> None:
+        """Release the connection."""
+        await self._resource.close()
 
 
 @runtime_checkable

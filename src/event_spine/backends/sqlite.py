@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from event_spine.backends.base import (
     AppendResult,
+    DelegatedLifecycle,
     EventStoreBase,
     StreamBatch,
     StreamCursor,
@@ -147,21 +148,13 @@ class SqliteDatabase:
         db.execute("COMMIT")
 
 
-class SqliteEventStore(EventStoreBase):
+class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
     """EventStore on one SQLite database file."""
 
     def __init__(self, config: SqliteConfig) -> None:
         self.config = config
-        self._database = SqliteDatabase(config, _SCHEMA)
+        self._database = self._resource = SqliteDatabase(config, _SCHEMA)
         self._run = self._database.run
-
-    async def open(self) -> None:
-        """Open the file and create the tables."""
-        await self._database.open()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self._database.close()
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
         return await self._run(lambda: self._write_sync(groups))
@@ -275,19 +268,11 @@ CREATE TABLE IF NOT EXISTS spine_routes (
 _ROUTE_KEY = "resource_kind = ? AND tenant_id = ? AND env = ? AND project_id = ? AND mode = ?"
 
 
-class SqliteRegistryStore:
+class SqliteRegistryStore(DelegatedLifecycle):
     """RegistryStore on SQLite: one row per route, compare-and-set on ``version``."""
 
     def __init__(self, config: SqliteConfig) -> None:
-        self._database = SqliteDatabase(config, _REGISTRY_SCHEMA)
-
-    async def open(self) -> None:
-        """Create the table."""
-        await self._database.open()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self._database.close()
+        self._database = self._resource = SqliteDatabase(config, _REGISTRY_SCHEMA)
 
     async def load(self, key: RouteKey) -> ResourceRoute | None:
         """One route."""
@@ -367,19 +352,11 @@ CREATE TABLE IF NOT EXISTS spine_rows (
 _ROW = "tenant_id = ? AND env = ? AND mode = ? AND project_id = ? AND tbl = ?"
 
 
-class SqliteTabularStore:
+class SqliteTabularStore(DelegatedLifecycle):
     """TabularStore on SQLite."""
 
     def __init__(self, config: SqliteConfig) -> None:
-        self._database = SqliteDatabase(config, _TABULAR_SCHEMA)
-
-    async def open(self) -> None:
-        """Create the table."""
-        await self._database.open()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self._database.close()
+        self._database = self._resource = SqliteDatabase(config, _TABULAR_SCHEMA)
 
     async def put(self, scope: Scope, table: str, key: str, value: dict[str, Any]) -> None:
         """Insert or replace."""

@@ -1,0 +1,51 @@
+"""Azure Cosmos DB (NoSQL API) stores on the async SDK ``azure.cosmos.aio``.
+
+Layout: one database, a container per resource kind, each partitioned on ``/pk``
+(hash, partition key version 2: keys up to 2 KB hash whole).
+
+- events: ``pk = "<tenant>|<env>|<mode>|<project>|<stream>"``; item ``id = event_id``,
+  ``position`` (a number), the record JSON in ``body`` or, above 256 KiB, zlib +
+  base64 in ``bodyz`` (so a 1 MiB event stays under the 2 MB item limit whatever its
+  content; the SDK escapes non-ASCII up to 3x). The watermark is the item ``id =
+  "_cursor"`` (``watermark``, ``last_event_id``) in the stream's own partition.
+  Index all but ``/body/?`` and ``/bodyz/?``; ranges need ``/position`` (default).
+- registry: ``pk = "<kind>|<tenant>|<env>|<project>"``, ``id = mode``, ``route``, ``version``.
+- tabular: ``pk = "<tenant>|<env>|<mode>|<project>|<table>"``, ``id`` = base64url(key)
+  (ids forbid ``/``, max 1023 bytes), ``key``, ``data`` (``/data/*`` not indexed).
+
+Why: a stream is one logical partition, so its range read is a single-partition
+query (``position > after ORDER BY position``, never OFFSET), its writes can be
+transactional batches, and its watermark shares the partition where Cosmos keeps
+writes in order: a reader that sees the watermark sees the events below it.
+Writes: one query per stream finds which of its ids, or which events in its position
+range, are stored; known ids are duplicates, another event at a wanted position
+means reused offsets and is refused (StorePermanentError). The rest go as ``create``
+operations, at most 100 / ~1.5 MB per batch: create never overwrites, so an event
+never moves; a 409 (a racing writer) re-reads and retries the rest. If the server
+cannot parse batches (405/501, or the answer names the partition-key header or says
+"not supported") before any batch worked, the store falls back to concurrent single
+creates (``max_concurrency``); any other batch failure is raised, never swallowed.
+The watermark then moves forward only: read, compare, replace under the etag
+(412, or 409 on first create: re-read). ``get`` by id alone is a cross-partition
+query on ``id`` (always indexed): a fan-out, but an id index would double every
+write into one hot partition. Point reads are queries on ``c.pk`` and ``c.id``
+(a few RU over ``read_item``, answered alike everywhere). Positions are doubles in
+Cosmos: checked below 2**53. Credentials never sit in the route config: the account
+key comes from the variable named by ``key_env``, else azure-identity's
+``DefaultAzureCredential`` when installed.
+"""
+
+from event_spine.backends.cosmos.config import CosmosConfig
+from event_spine.backends.cosmos.events import CosmosEventStore
+from event_spine.backends.cosmos.layout import Item
+from event_spine.backends.cosmos.layout import _event_item as _event_item  # for the tests
+from event_spine.backends.cosmos.registry import CosmosRegistryStore
+from event_spine.backends.cosmos.tabular import CosmosTabularStore
+
+__all__ = [
+    "CosmosConfig",
+    "CosmosEventStore",
+    "CosmosRegistryStore",
+    "CosmosTabularStore",
+    "Item",
+]

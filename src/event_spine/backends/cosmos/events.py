@@ -1,0 +1,229 @@
+"""CosmosEventStore: the layout and the write protocol are in the package docstring."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Final, TypeVar, cast
+
+from azure.cosmos.exceptions import (
+    CosmosBatchOperationError,
+    CosmosHttpResponseError,
+    CosmosResourceExistsError,
+)
+
+from event_spine.backends.base import (
+    AppendResult,
+    DelegatedLifecycle,
+    EventStoreBase,
+    StreamBatch,
+    StreamCursor,
+    StreamKey,
+)
+from event_spine.backends.cosmos.config import CosmosConfig
+from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
+from event_spine.backends.cosmos.layout import (
+    _CURSOR_ID,
+    Item,
+    _chunks,
+    _event_from,
+    _event_item,
+    _indexing,
+)
+from event_spine.errors import StorePermanentError, StoreUnavailable
+from event_spine.schemas.wire import StoredEvent
+
+# The package's logger, as when the backend was one module.
+log = logging.getLogger("event_spine.backends.cosmos")
+
+T = TypeVar("T")
+
+_ATTEMPTS: Final = 20
+# The batch's ids, any event in its position range, and the watermark: one round trip.
+_STORED: Final = (
+    "SELECT c.id, c.position, c.watermark, c._etag FROM c WHERE c.pk = @pk AND (c.id = @cursor"
+    " OR ARRAY_CONTAINS(@ids, c.id) OR (c.position >= @lo AND c.position <= @hi))"
+)
+_EVENT_BY_ID: Final = "SELECT c.position, c.body, c.bodyz FROM c WHERE c.id = @id"
+_RANGE: Final = (
+    "SELECT c.position, c.body, c.bodyz FROM c WHERE c.pk = @pk"
+    " AND c.position > @after AND c.position <= @upto ORDER BY c.position"
+)
+
+
+def _batch_unsupported(exc: CosmosHttpResponseError) -> bool:
+    """Did the server fail to understand the batch request itself (not its content)?"""
+    message = str(exc).lower()
+    hint = "x-ms-documentdb-partitionkey" in message or "not supported" in message
+    return exc.status_code in (405, 501) or (exc.status_code in (400, 500) and hint)
+
+
+async def _all(coroutines: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all (none left running in the background), then raise the first error."""
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast("list[T]", results)
+
+
+class _BatchUnsupported(Exception):
+    """The server cannot run transactional batches; switch to single creates."""
+
+
+class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
+    """EventStore on one Cosmos container (layout in the package docstring)."""
+
+    def __init__(self, config: CosmosConfig) -> None:
+        self.config = config
+        self._events = self._resource = _Container(
+            config, config.events_container, _indexing("/body/?", "/bodyz/?")
+        )
+        self._limit = asyncio.Semaphore(config.max_concurrency)
+        # None: not tried yet; the first batch runs alone so a refusal leaves no partial work.
+        self._batch_ok: bool | None = None if config.transactional_batch else False
+
+    async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        counts = await _all(self._write_group(group) for group in groups)
+        return AppendResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
+
+    async def _write_group(self, group: StreamBatch) -> tuple[int, int]:
+        pk = group.key.text()
+        items = [_event_item(pk, event) for event in group.events]
+        stored, cursor = await self._stored(pk, items)
+        fresh = [item for item in items if item["id"] not in stored]
+        written, duplicates = await self._create_events(pk, fresh) if fresh else (0, 0)
+        # Only now, with every event of the group durable, may the watermark move.
+        await self._advance(pk, group.watermark, cursor)
+        return written, duplicates + len(stored)
+
+    async def _stored(self, pk: str, items: list[Item]) -> tuple[set[str], Item | None]:
+        """Ids of ``items`` already stored, and the watermark item (with its etag).
+
+        Refuses when other events hold positions of ``items`` (reused offsets)."""
+        positions = [item["position"] for item in items]
+        ids = [item["id"] for item in items]
+        params = {"@pk": pk, "@cursor": _CURSOR_ID, "@ids": ids}
+        found = await self._events.query(
+            _STORED, params | {"@lo": min(positions), "@hi": max(positions)}, pk
+        )
+        wanted = {item["position"]: item["id"] for item in items}
+        stored = {hit["id"] for hit in found}
+        for hit in found:
+            mine = wanted.get(hit.get("position", -1))
+            if mine is not None and mine != hit["id"] and mine not in stored:
+                raise StorePermanentError(
+                    f"{self._events.what}: event {mine!r} collides with {hit['id']!r} at "
+                    f"position {hit['position']} of stream {pk!r}: were the topic's offsets "
+                    f"reset? Replay into a fresh store."
+                )
+        cursor = next((hit for hit in found if hit["id"] == _CURSOR_ID), None)
+        return stored & set(ids), cursor
+
+    async def _create_events(self, pk: str, items: list[Item]) -> tuple[int, int]:
+        chunks = _chunks(items)
+        counts: list[tuple[int, int]] = []
+        if self._batch_ok is None:
+            # The first batch runs alone: a server that cannot parse it stored nothing.
+            try:
+                counts.append(await self._run_batch(pk, chunks[0]))
+                self._batch_ok, chunks = True, chunks[1:]
+            except _BatchUnsupported as exc:
+                log.warning("%s: no transactional batch (%s); single creates", pk, exc)
+                self._batch_ok = False
+        if self._batch_ok:
+            counts += await _all(self._run_batch(pk, chunk) for chunk in chunks)
+        else:
+            counts.append(await self._create_each(pk, [i for chunk in chunks for i in chunk]))
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
+
+    async def _run_batch(self, pk: str, chunk: list[Item]) -> tuple[int, int]:
+        """One transactional batch of creates; on 409, drop the ids that exist and retry."""
+        pending, written, duplicates = chunk, 0, 0
+        for _ in range(_ATTEMPTS):
+            if not pending:
+                return written, duplicates
+            conflict = await self._send_batch(pk, pending)
+            if conflict is None:
+                return written + len(pending), duplicates
+            # Atomic on the service (the others answer 424); count what a lax server kept.
+            done = {
+                pending[i]["id"]
+                for i, response in enumerate(conflict.operation_responses or [])
+                if 200 <= int(response.get("statusCode", 0)) < 300
+            }
+            rest = [item for item in pending if item["id"] not in done]
+            existing = (await self._stored(pk, rest))[0] if rest else set()
+            pending = [item for item in rest if item["id"] not in existing]
+            written, duplicates = written + len(done), duplicates + len(existing)
+        raise StoreUnavailable(f"{self._events.what}: batch for {pk!r} kept conflicting")
+
+    async def _send_batch(self, pk: str, items: list[Item]) -> CosmosBatchOperationError | None:
+        """Run one batch; return its error if an id already exists (409)."""
+        operations = [("create", (item,)) for item in items]
+        async with self._limit:
+            with _mapped(self._events.what):
+                try:
+                    await self._events.proxy.execute_item_batch(operations, partition_key=pk)
+                except CosmosBatchOperationError as exc:
+                    if exc.status_code == 409:
+                        return exc
+                    raise _store_error(exc, self._events.what) from exc
+                except CosmosHttpResponseError as exc:
+                    # Once batches worked, every failure is real: raised, never swallowed.
+                    if self._batch_ok is not True and _batch_unsupported(exc):
+                        raise _BatchUnsupported(str(exc).splitlines()[0]) from exc
+                    raise
+        return None
+
+    async def _create_each(self, pk: str, items: list[Item]) -> tuple[int, int]:
+        """Fallback without batches: concurrent creates; 409 means already stored."""
+
+        async def create(item: Item) -> bool:
+            async with self._limit:
+                with _mapped(self._events.what):
+                    try:
+                        await self._events.proxy.create_item(item)
+                    except CosmosResourceExistsError:
+                        return False
+            return True
+
+        created = await _all(create(item) for item in items)
+        written = sum(created)
+        return written, len(items) - written
+
+    async def _advance(self, pk: str, last: StoredEvent, current: Item | None) -> None:
+        """Forward-only watermark: compare, then create or replace under the etag.
+
+        ``current`` may be stale (read before the events were written): the etag
+        catches that, and a lost race re-reads."""
+        body = {"id": _CURSOR_ID, "pk": pk, "watermark": last.position}
+        body["last_event_id"] = last.event_id
+        for attempt in range(_ATTEMPTS):
+            if attempt:
+                current = await self._events.find(pk, _CURSOR_ID)
+            if current is not None and current["watermark"] >= last.position:
+                return  # a zombie's older batch, or a redelivery: nothing to move
+            async with self._limit:
+                if await self._events.swap(body, current):
+                    return
+            # Another writer moved it first: re-read and compare again.
+        raise StoreUnavailable(f"{self._events.what}: watermark of {pk!r} kept racing")
+
+    async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        item = await self._events.find(key.text(), _CURSOR_ID)
+        if item is None:
+            return None
+        return StreamCursor(key.stream_id, int(item["watermark"]), item["last_event_id"])
+
+    async def _load_event(self, event_id: str) -> StoredEvent | None:
+        found = await self._events.query(_EVENT_BY_ID, {"@id": event_id}, None, 1)
+        return _event_from(found[0]) if found else None
+
+    async def _load_range(
+        self, key: StreamKey, after_position: int, upto_position: int, limit: int
+    ) -> list[StoredEvent]:
+        pk = key.text()
+        params = {"@pk": pk, "@after": after_position, "@upto": upto_position}
+        return [_event_from(item) for item in await self._events.query(_RANGE, params, pk, limit)]

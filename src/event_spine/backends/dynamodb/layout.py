@@ -1,0 +1,45 @@
+"""Item encoding: attribute values, keys, and the items of one event."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from event_spine.backends.base import StreamKey, record_to_json
+from event_spine.schemas.wire import StoredEvent
+
+Item = dict[str, Any]
+
+#: Body bytes per item: 400 KB item limit minus room for keys and attribute names.
+PART_BYTES: Final = 380_000
+
+
+def _s(value: str) -> Item:
+    return {"S": value}
+
+
+def _n(value: int) -> Item:
+    return {"N": str(value)}
+
+
+def _key(pk: str, sk: int | str) -> Item:
+    return {"pk": _s(pk), "sk": _n(sk) if isinstance(sk, int) else _s(sk)}
+
+
+def _stream_pk(key: StreamKey) -> str:
+    return f"ev#{key.text()}"
+
+
+def _event_items(pk: str, event: StoredEvent) -> list[Item]:
+    """The ev# item, plus part# items when the body is larger than one part."""
+    body = record_to_json(event.record)
+    parts = [body[i : i + PART_BYTES] for i in range(0, len(body), PART_BYTES)]
+    event_id = event.record.event_id
+    head: Item = {**_key(pk, event.position), "e": _s(event_id), "b": {"B": parts[0]}}
+    if len(parts) > 1:
+        head["n"] = _n(len(parts))
+    rest = [{**_key(f"part#{event_id}", i), "b": {"B": part}} for i, part in enumerate(parts)]
+    return [head, *rest[1:]]
+
+
+def _id_item(pk: str, event: StoredEvent) -> Item:
+    return {**_key(f"id#{event.record.event_id}", 0), "s": _s(pk), "p": _n(event.position)}

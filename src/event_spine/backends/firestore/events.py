@@ -1,0 +1,216 @@
+"""FirestoreEventStore: the layout and the invariants are in the package docstring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from google.api_core import exceptions as gexc
+from google.cloud.firestore_v1.async_transaction import async_transactional
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from event_spine.backends.base import (
+    AppendResult,
+    EventStoreBase,
+    StreamBatch,
+    StreamCursor,
+    StreamKey,
+    record_from_json,
+    record_to_json,
+)
+from event_spine.backends.firestore.client import _bounded, _FirestoreStore, _mapped
+from event_spine.backends.firestore.layout import (
+    _doc_id,
+    _EventDoc,
+    _pack,
+    _part,
+    event_doc_id,
+)
+from event_spine.errors import StorePermanentError, StoreUnavailable
+from event_spine.schemas.formats import EVENT_ID_RE
+from event_spine.schemas.wire import StoredEvent
+
+_WRITE_OVERHEAD: Final = 512  # bytes per write besides the values: names, field keys
+_CONFLICT_ATTEMPTS: Final = 5  # re-check rounds after ALREADY_EXISTS from a racing writer
+_TX_ATTEMPTS: Final = 8  # the SDK retries ABORTED transactions this often
+
+
+def _collision(new: str, stored: str, position: int) -> StorePermanentError:
+    return StorePermanentError(
+        f"Event document {new!r} collides with {stored!r} at stream position {position}: "
+        f"were the topic's offsets reset? Replay into a fresh store."
+    )
+
+
+def _stream_range(events: Any, stream_key: str, low_op: str, low: int, high: int) -> Any:
+    """Events of a stream with ``position <low_op> low AND position <= high``."""
+    query = events.where(filter=FieldFilter("stream_key", "==", stream_key))
+    query = query.where(filter=FieldFilter("position", low_op, low))
+    return query.where(filter=FieldFilter("position", "<=", high))
+
+
+class FirestoreEventStore(_FirestoreStore, EventStoreBase):
+    """EventStore on Firestore; layout and invariants in the package docstring."""
+
+    _collection = "events"
+
+    async def _cursor_refs(self, keys: Iterable[StreamKey]) -> list[Any]:
+        cursors = await self._col("cursors")
+        return [cursors.document(_doc_id(key.text())) for key in keys]
+
+    async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        pending = [(event, group.key) for group in groups for event in group.events]
+        with _mapped(self._what):
+            stored = await self._stored_ids([event.record.event_id for event, _ in pending])
+            events = await self._col()
+            docs = [
+                self._event_doc(events, event, key)
+                for event, key in pending
+                if event.record.event_id not in stored
+            ]
+            await self._refuse_collisions(docs)
+            commits = _pack(docs, self.config.max_commit_writes, self.config.max_commit_bytes)
+            done = await _bounded(self.config.concurrency, [self._commit(c) for c in commits])
+            written = sum(done)
+            # Only now are the events durable: the watermarks may move.
+            await self._advance(groups)
+        return AppendResult(written, len(pending) - written)
+
+    async def _stored_ids(self, event_ids: Sequence[str]) -> set[str]:
+        events = await self._col()
+        refs = [events.document(event_doc_id(event_id)) for event_id in event_ids]
+        snaps = await self._get_all(refs, field_paths=["position"])
+        return {snap.id.split("-", 1)[1] for snap in snaps if snap.exists}
+
+    async def _refuse_collisions(self, docs: list[_EventDoc]) -> None:
+        """A new id at a taken position means reused offsets (a recreated topic): refuse.
+
+        One range query per stream. Not atomic with the commit: two writers racing
+        different events onto one position both pass; offsets reused later do not.
+        """
+        wanted: dict[str, dict[int, str]] = {}
+        for doc in docs:
+            taken = wanted.setdefault(doc.fields["stream_key"], {})
+            holder = taken.setdefault(doc.fields["position"], doc.ref.id)
+            if holder != doc.ref.id:
+                raise _collision(doc.ref.id, holder, doc.fields["position"])
+        events = await self._col()
+
+        async def check(stream_key: str, taken: dict[int, str]) -> None:
+            query = _stream_range(events, stream_key, ">=", min(taken), max(taken))
+            async for snap in query.select(["position"]).stream(**self._rpc):
+                holder = taken.get(snap.get("position"), snap.id)
+                if holder != snap.id:
+                    raise _collision(holder, snap.id, snap.get("position"))
+
+        await _bounded(self.config.concurrency, [check(k, t) for k, t in wanted.items()])
+
+    def _event_doc(self, events: Any, event: StoredEvent, key: StreamKey) -> _EventDoc:
+        body = record_to_json(event.record)
+        ref = events.document(event_doc_id(event.record.event_id))
+        fields: dict[str, Any] = {"stream_key": key.text(), "position": event.position}
+        doc = _EventDoc(event.record.event_id, ref, fields, size=len(body) + _WRITE_OVERHEAD)
+        step = self.config.max_inline_bytes
+        if len(body) <= step:
+            fields["body"] = body
+            return doc
+        for index, start in enumerate(range(0, len(body), step)):
+            doc.parts.append((_part(ref, index), {"data": body[start : start + step]}))
+        fields["parts"] = len(doc.parts)
+        doc.size += len(doc.parts) * _WRITE_OVERHEAD
+        return doc
+
+    async def _commit(self, docs: list[_EventDoc]) -> int:
+        """Create the events; after a lost race, re-check and write what is missing."""
+        client = await self._db()
+        for _ in range(_CONFLICT_ATTEMPTS):
+            batch = client.batch()
+            for doc in docs:
+                doc.add_to(batch)
+            try:
+                await batch.commit(**self._rpc)
+            except gexc.AlreadyExists:
+                # Another writer stored some of them since we looked (a zombie or a
+                # retried commit that had landed). Keep the stored copies untouched.
+                stored = await self._stored_ids([doc.event_id for doc in docs])
+                docs = [doc for doc in docs if doc.event_id not in stored]
+                if not docs:
+                    return 0
+            else:
+                return len(docs)
+        raise StoreUnavailable(f"Firestore {self._what}: writers kept racing on the same events")
+
+    async def _advance(self, groups: list[StreamBatch]) -> None:
+        step = self.config.max_commit_writes
+        chunks = [self._advance_chunk(groups[i : i + step]) for i in range(0, len(groups), step)]
+        await _bounded(self.config.concurrency, chunks)
+
+    async def _advance_chunk(self, groups: list[StreamBatch]) -> None:
+        """One transaction reads these watermarks and raises those behind: two writers
+        of a stream (a zombie and the new owner) serialize; watermarks only move forward."""
+        client = await self._db()
+        refs = await self._cursor_refs(group.key for group in groups)
+
+        async def body(transaction: Any) -> None:
+            # AsyncTransaction.get_all awaits an async generator (SDK 2.34 bug):
+            # read through the client with the transaction instead.
+            snaps = await self._get_all(refs, transaction=transaction)
+            stored = {snap.id: snap.get("position") for snap in snaps if snap.exists}
+            for group, ref in zip(groups, refs, strict=True):
+                current, last = stored.get(ref.id), group.watermark
+                if current is None or last.position > current:
+                    fields = {"position": last.position, "last_event_id": last.record.event_id}
+                    transaction.set(ref, {"stream_key": group.key.text(), **fields})
+
+        try:
+            await async_transactional(body)(client.transaction(max_attempts=_TX_ATTEMPTS))
+        except ValueError as exc:  # how the SDK reports attempts exhausted by ABORTED
+            if not isinstance(exc.__cause__, gexc.Aborted):
+                raise
+            what = self._describe("cursors")
+            raise StoreUnavailable(f"Firestore {what}: contention: {exc}", 1.0) from exc
+
+    async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        (ref,) = await self._cursor_refs([key])
+        with _mapped(self._describe("cursors")):
+            snap = await ref.get(**self._rpc)
+        if not snap.exists:
+            return None
+        return StreamCursor(key.stream_id, int(snap.get("position")), snap.get("last_event_id"))
+
+    async def _load_event(self, event_id: str) -> StoredEvent | None:
+        if not EVENT_ID_RE.match(event_id):
+            return None  # never stored, and may not even be a valid document id
+        with _mapped(self._what):
+            ref = (await self._col()).document(event_doc_id(event_id))
+            snap = await ref.get(**self._rpc)
+            if not snap.exists:
+                return None
+            return (await self._decode([snap]))[0]
+
+    async def _load_range(
+        self, key: StreamKey, after_position: int, upto_position: int, limit: int
+    ) -> list[StoredEvent]:
+        events = await self._col()
+        query = _stream_range(events, key.text(), ">", after_position, upto_position)
+        query = query.order_by("position").limit(limit)
+        with _mapped(self._what):
+            snaps = [snap async for snap in query.stream(**self._rpc)]
+            return await self._decode(snaps)
+
+    async def _decode(self, snaps: list[Any]) -> list[StoredEvent]:
+        """Events from their documents, joining chunked bodies from their parts."""
+        docs = [(snap.reference, snap.to_dict()) for snap in snaps]
+        refs = [_part(ref, i) for ref, doc in docs for i in range(doc.get("parts", 0))]
+        found = await self._get_all(refs) if refs else []
+        data = {part.reference.path: part.get("data") for part in found if part.exists}
+        out = []
+        for ref, doc in docs:
+            body = doc.get("body")
+            if body is None:
+                paths = [_part(ref, i).path for i in range(doc["parts"])]
+                if not all(path in data for path in paths):
+                    raise StorePermanentError(f"Firestore {self._what}: {ref.id!r} lacks parts")
+                body = b"".join(data[path] for path in paths)
+            out.append(StoredEvent(record_from_json(body), int(doc["position"])))
+        return out
