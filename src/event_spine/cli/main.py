@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import config, demo, dlq, replay, routes
+from event_spine.cli import bench, config, demo, dlq, replay, routes
 from event_spine.cli.options import parse_location
 from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
@@ -26,6 +26,7 @@ app.command("demo")(demo.run_demo)
 app.command("replay")(replay.replay_command)
 app.command("verify")(replay.verify_command)
 app.command("cutover")(replay.cutover_command)
+app.command("bench")(bench.run_bench)
 
 
 @app.command()

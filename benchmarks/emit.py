@@ -1,0 +1,227 @@
+"""emit: per-call latency of ``emit_event`` on the caller's thread, broker up and down.
+
+Baseline in the same run: stdlib ``logging`` of the same facts as one JSON line
+(stdlib ``json``) to a handler that writes nowhere (structlog is not installed).
+Calls are timed one by one with ``time.perf_counter_ns``; our calls and the
+baseline's alternate in chunks so both see the same noise (GC and the producer's
+sender thread included: that is the caller's real experience).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Comparison, Goal, Measured, latency_summary, log
+from benchmarks.pipeline import CTX, EVENT_TYPE, new_topic, payload, stream_ids
+from event_spine.broker.tansu import TansuBroker
+from event_spine.producers.emit import emit_event, set_default_producer
+from event_spine.producers.producer import EventSpineProducer
+from event_spine.producers.settings import ProducerSettings
+
+NAME = "emit"
+DESCRIPTION = (
+    "emit_event() latency per call on the caller's thread (perf_counter_ns), broker up and "
+    "broker down, vs stdlib logging of one JSON line to a null handler"
+)
+P99_GOAL = Goal("max", 20.0, "p99 <= 20 µs")
+_LOGGING = "stdlib logging, JSON line"
+COMPARISONS = [
+    Comparison(
+        "emit p99, broker up",
+        "up_p99_us",
+        "log_up_p99_us",
+        "lower",
+        P99_GOAL,
+        "emit_event",
+        _LOGGING,
+    ),
+    Comparison(
+        "emit p50, broker up", "up_p50_us", "log_up_p50_us", "lower", None, "emit_event", _LOGGING
+    ),
+    Comparison(
+        "emit p999, broker up",
+        "up_p999_us",
+        "log_up_p999_us",
+        "lower",
+        None,
+        "emit_event",
+        _LOGGING,
+    ),
+    Comparison(
+        "emit p99, broker down",
+        "down_p99_us",
+        "log_down_p99_us",
+        "lower",
+        P99_GOAL,
+        "emit_event",
+        _LOGGING,
+    ),
+    Comparison(
+        "emit max, broker down (never blocked)",
+        "down_max_us",
+        "log_down_max_us",
+        "lower",
+        Goal("max", 100_000.0, "max <= 100 ms: no call waits on the broker"),
+        "emit_event",
+        _LOGGING,
+        note="A call that waited on the broker would take >= 1 s (block_timeout_ms) or a "
+        "request timeout; the baseline's max on the same loaded machine is the noise floor "
+        "(scheduler preemption, GIL switches, GC).",
+    ),
+]
+
+
+def params(smoke: bool) -> dict[str, Any]:
+    """Sizes: 200k timed calls per side and phase (smoke: 2k)."""
+    if smoke:
+        return {"calls": 2_000, "chunk": 500, "warmup": 200}
+    return {"calls": 200_000, "chunk": 10_000, "warmup": 10_000}
+
+
+class _NullStream:
+    """A file-like object that drops what it is given."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: timestamp, level, message, bound context, extras."""
+
+    def __init__(self, bound: dict[str, Any]) -> None:
+        super().__init__()
+        self.bound = bound
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+            **self.bound,
+            "stream_id": getattr(record, "stream_id", None),
+            "payload": getattr(record, "payload", None),
+        }
+        return json.dumps(doc)
+
+
+def json_logger() -> logging.Logger:
+    """A logger writing JSON lines to nowhere, not propagating to the root logger."""
+    logger = logging.getLogger("event_spine.bench.baseline")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(_NullStream())  # type: ignore[arg-type]
+    bound = {
+        "tenant_id": CTX.tenant_id,
+        "env": CTX.env,
+        "mode": CTX.mode,
+        "project_id": CTX.project_id,
+        **CTX.metadata(),
+    }
+    handler.setFormatter(JsonFormatter(bound))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def _time_emits(first: int, count: int, out: list[int]) -> None:
+    streams = stream_ids()
+    clock = time.perf_counter_ns
+    for i in range(first, first + count):
+        body = payload(i)
+        stream = streams[i % len(streams)]
+        started = clock()
+        emit_event(CTX, EVENT_TYPE, stream, body)
+        out.append(clock() - started)
+
+
+def _time_logs(logger: logging.Logger, first: int, count: int, out: list[int]) -> None:
+    streams = stream_ids()
+    clock = time.perf_counter_ns
+    for i in range(first, first + count):
+        body = payload(i)
+        stream = streams[i % len(streams)]
+        started = clock()
+        logger.info(EVENT_TYPE, extra={"stream_id": stream, "payload": body})
+        out.append(clock() - started)
+
+
+def interleaved(logger: logging.Logger, calls: int, chunk: int) -> tuple[list[int], list[int]]:
+    """``calls`` timed emits and as many timed log lines, alternating in chunks."""
+    ours: list[int] = []
+    base: list[int] = []
+    for k, start in enumerate(range(0, calls, chunk)):
+        n = min(chunk, calls - start)
+        if k % 2 == 0:
+            _time_emits(start, n, ours)
+            _time_logs(logger, start, n, base)
+        else:
+            _time_logs(logger, start, n, base)
+            _time_emits(start, n, ours)
+    return ours, base
+
+
+def _one_run(p: dict[str, Any]) -> dict[str, float]:
+    calls, chunk, warmup = p["calls"], p["chunk"], p["warmup"]
+    logger = json_logger()
+    broker = TansuBroker()
+    broker.start()
+    producer = None
+    try:
+        topic = asyncio.run(new_topic(broker.bootstrap_servers))
+        producer = EventSpineProducer(
+            ProducerSettings(
+                bootstrap_servers=broker.bootstrap_servers,
+                topic=topic,
+                # Room for every call of both phases: we time acceptance, not drops.
+                buffer_max_events=2 * (calls + warmup) + 1000,
+            )
+        )
+        set_default_producer(producer)
+        interleaved(logger, warmup, chunk)
+        if not producer.flush(60):
+            raise RuntimeError("warm-up events were not acked")
+        up, log_up = interleaved(logger, calls, chunk)
+        if not producer.flush(120):
+            raise RuntimeError("broker-up events were not acked")
+        broker.stop()  # broker down from here on: the sender fails and retries
+        time.sleep(0.3)
+        interleaved(logger, warmup, chunk)
+        down, log_down = interleaved(logger, calls, chunk)
+        stats = producer.stats
+        metrics = {
+            **latency_summary(up, "up"),
+            **latency_summary(log_up, "log_up"),
+            **latency_summary(down, "down"),
+            **latency_summary(log_down, "log_down"),
+            "down_calls_over_1ms_count": float(sum(1 for x in down if x > 1_000_000)),
+            "log_down_calls_over_1ms_count": float(sum(1 for x in log_down if x > 1_000_000)),
+            "up_calls_over_1ms_count": float(sum(1 for x in up if x > 1_000_000)),
+            "log_up_calls_over_1ms_count": float(sum(1 for x in log_up if x > 1_000_000)),
+            "down_dropped_count": float(stats.dropped),
+            "down_buffered_count": float(stats.buffered),
+        }
+    finally:
+        set_default_producer(None)
+        if producer is not None:
+            producer.close(timeout_s=0.2)
+        broker.stop()
+    return metrics
+
+
+def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
+    """Each repeat: a fresh broker and producer, then the up and the down phase."""
+    measured = Measured(info={"gc": "enabled (part of the caller's experience)"})
+    for k in range(repeats):
+        log(f"emit: repeat {k + 1}/{repeats}")
+        measured.runs.append(_one_run(p))
+    return measured

@@ -1,0 +1,100 @@
+"""producer: sustained events/s from emit_event() to acked by the local broker.
+
+Ours: one thread calls emit_event() as fast as it can (overflow_policy="block", so
+a full buffer applies backpressure instead of dropping), the producer's sender
+thread ships them; the clock stops when flush() sees every event acked.
+Baseline: a raw aiokafka loop sending the same events already serialized, with the
+same batching (linger 5 ms, 256 KiB batches), compression (lz4) and acks (all),
+awaiting acks per chunk of 2,000 like the sender. Connecting is excluded on both
+sides; the two alternate order between repeats, each on a fresh topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Comparison, Goal, Measured, log
+from benchmarks.pipeline import CTX, EVENT_TYPE, make_items, new_topic, payload, stream_ids
+from benchmarks.rawloops import raw_produce
+from event_spine.broker.tansu import TansuBroker
+from event_spine.producers.emit import emit_event, set_default_producer
+from event_spine.producers.producer import EventSpineProducer
+from event_spine.producers.settings import ProducerSettings
+
+NAME = "producer"
+DESCRIPTION = (
+    "events/s from emit_event() to acked by the local broker vs a raw aiokafka loop "
+    "sending the same serialized events (same linger, batch size, lz4, acks=all)"
+)
+COMPARISONS = [
+    Comparison(
+        "producer throughput",
+        "ours_per_s",
+        "raw_per_s",
+        "higher",
+        Goal("ratio_min", 1.0, "ratio >= 1.0"),
+        "emit_event -> acked",
+        "raw aiokafka send (pre-serialized)",
+    ),
+]
+
+
+def params(smoke: bool) -> dict[str, Any]:
+    """Sizes: 200k events per side and repeat (smoke: 2k)."""
+    return {"events": 2_000 if smoke else 200_000}
+
+
+def _ours(bootstrap: str, topic: str, events: int) -> float:
+    producer = EventSpineProducer(
+        ProducerSettings(
+            bootstrap_servers=bootstrap,
+            topic=topic,
+            overflow_policy="block",
+            block_timeout_ms=120_000,
+        )
+    )
+    set_default_producer(producer)
+    try:
+        emit_event(CTX, EVENT_TYPE, "orders/warmup", payload(0))  # connect first
+        if not producer.flush(30):
+            raise RuntimeError("the producer did not connect")
+        streams = stream_ids()
+        started = time.perf_counter()
+        for i in range(events):
+            emit_event(CTX, EVENT_TYPE, streams[i % len(streams)], payload(i))
+        if not producer.flush(300):
+            raise RuntimeError(f"not every event was acked: {producer.stats}")
+        elapsed = time.perf_counter() - started
+        stats = producer.stats
+        if stats.sent != events + 1 or stats.dropped:
+            raise RuntimeError(f"unexpected producer stats: {stats}")
+        return elapsed
+    finally:
+        set_default_producer(None)
+        producer.close(timeout_s=5)
+
+
+def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
+    """One broker for the run; each repeat runs both sides on fresh topics."""
+    events = p["events"]
+    items = make_items(events)
+    measured = Measured(info={"event_bytes_avg": sum(len(v) for _, v in items) / len(items)})
+    with TansuBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        for k in range(repeats):
+            log(f"producer: repeat {k + 1}/{repeats}")
+            run_metrics: dict[str, float] = {}
+            sides = ["ours", "raw"] if k % 2 == 0 else ["raw", "ours"]
+            for side in sides:
+                topic = asyncio.run(new_topic(bootstrap))
+                if side == "ours":
+                    elapsed = _ours(bootstrap, topic, events)
+                else:
+                    elapsed = asyncio.run(raw_produce(bootstrap, topic, items))
+                run_metrics[f"{side}_per_s"] = events / elapsed
+                run_metrics[f"{side}_elapsed_s"] = elapsed
+            measured.runs.append(run_metrics)
+    return measured

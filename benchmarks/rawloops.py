@@ -1,0 +1,255 @@
+"""Hand-written baselines: what a careful engineer would write without event-spine.
+
+- ``RawSqliteSink`` / ``RawPostgresSink``: aiokafka ``getmany`` -> decode -> one
+  transaction of ``executemany`` (events, then each stream's watermark) -> commit
+  the Kafka offsets. Same schema and indexes as the spine's backends, same fetch
+  settings and batch size as a sink worker; no routing, no dead letters.
+- ``raw_produce``: aiokafka ``send`` of already serialized events with the spine
+  producer's batching, compression and acks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+
+from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer
+from event_spine.schemas.wire import EventRecord
+
+_decoder: Final = msgspec.json.Decoder(EventRecord)
+
+_SQLITE_DDL = """
+CREATE TABLE IF NOT EXISTS raw_events (
+    event_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, env TEXT NOT NULL,
+    mode TEXT NOT NULL, project_id TEXT NOT NULL, stream_id TEXT NOT NULL,
+    position INTEGER NOT NULL, event_type TEXT NOT NULL, ts TEXT NOT NULL, body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE TABLE IF NOT EXISTS raw_cursors (
+    tenant_id TEXT NOT NULL, env TEXT NOT NULL, mode TEXT NOT NULL, project_id TEXT NOT NULL,
+    stream_id TEXT NOT NULL, position INTEGER NOT NULL, last_event_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, env, mode, project_id, stream_id)
+) WITHOUT ROWID;
+"""
+_SQLITE_INSERT = "INSERT INTO raw_events VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"
+_SQLITE_ADVANCE = (
+    "INSERT INTO raw_cursors VALUES (?,?,?,?,?,?,?) ON CONFLICT"
+    " (tenant_id, env, mode, project_id, stream_id) DO UPDATE SET position = excluded.position,"
+    " last_event_id = excluded.last_event_id WHERE excluded.position > raw_cursors.position"
+)
+
+_PG_DDL = """
+CREATE TABLE IF NOT EXISTS raw_events (
+    event_id text COLLATE "C" PRIMARY KEY, tenant_id text NOT NULL, env text NOT NULL,
+    mode text NOT NULL, project_id text NOT NULL, stream_id text NOT NULL,
+    position bigint NOT NULL, event_type text NOT NULL, ts timestamptz NOT NULL,
+    body bytea NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE TABLE IF NOT EXISTS raw_cursors (
+    tenant_id text NOT NULL, env text NOT NULL, mode text NOT NULL, project_id text NOT NULL,
+    stream_id text NOT NULL, position bigint NOT NULL, last_event_id text NOT NULL,
+    PRIMARY KEY (tenant_id, env, mode, project_id, stream_id)
+);
+"""
+_PG_INSERT = "INSERT INTO raw_events VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING"
+_PG_ADVANCE = (
+    "INSERT INTO raw_cursors AS c VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT"
+    " (tenant_id, env, mode, project_id, stream_id) DO UPDATE SET position = excluded.position,"
+    " last_event_id = excluded.last_event_id WHERE excluded.position > c.position"
+)
+
+Rows = list[tuple[Any, ...]]
+
+
+def _rows(records: list[Any], ts_text: bool) -> tuple[Rows, Rows]:
+    """Event rows and one watermark row per stream, from raw ConsumerRecords."""
+    rows: Rows = []
+    marks: dict[tuple[str, ...], tuple[int, str]] = {}
+    for rec in records:
+        event = _decoder.decode(rec.value)
+        r = event.routing
+        key = (r.tenant_id, r.env, r.mode, r.project_id, event.stream_id)
+        rows.append(
+            (
+                event.event_id,
+                *key,
+                rec.offset,
+                event.event_type,
+                event.ts.isoformat() if ts_text else event.ts,
+                rec.value,
+            )
+        )
+        mark = marks.get(key)
+        if mark is None or rec.offset > mark[0]:
+            marks[key] = (rec.offset, event.event_id)
+    return rows, [(*key, pos, eid) for key, (pos, eid) in marks.items()]
+
+
+class _RawSink:
+    """The consume/commit loop; subclasses write one batch."""
+
+    def __init__(self, max_records: int = 2000) -> None:
+        self.max_records = max_records
+        self.records = 0
+        self.committed: dict[int, int] = {}
+        self.stop = asyncio.Event()
+
+    def seen(self) -> int:
+        """Records received so far."""
+        return self.records
+
+    def positions(self) -> dict[int, int]:
+        """Committed offset per partition."""
+        return self.committed
+
+    async def open(self) -> None:
+        """Create tables."""
+
+    async def close(self) -> None:
+        """Release the database."""
+
+    async def write(self, records: list[Any]) -> None:
+        """One transaction: events, then watermarks."""
+        raise NotImplementedError
+
+    async def run(self, bootstrap: str, topic: str, group_id: str, assign: bool = False) -> None:
+        """Consume until ``stop`` is set. ``assign``: no group join (replay style)."""
+        consumer = AIOKafkaConsumer(
+            *(() if assign else (topic,)),
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **GROUP_TIMING,
+        )
+        await consumer.start()
+        try:
+            if assign:
+                from aiokafka import TopicPartition  # noqa: PLC0415
+
+                parts = consumer.partitions_for_topic(topic)
+                while not parts:
+                    await consumer._client.force_metadata_update()
+                    parts = consumer.partitions_for_topic(topic)
+                consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
+                await consumer.seek_to_beginning()
+            while not self.stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if not batch:
+                    continue
+                records = [rec for recs in batch.values() for rec in recs]
+                self.records += len(records)
+                await self.write(records)
+                offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+                await consumer.commit(offsets)
+                for tp, offset in offsets.items():
+                    self.committed[tp.partition] = offset
+        finally:
+            await consumer.stop()
+
+
+class RawSqliteSink(_RawSink):
+    """getmany + executemany + commit into one SQLite file (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: Path, max_records: int = 2000) -> None:
+        super().__init__(max_records)
+        self.path = path
+        # sqlite3 objects are bound to their thread: one connection on one thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    def _open_sync(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.executescript(_SQLITE_DDL)
+        self._conn = conn
+
+    def _write_sync(self, rows: Rows, marks: Rows) -> None:
+        conn = self._conn
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(_SQLITE_INSERT, rows)
+        conn.executemany(_SQLITE_ADVANCE, marks)
+        conn.execute("COMMIT")
+
+    async def open(self) -> None:
+        """Open the file on the database thread."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_sync)
+
+    async def close(self) -> None:
+        """Close the connection and the thread."""
+        if self._conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def write(self, records: list[Any]) -> None:
+        """Decode on the loop, write on the database thread."""
+        rows, marks = _rows(records, ts_text=True)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._write_sync, rows, marks
+        )
+
+
+class RawPostgresSink(_RawSink):
+    """getmany + executemany + commit into PostgreSQL with asyncpg."""
+
+    def __init__(self, dsn: str, max_records: int = 2000) -> None:
+        super().__init__(max_records)
+        self.dsn = dsn
+        self._conn: Any = None
+
+    async def open(self) -> None:
+        """Connect and create the tables."""
+        import asyncpg  # noqa: PLC0415 - optional dependency
+
+        self._conn = await asyncpg.connect(self.dsn)
+        await self._conn.execute(_PG_DDL)
+
+    async def close(self) -> None:
+        """Disconnect."""
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def write(self, records: list[Any]) -> None:
+        """One transaction of two executemany calls."""
+        rows, marks = _rows(records, ts_text=False)
+        async with self._conn.transaction():
+            await self._conn.executemany(_PG_INSERT, rows)
+            await self._conn.executemany(_PG_ADVANCE, sorted(marks))
+
+
+async def raw_produce(
+    bootstrap: str, topic: str, items: list[tuple[bytes, bytes]], chunk: int = 2000
+) -> float:
+    """Send pre-serialized events, wait for every ack; returns the elapsed seconds.
+
+    Futures are awaited per chunk of 2,000 sends, as the spine's sender does.
+    """
+    producer = aiokafka_producer(bootstrap)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        pending: list[asyncio.Future[Any]] = []
+        for start in range(0, len(items), chunk):
+            futures = [
+                await producer.send(topic, value, key=key, headers=HEADERS)
+                for key, value in items[start : start + chunk]
+            ]
+            pending.append(asyncio.ensure_future(asyncio.gather(*futures)))
+        await asyncio.gather(*pending)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()

@@ -1,0 +1,148 @@
+"""A sink worker in its own process, reporting progress as JSON lines on stdout.
+
+``python -m benchmarks.worker_proc --bootstrap B --topic T --group G --registry-db R
+[--latency-ms 5]``. ``--latency-ms`` wraps every store so that each append_batch
+first sleeps that long (an injected write latency, as tests/support/faults.py
+injects faults). Lines: ``{"t": monotonic, "assigned": n, "seen": n,
+"first": monotonic|null, "committed": {partition: offset}}`` every 10 ms while
+something changes. Stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.pipeline import sink_settings
+from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor
+from event_spine.schemas import ResourceRoute, Scope, StoredEvent
+from event_spine.sink_workers.worker import SinkWorker
+
+
+class SlowStore:
+    """Delegates to a real store; every append_batch first waits ``latency_s``."""
+
+    def __init__(self, inner: EventStore, latency_s: float) -> None:
+        self.inner = inner
+        self.latency_s = latency_s
+
+    async def open(self) -> None:
+        """Open the real store."""
+        await self.inner.open()
+
+    async def close(self) -> None:
+        """Close the real store."""
+        await self.inner.close()
+
+    async def ping(self) -> None:
+        """Ping the real store."""
+        await self.inner.ping()
+
+    async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
+        """Sleep, then write."""
+        await asyncio.sleep(self.latency_s)
+        return await self.inner.append_batch(events)
+
+    async def list_after(
+        self, scope: Scope, stream_id: str, after_event_id: str | None = None, limit: int = 100
+    ) -> list[StoredEvent]:
+        """Read through."""
+        return await self.inner.list_after(scope, stream_id, after_event_id, limit)
+
+    async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
+        """Read through."""
+        return await self.inner.get(scope, event_id)
+
+    async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
+        """Read through."""
+        return await self.inner.cursor(scope, stream_id)
+
+
+class SlowFactory(StoreFactory):
+    """A StoreFactory whose stores all answer ``latency_s`` later."""
+
+    def __init__(self, latency_s: float) -> None:
+        super().__init__()
+        self.latency_s = latency_s
+        self._wrapped: dict[int, SlowStore] = {}
+
+    async def event_store(self, route: ResourceRoute) -> EventStore:
+        """The real store, wrapped once."""
+        real = await super().event_store(route)
+        wrapper = self._wrapped.get(id(real))
+        if wrapper is None:
+            wrapper = self._wrapped[id(real)] = SlowStore(real, self.latency_s)
+        return wrapper
+
+
+def _assigned(worker: SinkWorker) -> int:
+    """Partitions owned; before the first batch the worker has not seen its consumer yet,
+    so ask faststream's subscriber (a harness may peek; the worker API has no hook)."""
+    owned = len(worker.assignment())
+    broker = worker._broker
+    if owned or broker is None:
+        return owned
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is not None:
+            owned += len(consumer.assignment())
+    return owned
+
+
+async def _report(worker: SinkWorker, stop: asyncio.Event) -> None:
+    first: float | None = None
+    last = ""
+    while not stop.is_set():
+        if first is None and worker.stats.records:
+            first = time.monotonic()
+        state = {
+            "assigned": _assigned(worker),
+            "seen": worker.stats.records,
+            "first": first,
+            "committed": {str(p): off for (_, p), off in worker.stats.committed.items()},
+            "duplicates": worker.stats.duplicates,
+        }
+        text = json.dumps(state, sort_keys=True)
+        if text != last:
+            last = text
+            sys.stdout.write(json.dumps({"t": time.monotonic(), **state}) + "\n")
+            sys.stdout.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.01 if first is not None else 0.002)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    """Run one worker until SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--registry-db", required=True, type=Path)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("faststream").setLevel(logging.WARNING)
+    settings = sink_settings(args.bootstrap, args.topic, args.registry_db, group_id=args.group)
+    stores = SlowFactory(args.latency_ms / 1000) if args.latency_ms > 0 else StoreFactory()
+    worker = SinkWorker(settings, stores=stores)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await worker.start()
+    try:
+        await _report(worker, stop)
+    finally:
+        await worker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
