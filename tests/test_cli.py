@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+
+from support.pipeline import new_topic, read_topic
 
 
 def spine(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -83,3 +87,56 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "only in mode 'lab'" in refused.stdout
+
+
+async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, tmp_path) -> None:
+    topic = await new_topic(broker.bootstrap_servers, partitions=1)
+    registry = f"sqlite:{tmp_path / 'registry.db'}"
+    scope = ["event_spine", "t_acme", "dev", "p_core", "saas"]
+    common = ["--registry", registry, "--bootstrap", broker.bootstrap_servers]
+    env = {**os.environ, "SPINE_PRODUCER_TOPIC": topic}
+    for args in (
+        ["set", *scope, "--backend", "sqlite", "--config", '{"path": "/tmp/a.db"}'],
+        [
+            "switch",
+            *scope,
+            "--backend",
+            "sqlite",
+            "--config",
+            '{"path": "/tmp/b.db"}',
+            "--reason",
+            "disk full",
+            "--actor",
+            "ops",
+        ],
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "event_spine.cli.main",
+                "routes",
+                *args,
+                *common,
+                "--audit-topic",
+                topic,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    records = await read_topic(broker.bootstrap_servers, topic, 3)
+    types = [orjson.loads(r.value)["event_type"] for r in records]
+    assert "audit.route.set" in types
+    assert "audit.route.switch" in types
+    assert any(t.startswith("timeline.") for t in types), types
+    switch = next(
+        orjson.loads(r.value)
+        for r in records
+        if orjson.loads(r.value)["event_type"] == "audit.route.switch"
+    )
+    assert switch["metadata"]["user_id"] == "ops"
+    assert switch["routing"]["tenant_id"] == "t_acme"

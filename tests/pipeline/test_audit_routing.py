@@ -35,13 +35,14 @@ async def test_route_set_and_lookup_are_audited_into_the_tenants_store(broker, t
     try:
 
         async def audited_both() -> bool:
-            types = {e.record.event_type for e in await service.list_after("audit/routing")}
+            types = {e.record.event_type for e in await service.list_after("audit")}
             return {"audit.route.set", "audit.route.lookup"} <= types
 
         await wait_until(audited_both, 30, message="route.set and route.lookup audit events")
-        events = await service.list_after("audit/routing")
+        events = await service.list_after("audit")
         setter = next(e for e in events if e.record.event_type == "audit.route.set")
         assert setter.record.payload["action"] == "route.set"
+        assert setter.record.payload["surface"] == "routing"
         assert setter.record.payload["output"]["actor"] == "test"
         assert setter.record.metadata["user_id"] == "test"
         assert setter.record.payload["input"] == {"resource_kind": "event_spine"}

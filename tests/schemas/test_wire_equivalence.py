@@ -133,7 +133,7 @@ def test_same_verdict_on_mutated_documents(mutations) -> None:
 def test_emitted_bytes_decode_identically_in_both(payload, text) -> None:
     producer = EventSpineProducer(ProducerSettings(bootstrap_servers="127.0.0.1:1"), start=False)
     producer.emit_event(ctx(), "x.y", "s", {"p": payload, "t": text})
-    ((_, value),) = producer._buffer.drain(1)
+    ((_, value, _),) = producer._buffer.drain(1)
     record = decode_record(value)
     event = StreamEvent.model_validate_json(value)
     assert event_from_record(record) == event

@@ -29,7 +29,7 @@ import msgspec
 
 from event_spine.errors import ScopeViolation, UnknownCursor
 from event_spine.schemas.scope import Scope
-from event_spine.schemas.wire import EventRecord, StoredEvent
+from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 
 MAX_PAGE: Final = 1000
 
@@ -123,6 +123,13 @@ _record_decoder: Final = msgspec.json.Decoder(EventRecord)
 def record_to_json(record: EventRecord) -> bytes:
     """How backends persist a record body."""
     return _record_encoder.encode(record)
+
+
+def event_body(event: StoredEvent) -> bytes:
+    """The JSON body to persist: the bytes it arrived as when known, else encoded."""
+    if type(event) is ReceivedEvent and event.raw:
+        return event.raw
+    return _record_encoder.encode(event.record)
 
 
 def record_from_json(data: bytes | str) -> EventRecord:

@@ -26,8 +26,8 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
+    event_body,
     record_from_json,
-    record_to_json,
 )
 from event_spine.errors import ConcurrentUpdate, StorePermanentError, StoreUnavailable
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
@@ -237,7 +237,7 @@ def _row(event: StoredEvent, key: StreamKey) -> tuple[object, ...]:
         event.position,
         record.event_type,
         record.ts.isoformat(),
-        record_to_json(record),
+        event_body(event),
     )
 
 

@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import bench, config, demo, dlq, replay, routes
+from event_spine.cli import audit, bench, config, demo, dlq, replay, routes, tail
 from event_spine.cli.options import parse_location
 from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
@@ -22,6 +22,8 @@ app = typer.Typer(no_args_is_help=True, help=__doc__)
 app.add_typer(routes.app, name="routes")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config.app, name="config")
+app.add_typer(audit.app, name="audit")
+app.command("tail")(tail.tail)
 app.command("demo")(demo.run_demo)
 app.command("replay")(replay.replay_command)
 app.command("verify")(replay.verify_command)

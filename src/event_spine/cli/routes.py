@@ -12,7 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from event_spine.cli.options import parse_location
+from event_spine.emitters.routing import routing_hook
 from event_spine.errors import SpineError
+from event_spine.producers.producer import EventSpineProducer
+from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
@@ -21,6 +24,13 @@ app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
 console = Console()
 T = TypeVar("T")
 
+AuditBootstrap = typer.Option(
+    None,
+    "--bootstrap",
+    envvar="SPINE_BOOTSTRAP",
+    help="Kafka bootstrap servers: when given, changes are audited through the spine.",
+)
+AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
 RegistryOption = typer.Option(
     ...,
     "--registry",
@@ -29,14 +39,30 @@ RegistryOption = typer.Option(
 )
 
 
-def _with_registry(location: str, action: Callable[[RoutingRegistry], Awaitable[T]]) -> T:
+def _with_registry(
+    location: str,
+    action: Callable[[RoutingRegistry], Awaitable[T]],
+    audit_bootstrap: str | None = None,
+    audit_topic: str = "spine.events",
+) -> T:
     async def go() -> T:
         backend, config = parse_location(location)
         store = await open_registry_store(backend, config)
+        producer = None
+        if audit_bootstrap:
+            # Changes become audit events (and switches timeline entries) in the spine.
+            producer = EventSpineProducer(
+                ProducerSettings(bootstrap_servers=audit_bootstrap, topic=audit_topic)
+            )
         try:
-            return await action(RoutingRegistry(store))
+            hook = routing_hook(producer) if producer is not None else None
+            return await action(RoutingRegistry(store, hook))
         finally:
             await store.close()
+            if producer is not None:
+                report = await asyncio.to_thread(producer.close)
+                if report.unsent:
+                    console.print(f"[yellow]{report.unsent} audit event(s) not delivered[/yellow]")
 
     try:
         return asyncio.run(go())
@@ -104,6 +130,8 @@ def set_route(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option("set from CLI"),
     registry: str = RegistryOption,
+    bootstrap: str | None = AuditBootstrap,
+    audit_topic: str = AuditTopic,
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
     route = ResourceRoute(
@@ -117,7 +145,9 @@ def set_route(
         tier=tier,
         cost_notes=cost_notes,
     )
-    saved = _with_registry(registry, lambda r: r.set_route(route, actor=actor, reason=reason))
+    saved = _with_registry(
+        registry, lambda r: r.set_route(route, actor=actor, reason=reason), bootstrap, audit_topic
+    )
     console.print(f"saved {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
 
 
@@ -133,12 +163,17 @@ def switch(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option(...),
     registry: str = RegistryOption,
+    bootstrap: str | None = AuditBootstrap,
+    audit_topic: str = AuditTopic,
 ) -> None:
     """Point a route at another backend, recording who, when, from, to and why."""
     key = _key(kind, tenant, env, project, mode)
     cfg: dict[str, Any] = orjson.loads(config)
     saved = _with_registry(
-        registry, lambda r: r.switch_route(key, backend, cfg, actor=actor, reason=reason)
+        registry,
+        lambda r: r.switch_route(key, backend, cfg, actor=actor, reason=reason),
+        bootstrap,
+        audit_topic,
     )
     console.print(f"switched {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from event_spine.sink_workers import dead_letters as h
+from event_spine.subscriptions.offsets import assign_all
 
 REPLAYED_FROM = "spine-dlq-replayed-from"
 
@@ -59,21 +60,6 @@ def _as_record(rec: Any) -> DeadLetterRecord:
     return DeadLetterRecord(rec.partition, rec.offset, rec.key, rec.value, h.header_map(raw), raw)
 
 
-async def _assign_all(
-    consumer: AIOKafkaConsumer, topic: str, timeout_s: float
-) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic)
-        if partitions or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(0.1)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
-    consumer.assign(tps)
-    return tps
-
-
 async def read_dead_letters(
     bootstrap_servers: str,
     dlq_topic: str,
@@ -87,7 +73,7 @@ async def read_dead_letters(
     await consumer.start()
     out: list[DeadLetterRecord] = []
     try:
-        tps = await _assign_all(consumer, dlq_topic, timeout_s)
+        tps = await assign_all(consumer, dlq_topic, timeout_s)
         await consumer.seek_to_beginning(*tps)
         done: set[TopicPartition] = set()
         deadline = time.monotonic() + timeout_s

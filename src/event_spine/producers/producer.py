@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
 from event_spine.observability.tracing import current_traceparent
+from event_spine.producers.batching import PartitionBatcher
 from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
@@ -55,9 +56,6 @@ from event_spine.schemas.wire import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_HEADER: Final = "spine-schema"
-TRACEPARENT: Final = "traceparent"
-_HEADERS: Final = [(SCHEMA_HEADER, str(SCHEMA_VERSION).encode())]
 _SEND_CHUNK: Final = 2_000
 _ROUTING_CACHE_MAX: Final = 10_000
 
@@ -133,6 +131,7 @@ class EventSpineProducer:
         self._in_flight = 0
         self._retry: list[tuple[int, Item]] = []
         self._settling: set[asyncio.Future[None]] = set()
+        self._batcher = PartitionBatcher(settings.topic)
         self._connected = False
         self._last_error: str | None = None
         if start:
@@ -381,44 +380,45 @@ class EventSpineProducer:
         return min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
 
     async def _send_chunk(self, producer: AIOKafkaProducer, items: list[Item], seq: int) -> int:
-        futures: list[asyncio.Future[Any]] = []
-        sent_items: list[tuple[int, Item]] = []
-        for index, item in enumerate(items):
-            try:
-                headers = _HEADERS if not item[2] else [*_HEADERS, (TRACEPARENT, item[2])]
-                future = await producer.send(
-                    self.settings.topic, item[1], key=item[0], headers=headers
-                )
-            except Exception as exc:  # any failure: this and the rest are retried later
-                # Not even queued (e.g. no metadata while the broker is down): this and
-                # the rest of the chunk wait for the retry.
-                rest = items[index:]
-                self._note_failure(exc, len(rest))
-                self._retry.extend((seq + 1 + i, it) for i, it in enumerate(rest))
-                self._in_flight -= len(rest)
-                seq += len(rest)
-                break
-            seq += 1
-            futures.append(future)
-            sent_items.append((seq, item))
-        if futures:
-            task = asyncio.ensure_future(self._settle(futures, sent_items))
-            self._settling.add(task)  # keep a reference until done
-            task.add_done_callback(self._settling.discard)
-        return seq
+        numbered = [(seq + 1 + i, item) for i, item in enumerate(items)]
+        try:
+            groups = await self._batcher.group(producer, numbered)
+        except Exception as exc:  # no metadata (broker down): the whole chunk retries
+            self._fail(numbered, exc)
+            return seq + len(items)
+        for index, (partition, pairs) in enumerate(groups):
+            start = 0
+            while start < len(pairs):
+                batch, end = self._batcher.fill(producer, pairs, start)
+                members = pairs[start:end]
+                try:
+                    future = await producer.send_batch(
+                        batch, self.settings.topic, partition=partition
+                    )
+                except Exception as exc:  # not queued: this and the rest retry, in order
+                    rest = [pair for _, later in groups[index + 1 :] for pair in later]
+                    self._fail([*pairs[start:], *rest], exc)
+                    return seq + len(items)
+                task = asyncio.ensure_future(self._settle(future, members))
+                self._settling.add(task)  # keep a reference until done
+                task.add_done_callback(self._settling.discard)
+                start = end
+        return seq + len(items)
 
-    async def _settle(
-        self, futures: list[asyncio.Future[Any]], items: list[tuple[int, Item]]
-    ) -> None:
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for result, pair in zip(results, items, strict=True):
-            if isinstance(result, BaseException):
-                self._note_failure(result, 1)
-                self._retry.append(pair)
-            else:
-                self._sent += 1
-                self._connected = True
-        self._in_flight -= len(items)
+    def _fail(self, pairs: list[tuple[int, Item]], exc: BaseException) -> None:
+        self._note_failure(exc, len(pairs))
+        self._retry.extend(pairs)  # before the in-flight decrement: flush() never sees 0
+        self._in_flight -= len(pairs)
+
+    async def _settle(self, future: asyncio.Future[Any], members: list[tuple[int, Item]]) -> None:
+        try:
+            await future
+        except Exception as exc:  # delivery failed after aiokafka's own retries
+            self._fail(members, exc)
+            return
+        self._sent += len(members)
+        self._connected = True
+        self._in_flight -= len(members)
 
     def _note_failure(self, exc: BaseException, count: int) -> None:
         self._failed += count

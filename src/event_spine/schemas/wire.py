@@ -87,6 +87,14 @@ class StoredEvent(msgspec.Struct, frozen=True):
         return self.record.stream_id
 
 
+class ReceivedEvent(StoredEvent, frozen=True):
+    """A StoredEvent that still holds the exact wire bytes it was decoded from, so a
+    store can persist them instead of encoding the record again (the sink's hot path).
+    Anything that changes the record must build a plain StoredEvent."""
+
+    raw: bytes = b""
+
+
 class _VersionProbe(msgspec.Struct):
     schema_version: Any = None
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from event_spine.audit.chain import has_audit_events, link_audit_chain
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import (
@@ -38,7 +39,7 @@ from event_spine.observability.tracing import sink_span, traceparents
 from event_spine.producers.producer import kafka_key
 from event_spine.routing.cache import RouteCache
 from event_spine.schemas.routes import ResourceRoute
-from event_spine.schemas.wire import StoredEvent, decode_record
+from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
 from event_spine.sink_workers.dead_letters import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ class BatchProcessor:
         self, records: Sequence[Any], outcome: BatchOutcome
     ) -> dict[tuple[str, str], _Group]:
         groups: dict[tuple[str, str], _Group] = {}
-        resolved: dict[tuple[str, str, str, str], ResourceRoute | ConfigurationError] = {}
+        # Resolved once per scope per batch (not per event): route, store and group.
+        by_scope: dict[tuple[str, str, str, str], _Group | ConfigurationError] = {}
         for rec in records:
             try:
                 event = self._decode(rec)
@@ -112,20 +114,28 @@ class BatchProcessor:
                 outcome.dead_letters.append(DeadLetter(rec, exc.reason, exc))
                 continue
             scope = event.record.routing.key()
-            route = resolved.get(scope)
-            if route is None:
-                route = resolved[scope] = await self._resolve(scope)
-            if isinstance(route, ConfigurationError):
-                reason = "route_missing" if isinstance(route, RouteNotFound) else "route_invalid"
-                outcome.dead_letters.append(DeadLetter(rec, reason, route))
+            target = by_scope.get(scope)
+            if target is None:
+                target = by_scope[scope] = await self._group_for(scope, groups)
+            if isinstance(target, ConfigurationError):
+                reason = "route_missing" if isinstance(target, RouteNotFound) else "route_invalid"
+                outcome.dead_letters.append(DeadLetter(rec, reason, target))
                 continue
-            identity = route.store_identity()
-            group = groups.get(identity)
-            if group is None:
-                group = groups[identity] = _Group(route)
-            group.events.append(event)
-            group.records.append(rec)
+            target.events.append(event)
+            target.records.append(rec)
         return groups
+
+    async def _group_for(
+        self, scope: tuple[str, str, str, str], groups: dict[tuple[str, str], _Group]
+    ) -> _Group | ConfigurationError:
+        route = await self._resolve(scope)
+        if isinstance(route, ConfigurationError):
+            return route
+        identity = route.store_identity()
+        group = groups.get(identity)
+        if group is None:
+            group = groups[identity] = _Group(route)
+        return group
 
     def _decode(self, rec: Any) -> StoredEvent:
         value = rec.value
@@ -139,7 +149,7 @@ class BatchProcessor:
             raise EventValidationError(
                 "key", "Kafka key must be `<tenant_id>:<stream_id>` (emit sets it)"
             )
-        return StoredEvent(record, rec.offset)
+        return ReceivedEvent(record, rec.offset, raw=value)
 
     async def _resolve(
         self, scope: tuple[str, str, str, str]
@@ -168,6 +178,8 @@ class BatchProcessor:
         store = await self.stores.event_store(group.route)
         started = time.perf_counter()
         try:
+            if has_audit_events(group.events):
+                group.events = await link_audit_chain(store, group.events)
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
             raise BatchRetry(exc, exc.retry_after_s) from exc

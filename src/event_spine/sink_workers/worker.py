@@ -275,10 +275,10 @@ class SinkWorker:
     async def _commit(self, records: Sequence[Any]) -> None:
         consumer = self._consumer
         assert consumer is not None
-        offsets: dict[TopicPartition, int] = {}
-        for rec in records:
-            tp = TopicPartition(rec.topic, rec.partition)
-            offsets[tp] = max(offsets.get(tp, 0), rec.offset + 1)
+        ends: dict[tuple[str, int], int] = {}
+        for rec in records:  # records of a partition come in offset order
+            ends[(rec.topic, rec.partition)] = rec.offset + 1
+        offsets = {TopicPartition(t, p): end for (t, p), end in ends.items()}
         owned = consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
         if not offsets:

@@ -6,7 +6,7 @@ import base64
 import zlib
 from typing import Any, Final
 
-from event_spine.backends.base import record_from_json, record_to_json
+from event_spine.backends.base import event_body, record_from_json
 from event_spine.errors import StorePermanentError
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
@@ -33,7 +33,7 @@ def _event_item(pk: str, event: StoredEvent) -> Item:
             f"Cosmos store: position {event.position} of event {event.event_id!r} is outside"
             f" [0, 2**53): Cosmos numbers are doubles."
         )
-    raw = record_to_json(event.record)
+    raw = event_body(event)
     item: Item = {"id": event.record.event_id, "pk": pk, "position": event.position}
     if len(raw) <= _INLINE_BODY_MAX:
         item["body"] = raw.decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from event_spine.backends.base import StreamKey, record_to_json
+from event_spine.backends.base import StreamKey, event_body
 from event_spine.schemas.wire import StoredEvent
 
 Item = dict[str, Any]
@@ -31,7 +31,7 @@ def _stream_pk(key: StreamKey) -> str:
 
 def _event_items(pk: str, event: StoredEvent) -> list[Item]:
     """The ev# item, plus part# items when the body is larger than one part."""
-    body = record_to_json(event.record)
+    body = event_body(event)
     parts = [body[i : i + PART_BYTES] for i in range(0, len(body), PART_BYTES)]
     event_id = event.record.event_id
     head: Item = {**_key(pk, event.position), "e": _s(event_id), "b": {"B": parts[0]}}

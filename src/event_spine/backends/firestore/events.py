@@ -15,8 +15,8 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
+    event_body,
     record_from_json,
-    record_to_json,
 )
 from event_spine.backends.firestore.client import _bounded, _FirestoreStore, _mapped
 from event_spine.backends.firestore.layout import (
@@ -106,7 +106,7 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
         await _bounded(self.config.concurrency, [check(k, t) for k, t in wanted.items()])
 
     def _event_doc(self, events: Any, event: StoredEvent, key: StreamKey) -> _EventDoc:
-        body = record_to_json(event.record)
+        body = event_body(event)
         ref = events.document(event_doc_id(event.record.event_id))
         fields: dict[str, Any] = {"stream_key": key.text(), "position": event.position}
         doc = _EventDoc(event.record.event_id, ref, fields, size=len(body) + _WRITE_OVERHEAD)

@@ -14,8 +14,8 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
+    event_body,
     record_from_json,
-    record_to_json,
 )
 from event_spine.backends.postgres.config import PostgresConfig
 from event_spine.backends.postgres.database import _ID, _Database, _mapped, _rowcount, _schema_ddl
@@ -92,7 +92,7 @@ def _event_chunks(groups: list[StreamBatch]) -> Iterator[list[list[Any]]]:
     for group in groups:
         for event in group.events:
             record = event.record
-            body = record_to_json(record)
+            body = event_body(event)
             row = (record.event_id, *group.key, event.position, record.event_type, record.ts, body)
             for column, value in zip(columns, row, strict=True):
                 column.append(value)

@@ -1,0 +1,144 @@
+"""The audit hash chain, assigned by the sink just before the store write.
+
+Why the sink: the order of a stream is decided by the broker (a stream lives in one
+partition; its position is the Kafka offset). An emitter cannot know its event's
+predecessor; the sink can, because it writes a stream's events in position order.
+
+The chain of one stream in one scope, in one store (chain format v1):
+
+- Members: the stream's events whose ``event_type`` starts with ``audit.``, in
+  position order. Other events of the stream are not members.
+- Each member carries ``metadata.audit_prev_hash`` (the previous member's
+  ``audit_hash``; ``GENESIS`` = 64 zeros for the first) and ``metadata.audit_hash``.
+- ``audit_hash = sha256(prev_hash_ascii || canonical(record))`` as 64 lower-case hex.
+- ``canonical(record)``: the stored EventRecord (schema_version, event_id, ts,
+  event_type, stream_id, routing, metadata, payload) with the two hash keys removed
+  from ``metadata`` (every other key stays, nulls included), encoded by
+  ``msgspec.json.encode(..., order="sorted")``: UTF-8 JSON, no insignificant
+  whitespace, object keys sorted by code point at every depth, strings as raw
+  UTF-8 (only ``"``, ``\\`` and control characters escaped), ``ts`` in RFC 3339 as
+  msgspec writes it (``Z`` for UTC, else the offset; microseconds when non-zero),
+  non-finite floats as null. The sink hashes the record it decoded from Kafka,
+  the verifier the record it decodes from the store; msgspec re-encodes both
+  identically.
+
+Determinism: the predecessor is read from the store (the stream's cursor, then
+``get()``), and only events above the cursor are linked. A redelivered batch, or a
+zombie worker racing the partition's new owner, computes the same values, so the
+idempotent writes agree. Events at or below the cursor are left unchanged: they are
+stored already and the store drops them as duplicates; so is an event id stored at
+another position (a producer retry), which is therefore skipped too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+
+from event_spine.backends.base import EventStore, StreamCursor
+from event_spine.schemas.scope import Scope
+from event_spine.schemas.wire import EventRecord, StoredEvent
+
+AUDIT_EVENT_PREFIX: Final = "audit."
+#: The one stream per scope that emit_audit_event writes to (one partition: one order).
+AUDIT_STREAM: Final = "audit"
+AUDIT_HASH: Final = "audit_hash"
+AUDIT_PREV_HASH: Final = "audit_prev_hash"
+GENESIS: Final = "0" * 64
+HASH_FIELDS: Final = frozenset({AUDIT_HASH, AUDIT_PREV_HASH})
+_PAGE: Final = 500
+
+
+def is_audit_event(record: EventRecord) -> bool:
+    """True for the events the chain links (``audit.*`` event types)."""
+    return record.event_type.startswith(AUDIT_EVENT_PREFIX)
+
+
+def has_audit_events(events: Iterable[StoredEvent]) -> bool:
+    """Cheap test the sink runs per group: only then is the chain computed."""
+    return any(e.record.event_type.startswith(AUDIT_EVENT_PREFIX) for e in events)
+
+
+def canonical(record: EventRecord) -> bytes:
+    """The bytes an audit hash covers: the record without the two hash fields."""
+    metadata = {k: v for k, v in record.metadata.items() if k not in HASH_FIELDS}
+    return msgspec.json.encode(msgspec.structs.replace(record, metadata=metadata), order="sorted")
+
+
+def audit_hash(prev_hash: str, record: EventRecord) -> str:
+    """sha256(prev_hash || canonical(record)) as lower-case hex."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(record)).hexdigest()
+
+
+def linked(event: StoredEvent, prev_hash: str) -> StoredEvent:
+    """``event`` with ``audit_prev_hash`` and ``audit_hash`` set after ``prev_hash``."""
+    record = event.record
+    digest = audit_hash(prev_hash, record)
+    metadata = {
+        **{k: v for k, v in record.metadata.items() if k not in HASH_FIELDS},
+        AUDIT_PREV_HASH: prev_hash,
+        AUDIT_HASH: digest,
+    }
+    return StoredEvent(msgspec.structs.replace(record, metadata=metadata), event.position)
+
+
+async def link_audit_chain(store: EventStore, events: list[StoredEvent]) -> list[StoredEvent]:
+    """Return ``events`` (same length, same order) with every new audit event linked.
+
+    Non-audit events are returned as they are. Reads the store (cursor and one point
+    read per stream, one point read per new audit event); a store error propagates
+    so the sink retries the batch.
+    """
+    out = list(events)
+    groups: dict[tuple[tuple[str, str, str, str], str], list[int]] = {}
+    for index, event in enumerate(events):
+        if is_audit_event(event.record):
+            key = (event.record.routing.key(), event.record.stream_id)
+            groups.setdefault(key, []).append(index)
+    for (_, stream_id), indexes in groups.items():
+        scope = events[indexes[0]].record.routing.scope()
+        await _link_stream(store, scope, stream_id, out, indexes)
+    return out
+
+
+async def _link_stream(
+    store: EventStore, scope: Scope, stream_id: str, out: list[StoredEvent], indexes: list[int]
+) -> None:
+    indexes.sort(key=lambda i: out[i].position)
+    cursor = await store.cursor(scope, stream_id)
+    floor = cursor.position if cursor is not None else -1
+    prev = await _head_hash(store, scope, stream_id, cursor)
+    seen: set[str] = set()
+    for index in indexes:
+        event = out[index]
+        if event.position <= floor or event.event_id in seen:
+            continue  # stored already, or an in-batch repeat: the store drops it
+        seen.add(event.event_id)
+        stored = await store.get(scope, event.event_id)
+        if stored is not None and stored.position != event.position:
+            continue  # a producer retry of an event stored earlier: dropped as well
+        out[index] = linked(event, prev)
+        prev = out[index].record.metadata[AUDIT_HASH]
+
+
+async def _head_hash(
+    store: EventStore, scope: Scope, stream_id: str, cursor: StreamCursor | None
+) -> str:
+    """The hash of the last stored audit event at or below the cursor (GENESIS if none)."""
+    if cursor is None:
+        return GENESIS
+    last = await store.get(scope, cursor.last_event_id)
+    if last is not None and is_audit_event(last.record):
+        return str(last.record.metadata.get(AUDIT_HASH) or GENESIS)
+    # Rare: a non-audit event ends the stream (emit_audit_event never does that).
+    head = GENESIS
+    after: str | None = None
+    while page := await store.list_after(scope, stream_id, after, _PAGE):
+        for event in page:
+            if is_audit_event(event.record):
+                head = str(event.record.metadata.get(AUDIT_HASH) or GENESIS)
+        after = page[-1].event_id
+    return head

@@ -1,0 +1,99 @@
+"""`spine tail`: print one tenant's events as JSON lines as they come."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import msgspec
+import orjson
+import typer
+
+from event_spine.backends.factory import StoreFactory
+from event_spine.cli.audit import (
+    EnvOption,
+    ModeOption,
+    ProjectOption,
+    RegistryOption,
+    TenantOption,
+    scope_fields,
+)
+from event_spine.cli.options import parse_location
+from event_spine.errors import SpineError
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.routing.stores import open_registry_store
+from event_spine.schemas.context import RequestContext
+from event_spine.schemas.wire import StoredEvent
+from event_spine.subscriptions import EventFilter, subscribe
+
+
+def event_line(event: StoredEvent) -> str:
+    """One event as a JSON line: its position, then the wire fields."""
+    return orjson.dumps({"position": event.position, **msgspec.to_builtins(event.record)}).decode()
+
+
+def tail(
+    bootstrap: str = typer.Option(..., "--bootstrap", envvar="SPINE_BOOTSTRAP"),
+    registry: str = RegistryOption,
+    tenant: str = TenantOption,
+    env: str = EnvOption,
+    mode: str = ModeOption,
+    project: str = ProjectOption,
+    topic: str = typer.Option("spine.events", "--topic"),
+    type_prefix: list[str] = typer.Option([], "--type-prefix", help="Repeatable."),
+    stream_prefix: list[str] = typer.Option([], "--stream-prefix", help="Repeatable."),
+    catch_up: list[str] = typer.Option(
+        [], "--catch-up", help="A stream to print from its start first (repeatable)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after N events."),
+) -> None:
+    """Print the tenant's events (stored ones of --catch-up streams, then live) until
+    Ctrl-C or --limit. Only this scope's events are ever printed."""
+    try:
+        ctx = RequestContext.model_validate(scope_fields(tenant, env, mode, project))
+        event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                _tail(ctx, event_filter, bootstrap, registry, topic, dict.fromkeys(catch_up), limit)
+            )
+    except (SpineError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+async def _tail(
+    ctx: RequestContext,
+    event_filter: EventFilter,
+    bootstrap: str,
+    location: str,
+    topic: str,
+    after: dict[str, str | None],
+    limit: int | None,
+) -> None:
+    backend, config = parse_location(location)
+    registry_store = await open_registry_store(backend, config)
+    stores = StoreFactory()
+    events = subscribe(
+        ctx,
+        event_filter,
+        registry=RoutingRegistry(registry_store),
+        stores=stores,
+        bootstrap_servers=bootstrap,
+        topic=topic,
+        after=after,
+    )
+    printed = 0
+    try:
+        async with contextlib.aclosing(events):
+            async for event in events:
+                typer.echo(event_line(event))
+                printed += 1
+                if limit is not None and printed >= limit:
+                    break
+    finally:
+        await stores.close()
+        await registry_store.close()
+
+
+if __name__ == "__main__":
+    typer.run(tail)

@@ -1,0 +1,204 @@
+"""subscribe(): catch up from the routed store, then follow the topic live.
+
+The seam, step by step (no gap, no duplicate):
+
+1. Before reading the store, capture per partition the high watermark ``hw[p]``
+   and, for every stream to catch up, its cursor (watermark position) ``c[s]``.
+2. Catch up: page each stream of ``after`` with list_after, in position order.
+3. Live: a group-less consumer assigned to every partition starts at
+   ``min(hw[p], c[s] + 1 for the catch-up streams s living in p)``. Every event not
+   stored at step 2 has an offset above ``c[s]``, so the consumer reads it.
+4. At the seam a live record is skipped when its offset is at or below the last
+   position delivered for its stream (the store position IS the Kafka offset), or
+   when its event_id was delivered already (a producer retry stores one event at
+   two offsets). A stream not named in ``after`` is live only: from ``hw[p]`` on.
+
+Only the caller's scope is delivered, whatever the filter says: a record of
+another tenant (or env, mode, project) is dropped before the filter runs. Live
+records are delivered as soon as the broker has them, before the sink stores them;
+records the sink would dead-letter (undecodable, wrong key) are skipped.
+
+Each subscriber reads the topic on its own (no consumer group), so any number of
+subscribers and the sink group each get every event independently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from event_spine.backends.factory import StoreFactory
+from event_spine.consumers.event_stream import EventStreamService
+from event_spine.errors import EventRejected, UnknownCursor
+from event_spine.producers.producer import kafka_key
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.schemas.context import RequestContext
+from event_spine.schemas.wire import StoredEvent, decode_record
+from event_spine.subscriptions.filters import EventFilter
+from event_spine.subscriptions.offsets import assign_all, capture_high_watermarks, partition_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeOptions:
+    """Tuning knobs of a subscription (defaults suit most callers)."""
+
+    page_size: int = 500
+    poll_timeout_ms: int = 200
+    fetch_max_wait_ms: int = 100
+    #: How many recent event ids are remembered for the by-id dedupe.
+    dedupe_window: int = 100_000
+    metadata_timeout_s: float = 10.0
+
+
+class RecentIds:
+    """The last ``capacity`` ids seen, for an O(1) "seen before?" test."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def add(self, event_id: str) -> bool:
+        """Remember ``event_id``; False when it was already remembered."""
+        if event_id in self._ids:
+            return False
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.capacity:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+@dataclass(slots=True)
+class _Seam:
+    """What was delivered, so the live phase neither repeats nor skips."""
+
+    ctx: RequestContext
+    event_filter: EventFilter
+    live_from: dict[int, int]
+    ids: RecentIds
+    last_position: dict[str, int] = field(default_factory=dict)
+
+    def accept_stored(self, event: StoredEvent) -> bool:
+        """Catch-up: note the position; deliver unless filtered out or seen."""
+        self.last_position[event.stream_id] = event.position
+        return self.event_filter.matches(event.record) and self.ids.add(event.event_id)
+
+    def _behind(self, stream_id: str, partition: int, offset: int) -> bool:
+        """Delivered already (caught-up stream), or older than the live start."""
+        last = self.last_position.get(stream_id)
+        if last is not None:
+            return offset <= last
+        return offset < self.live_from[partition]
+
+    def accept_live(
+        self, partition: int, offset: int, key: bytes | None, value: bytes
+    ) -> StoredEvent | None:
+        """Live: decode, keep the caller's scope, filter, then dedupe at the seam."""
+        try:
+            record = decode_record(value)
+        except EventRejected:
+            return None
+        if record.routing.key() != self.ctx.key():
+            return None  # never another scope's events, whatever the filter
+        if key != kafka_key(record.routing.tenant_id, record.stream_id):
+            return None
+        if self._behind(record.stream_id, partition, offset):
+            return None
+        self.last_position[record.stream_id] = offset
+        if not self.event_filter.matches(record) or not self.ids.add(record.event_id):
+            return None
+        return StoredEvent(record, offset)
+
+
+async def subscribe(
+    ctx: RequestContext,
+    event_filter: EventFilter,
+    *,
+    registry: RoutingRegistry,
+    stores: StoreFactory,
+    bootstrap_servers: str,
+    topic: str = "spine.events",
+    after: Mapping[str, str | None] | None = None,
+    options: SubscribeOptions | None = None,
+) -> AsyncGenerator[StoredEvent, None]:
+    """Events of the caller's scope matching ``event_filter``: stored ones, then live.
+
+    ``after`` maps each stream to catch up to the last event_id the caller has seen
+    (None: the stream from its start); other streams are delivered from now on. An
+    id the stream does not hold raises UnknownCursor. Runs until the caller stops:
+    use ``contextlib.aclosing(subscribe(...))`` so the consumer closes at once.
+    """
+    opts = options or SubscribeOptions()
+    after = dict(after or {})
+    service = EventStreamService(ctx, registry, stores)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=opts.fetch_max_wait_ms,
+    )
+    await consumer.start()
+    try:
+        tps = await assign_all(consumer, topic, opts.metadata_timeout_s)
+        hw = await capture_high_watermarks(consumer, tps, opts.metadata_timeout_s)
+        start = await _start_offsets(ctx, service, after, hw)
+        for tp in tps:
+            consumer.seek(tp, start[tp.partition])
+        seam = _Seam(ctx, event_filter, hw, RecentIds(opts.dedupe_window))
+        for stream_id, last_seen in after.items():
+            async for event in _catch_up(service, stream_id, last_seen, seam, opts.page_size):
+                yield event
+        while True:
+            batch = await consumer.getmany(timeout_ms=opts.poll_timeout_ms)
+            for tp, records in batch.items():
+                for rec in records:
+                    live = seam.accept_live(tp.partition, rec.offset, rec.key, rec.value)
+                    if live is not None:
+                        yield live
+    finally:
+        await consumer.stop()
+
+
+async def _start_offsets(
+    ctx: RequestContext,
+    service: EventStreamService,
+    after: Mapping[str, str | None],
+    hw: dict[int, int],
+) -> dict[int, int]:
+    """Where the live consumer starts per partition (captured before the catch-up)."""
+    start = dict(hw)
+    for stream_id in after:
+        cursor = await service.cursor(stream_id)
+        first_unstored = cursor.position + 1 if cursor is not None else 0
+        partition = partition_of(ctx.tenant_id, stream_id, len(hw))
+        start[partition] = min(start[partition], first_unstored)
+    return start
+
+
+async def _catch_up(
+    service: EventStreamService,
+    stream_id: str,
+    last_seen: str | None,
+    seam: _Seam,
+    page_size: int,
+) -> AsyncIterator[StoredEvent]:
+    # From here on the stream is "caught up": live records below this are repeats.
+    seam.last_position[stream_id] = -1
+    if last_seen is not None:
+        anchor = await service.get(last_seen)  # another scope's id raises ScopeViolation
+        if anchor is None or anchor.stream_id != stream_id:
+            raise UnknownCursor(stream_id, last_seen)
+        seam.last_position[stream_id] = anchor.position
+    while page := await service.list_after(stream_id, last_seen, page_size):
+        for event in page:
+            if seam.accept_stored(event):
+                yield event
+        last_seen = page[-1].event_id
