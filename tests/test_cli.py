@@ -67,6 +67,30 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
     history = spine("routes", "history", *scope, "--registry", registry)
     assert "rebalance disks" in history.stdout
     assert "ops" in history.stdout
+    updated = spine(
+        "routes",
+        "update",
+        *scope,
+        "--tier",
+        "gold",
+        "--health",
+        "degraded",
+        "--cost-notes",
+        "$$",
+        "--registry",
+        registry,
+    )
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "event_spine.cli.main", "routes", "list", "--registry", registry],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert "gold" in listed.stdout
+    assert "degraded" in listed.stdout
     shown = spine("routes", "show", *scope, "--registry", registry)
     assert "/tmp/b.db" in shown.stdout
     missing = spine(

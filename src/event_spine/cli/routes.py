@@ -194,3 +194,34 @@ def history(
             s.reason,
         )
     console.print(table)
+
+
+@app.command()
+def update(
+    kind: str,
+    tenant: str,
+    env: str,
+    project: str,
+    mode: str,
+    tier: str | None = typer.Option(None),
+    health: str | None = typer.Option(None, help="healthy, degraded, down or unknown"),
+    cost_notes: str | None = typer.Option(None),
+    actor: str = typer.Option("cli"),
+    registry: str = RegistryOption,
+    bootstrap: str | None = AuditBootstrap,
+    audit_topic: str = AuditTopic,
+) -> None:
+    """Edit a route's tier, health status or cost notes (not a switch)."""
+    key = _key(kind, tenant, env, project, mode)
+    saved = _with_registry(
+        registry,
+        lambda r: r.update_metadata(
+            key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
+        ),
+        bootstrap,
+        audit_topic,
+    )
+    console.print(
+        f"updated {saved.describe()}: tier={saved.tier}, health={saved.health_status.value}, "
+        f"cost_notes={saved.cost_notes!r} (v{saved.version})"
+    )
