@@ -73,6 +73,14 @@ class _Group:
     records: list[Any] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    """A decoded, routed batch waiting for its store writes."""
+
+    groups: dict[tuple[str, str], _Group]
+    outcome: BatchOutcome
+
+
 class BatchProcessor:
     """Decodes, routes and writes; holds no Kafka state."""
 
@@ -94,12 +102,19 @@ class BatchProcessor:
 
     async def process(self, records: Sequence[Any]) -> BatchOutcome:
         """Write what can be written; raise BatchRetry if the batch must come again."""
+        return await self.write(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[Any]) -> PreparedBatch:
+        """Decode and route (CPU work, no store write): may overlap the previous write."""
         outcome = BatchOutcome()
-        groups = await self._route(records, outcome)
-        for group in groups.values():
-            await self._write_group(group, outcome)
+        return PreparedBatch(await self._route(records, outcome), outcome)
+
+    async def write(self, prepared: PreparedBatch) -> BatchOutcome:
+        """The store writes of a prepared batch; BatchRetry if it must come again."""
+        for group in prepared.groups.values():
+            await self._write_group(group, prepared.outcome)
         self._failures = 0
-        return outcome
+        return prepared.outcome
 
     async def _route(
         self, records: Sequence[Any], outcome: BatchOutcome
