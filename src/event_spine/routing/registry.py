@@ -105,36 +105,25 @@ class RoutingRegistry:
     ) -> ResourceRoute:
         """Point an existing route at another backend, recording who, when, from, to, why."""
         backend = BackendType(backend_type)
-        for _ in range(CAS_ATTEMPTS):
-            current = await self.store.load(key)
-            if current is None:
-                raise RouteNotFound(
-                    key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
-                )
-            new = current.model_copy(
-                update={
-                    "backend_type": backend,
-                    "config": config,
-                    "history": (*current.history, _switch(current, backend, config, actor, reason)),
-                    "version": current.version + 1,
-                    "updated_at": _now(),
-                }
-            )
-            check_route_allowed(new)
-            try:
-                await self.store.save(new, current.version)
-            except ConcurrentUpdate:
-                continue
-            self._emit(
-                "route.switch",
-                key,
-                actor=actor,
-                reason=reason,
-                from_backend=current.backend_type.value,
-                to_backend=backend.value,
-            )
-            return new
-        raise ConcurrentUpdate(f"{key.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
+
+        def change(current: ResourceRoute) -> dict[str, Any]:
+            switch = _switch(current, backend, config, actor, reason)
+            return {
+                "backend_type": backend,
+                "config": config,
+                "history": (*current.history, switch),
+            }
+
+        current, new = await self._update_existing(key, change)
+        self._emit(
+            "route.switch",
+            key,
+            actor=actor,
+            reason=reason,
+            from_backend=current.backend_type.value,
+            to_backend=backend.value,
+        )
+        return new
 
     async def update_metadata(
         self,
@@ -153,6 +142,14 @@ class RoutingRegistry:
             changes["health_status"] = HealthStatus(health_status)
         if cost_notes is not None:
             changes["cost_notes"] = cost_notes
+        _, new = await self._update_existing(key, lambda _: changes)
+        self._emit("route.metadata", key, actor=actor, **{k: str(v) for k, v in changes.items()})
+        return new
+
+    async def _update_existing(
+        self, key: RouteKey, change: Callable[[ResourceRoute], dict[str, Any]]
+    ) -> tuple[ResourceRoute, ResourceRoute]:
+        """Compare-and-set loop over an existing route: (before, after)."""
         for _ in range(CAS_ATTEMPTS):
             current = await self.store.load(key)
             if current is None:
@@ -160,16 +157,14 @@ class RoutingRegistry:
                     key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
                 )
             new = current.model_copy(
-                update={**changes, "version": current.version + 1, "updated_at": _now()}
+                update={**change(current), "version": current.version + 1, "updated_at": _now()}
             )
+            check_route_allowed(new)
             try:
                 await self.store.save(new, current.version)
             except ConcurrentUpdate:
                 continue
-            self._emit(
-                "route.metadata", key, actor=actor, **{k: str(v) for k, v in changes.items()}
-            )
-            return new
+            return current, new
         raise ConcurrentUpdate(f"{key.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
 
     async def list_routes(self) -> list[ResourceRoute]:
