@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import random
 import ssl
 import uuid
@@ -56,10 +55,11 @@ from servers.emulators import (
     HOST,
     NODE_MODULES,
     CosmosEmulator,
-    ServerUnavailable,
     free_port,
+    start_or_skip,
 )
 from support.events import SCOPE, stored, stream_of
+from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
 pytestmark = pytest.mark.emulator
@@ -68,19 +68,10 @@ KEY_ENV = "SPINE_TEST_COSMOS_KEY"
 Store = CosmosEventStore | CosmosRegistryStore | CosmosTabularStore
 
 
-def _start(server: CosmosEmulator) -> None:
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"The Cosmos emulator did not start (required in CI): {exc}")
-        pytest.skip(f"The Cosmos emulator is not available here: {exc}")
-
-
 @pytest.fixture(scope="module")
 def cosmos() -> Iterator[CosmosEmulator]:
     server = CosmosEmulator()
-    _start(server)
+    start_or_skip(server, "The Cosmos emulator")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(KEY_ENV, COSMOS_EMULATOR_KEY)
         yield server
@@ -97,32 +88,9 @@ def _config(endpoint: str, **overrides: Any) -> CosmosConfig:
     return CosmosConfig(**(fields | overrides))
 
 
-class _Opened:
-    """Opens stores and closes them all at teardown."""
-
-    def __init__(self) -> None:
-        self.stores: list[Any] = []
-
-    async def add(self, store: Any) -> Any:
-        await store.open()
-        self.stores.append(store)
-        return store
-
-    async def close(self) -> None:
-        for store in self.stores:
-            await store.close()
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[_Opened]:
-    tracker = _Opened()
-    yield tracker
-    await tracker.close()
-
-
 class TestCosmosEventStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, cosmos: CosmosEmulator, opened: _Opened) -> OpenStore:
+    async def open_store(self, cosmos: CosmosEmulator, opened: OpenedStores) -> OpenStore:
         config = _config(cosmos.endpoint)
 
         async def open_() -> CosmosEventStore:
@@ -135,7 +103,7 @@ class TestCosmosSingleCreates(EventStoreContract):
     """The same contract on the fallback path (no transactional batch)."""
 
     @pytest.fixture
-    async def open_store(self, cosmos: CosmosEmulator, opened: _Opened) -> OpenStore:
+    async def open_store(self, cosmos: CosmosEmulator, opened: OpenedStores) -> OpenStore:
         config = _config(cosmos.endpoint, transactional_batch=False, max_concurrency=8)
 
         async def open_() -> CosmosEventStore:
@@ -151,7 +119,7 @@ class TestCosmosSingleCreates(EventStoreContract):
 class TestCosmosRegistry(RegistryStoreContract):
     @pytest.fixture
     async def open_registry_store(
-        self, cosmos: CosmosEmulator, opened: _Opened
+        self, cosmos: CosmosEmulator, opened: OpenedStores
     ) -> OpenRegistryStore:
         config = _config(cosmos.endpoint).model_dump()
 
@@ -166,7 +134,7 @@ class TestCosmosRegistry(RegistryStoreContract):
 
 class TestCosmosTabular(TabularStoreContract):
     @pytest.fixture
-    async def open_tabular(self, cosmos: CosmosEmulator, opened: _Opened) -> OpenTabular:
+    async def open_tabular(self, cosmos: CosmosEmulator, opened: OpenedStores) -> OpenTabular:
         config = _config(cosmos.endpoint)
 
         async def open_() -> TabularStore:
@@ -249,7 +217,7 @@ async def proxy(cosmos: CosmosEmulator) -> AsyncIterator[FaultProxy]:
 
 
 async def test_unsupported_batch_falls_back_to_single_creates(
-    proxy: FaultProxy, opened: _Opened
+    proxy: FaultProxy, opened: OpenedStores
 ) -> None:
     # The emulator's own answer to a batch it cannot parse (it fails upsert batches so).
     def refuse_batches(request: web.Request) -> web.Response | None:
@@ -283,7 +251,7 @@ async def test_unsupported_batch_falls_back_to_single_creates(
     ],
 )
 async def test_a_real_batch_failure_is_raised_not_swallowed(
-    proxy: FaultProxy, opened: _Opened, message: str
+    proxy: FaultProxy, opened: OpenedStores, message: str
 ) -> None:
     store = await opened.add(CosmosEventStore(_config(proxy.endpoint)))
     await store.append_batch(stream_of(3))  # the batch path works here
@@ -301,7 +269,7 @@ async def test_a_real_batch_failure_is_raised_not_swallowed(
 
 
 async def test_throttling_is_retried_then_mapped_with_retry_after(
-    proxy: FaultProxy, opened: _Opened
+    proxy: FaultProxy, opened: OpenedStores
 ) -> None:
     throttled = 0
 
@@ -329,7 +297,7 @@ async def test_throttling_is_retried_then_mapped_with_retry_after(
 
 
 async def test_concurrent_writers_race_the_watermark_forward_only(
-    cosmos: CosmosEmulator, opened: _Opened
+    cosmos: CosmosEmulator, opened: OpenedStores
 ) -> None:
     config = _config(cosmos.endpoint)
     stores = [await opened.add(CosmosEventStore(config)) for _ in range(3)]
@@ -348,7 +316,9 @@ async def test_concurrent_writers_race_the_watermark_forward_only(
     assert await read_all(stores[1], SCOPE, "race") == events
 
 
-async def test_layout_and_compressed_large_bodies(cosmos: CosmosEmulator, opened: _Opened) -> None:
+async def test_layout_and_compressed_large_bodies(
+    cosmos: CosmosEmulator, opened: OpenedStores
+) -> None:
     config = _config(cosmos.endpoint)
     store = await opened.add(CosmosEventStore(config))
     small = stored(3, "orders/o-1")
@@ -385,9 +355,9 @@ def test_a_1_mib_incompressible_event_fits_one_item() -> None:
 
 
 @pytest.mark.chaos
-async def test_stopped_server_maps_to_store_unavailable(opened: _Opened) -> None:
+async def test_stopped_server_maps_to_store_unavailable(opened: OpenedStores) -> None:
     server = CosmosEmulator()
-    _start(server)
+    start_or_skip(server, "The Cosmos emulator")
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv(KEY_ENV, COSMOS_EMULATOR_KEY)

@@ -15,7 +15,6 @@ Emulator gaps, worked around here only (never in the backend):
 
 from __future__ import annotations
 
-import os
 import random
 import string
 import uuid
@@ -46,8 +45,8 @@ from servers.emulators import (
     DYNAMODB_REGION,
     DYNAMODB_SECRET_ACCESS_KEY,
     DynamoDBLocal,
-    ServerUnavailable,
     free_port,
+    start_or_skip,
 )
 from support.events import SCOPE, stored, stream_of
 from tabular_contract import OpenTabular, TabularStoreContract
@@ -56,19 +55,10 @@ Store = DynamoEventStore | DynamoRegistryStore | DynamoTabularStore
 S = TypeVar("S", DynamoEventStore, DynamoRegistryStore, DynamoTabularStore)
 
 
-def _start(server: DynamoDBLocal) -> None:
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"DynamoDB Local did not start (required in CI): {exc}")
-        pytest.skip(f"DynamoDB Local is not available here: {exc}")
-
-
 @pytest.fixture(scope="module")
 def dynamodb_local() -> Iterator[DynamoDBLocal]:
     server = DynamoDBLocal()
-    _start(server)
+    start_or_skip(server, "DynamoDB Local")
     yield server
     server.stop()
 
@@ -346,7 +336,7 @@ async def test_a_closed_port_is_unavailable() -> None:
 @pytest.mark.chaos
 async def test_a_stopped_server_is_unavailable() -> None:
     server = DynamoDBLocal()
-    _start(server)
+    start_or_skip(server, "DynamoDB Local")
     try:
         config = _config(server.endpoint, max_attempts=1, connect_timeout_s=1)
         store = DynamoEventStore(config, _session())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,30 +21,8 @@ from event_spine.schemas import ResourceRoute
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import stream_of
+from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
-
-
-class _Opened:
-    """Opens stores and closes them all at teardown."""
-
-    def __init__(self) -> None:
-        self.stores: list[EventStore] = []
-
-    async def add(self, store: EventStore) -> EventStore:
-        await store.open()
-        self.stores.append(store)
-        return store
-
-    async def close(self) -> None:
-        for store in self.stores:
-            await store.close()
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[_Opened]:
-    tracker = _Opened()
-    yield tracker
-    await tracker.close()
 
 
 class TestMemoryStore(EventStoreContract):
@@ -63,7 +40,7 @@ class TestMemoryStore(EventStoreContract):
 
 class TestSqliteStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, tmp_path: Path, opened: _Opened) -> OpenStore:
+    async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
         config = SqliteConfig(path=str(tmp_path / "events.db"))
 
         async def open_() -> EventStore:
@@ -74,7 +51,7 @@ class TestSqliteStore(EventStoreContract):
 
 class TestFilesystemStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, tmp_path: Path, opened: _Opened) -> OpenStore:
+    async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
         config = FilesystemConfig(root=str(tmp_path / "fs"))
 
         async def open_() -> EventStore:
@@ -147,7 +124,7 @@ class TestMemoryTabular(TabularStoreContract):
 
 class TestSqliteTabular(TabularStoreContract):
     @pytest.fixture
-    async def open_tabular(self, tmp_path: Path, opened: _Opened) -> OpenTabular:
+    async def open_tabular(self, tmp_path: Path, opened: OpenedStores) -> OpenTabular:
         async def open_() -> TabularStore:
             store = SqliteTabularStore(SqliteConfig(path=str(tmp_path / "rows.db")))
             await store.open()

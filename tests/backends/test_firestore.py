@@ -23,7 +23,6 @@ harness only; the production path is unchanged:
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -57,8 +56,9 @@ from event_spine.routing import RegistryStore
 from event_spine.schemas.wire import encode_record
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract, route
-from servers.emulators import FIRESTORE_PROJECT, FirestoreEmulator, ServerUnavailable
+from servers.emulators import FIRESTORE_PROJECT, FirestoreEmulator, start_or_skip
 from support.events import SCOPE, stored, stream_of
+from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
 pytestmark = pytest.mark.emulator
@@ -69,20 +69,11 @@ EMULATOR_COMMIT_BYTES = 3 * 1024 * 1024
 _WATERMARK_LOCK = asyncio.Lock()
 
 
-def _start(server: FirestoreEmulator) -> None:
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Firestore emulator cannot start: {exc}")
-
-
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[FirestoreEmulator]:
     """One emulator per session; FIRESTORE_EMULATOR_HOST set only while it runs."""
     server = FirestoreEmulator()
-    _start(server)
+    start_or_skip(server, "The Firestore emulator")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FIRESTORE_EMULATOR_HOST", server.endpoint)
         try:
@@ -111,32 +102,16 @@ class _EmulatorEventStore(FirestoreEventStore):
             await super()._advance_chunk(groups)
 
 
-class _Closing:
-    """Opens stores and closes them all at teardown."""
-
-    def __init__(self) -> None:
-        self.stores: list[Any] = []
-
-    async def add(self, store: Any) -> Any:
-        await store.open()
-        self.stores.append(store)
-        return store
-
-    async def close(self) -> None:
-        for store in self.stores:
-            await store.close()
-
-
 @pytest.fixture
-async def closing(firestore_emulator: FirestoreEmulator) -> AsyncIterator[_Closing]:
-    tracker = _Closing()
+async def closing(firestore_emulator: FirestoreEmulator) -> AsyncIterator[OpenedStores]:
+    tracker = OpenedStores()
     yield tracker
     await tracker.close()
 
 
 class TestFirestoreStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, closing: _Closing) -> OpenStore:
+    async def open_store(self, closing: OpenedStores) -> OpenStore:
         config = _config()
 
         async def open_() -> EventStore:
@@ -149,7 +124,7 @@ class TestFirestoreStore(EventStoreContract):
 class TestFirestoreRegistry(RegistryStoreContract):
     # No workaround: the CAS uses create() preconditions, which the emulator honours.
     @pytest.fixture
-    async def open_registry_store(self, closing: _Closing) -> OpenRegistryStore:
+    async def open_registry_store(self, closing: OpenedStores) -> OpenRegistryStore:
         config = _config()
 
         async def open_() -> RegistryStore:
@@ -161,7 +136,7 @@ class TestFirestoreRegistry(RegistryStoreContract):
 
 class TestFirestoreTabular(TabularStoreContract):
     @pytest.fixture
-    async def open_tabular(self, closing: _Closing) -> OpenTabular:
+    async def open_tabular(self, closing: OpenedStores) -> OpenTabular:
         config = _config()
 
         async def open_() -> TabularStore:
@@ -182,7 +157,7 @@ async def _raw_event(store: FirestoreEventStore, event_id: str) -> tuple[dict[st
     return snap.to_dict(), parts
 
 
-async def test_large_body_is_split_into_part_documents(closing: _Closing) -> None:
+async def test_large_body_is_split_into_part_documents(closing: OpenedStores) -> None:
     config = _config(max_inline_bytes=65_536)
     store = await closing.add(FirestoreEventStore(config))
     big = stored(0, "big", payload={"blob": "x" * 150_000})
@@ -203,7 +178,7 @@ async def test_large_body_is_split_into_part_documents(closing: _Closing) -> Non
     assert await reader.list_after(SCOPE, "big") == [big, small]
 
 
-async def test_one_mib_event_stays_under_the_document_limit(closing: _Closing) -> None:
+async def test_one_mib_event_stays_under_the_document_limit(closing: OpenedStores) -> None:
     store = await closing.add(FirestoreEventStore(_config()))
     big = stored(0, "big", payload={"blob": "y" * (1024 * 1024 - 400)})
     await store.append_batch([big])
@@ -229,7 +204,7 @@ def test_commits_respect_write_and_byte_limits() -> None:
         assert len(commit) == 1 or (writes <= 5 and sum(d.size for d in commit) <= 6000)
 
 
-async def test_many_commits_per_batch_keep_every_event(closing: _Closing) -> None:
+async def test_many_commits_per_batch_keep_every_event(closing: OpenedStores) -> None:
     config = _config(max_commit_writes=7, max_commit_bytes=1024 * 1024, max_inline_bytes=65_536)
     store = await closing.add(FirestoreEventStore(config))
     events = [*stream_of(40, "a"), *stream_of(9, "b", start=100)]
@@ -241,7 +216,7 @@ async def test_many_commits_per_batch_keep_every_event(closing: _Closing) -> Non
     assert got == expected
 
 
-async def test_a_stored_event_never_moves_to_another_position(closing: _Closing) -> None:
+async def test_a_stored_event_never_moves_to_another_position(closing: OpenedStores) -> None:
     # A producer retry: the same event at a later offset.
     store = await closing.add(FirestoreEventStore(_config()))
     first = stored(5, "s1")
@@ -254,7 +229,7 @@ async def test_a_stored_event_never_moves_to_another_position(closing: _Closing)
 
 
 async def test_losing_a_create_race_counts_duplicates_and_keeps_the_winner(
-    closing: _Closing,
+    closing: OpenedStores,
 ) -> None:
     # The window between the existence read and the commit: another writer stored
     # two of the events at other positions. create() fails, the store re-checks.
@@ -273,7 +248,7 @@ async def test_losing_a_create_race_counts_duplicates_and_keeps_the_winner(
 
 
 async def test_two_new_events_at_one_position_in_one_batch_are_refused(
-    closing: _Closing,
+    closing: OpenedStores,
 ) -> None:
     store = await closing.add(FirestoreEventStore(_config()))
     with pytest.raises(StorePermanentError, match="position 3"):
@@ -285,7 +260,7 @@ def _key(event: Any) -> StreamKey:
     return StreamKey.of_record(event.record)
 
 
-async def test_malformed_event_ids_are_unknown_not_errors(closing: _Closing) -> None:
+async def test_malformed_event_ids_are_unknown_not_errors(closing: OpenedStores) -> None:
     store = await closing.add(FirestoreEventStore(_config()))
     await store.append_batch(stream_of(2))
     assert await store.get(SCOPE, "a/b") is None
@@ -293,7 +268,7 @@ async def test_malformed_event_ids_are_unknown_not_errors(closing: _Closing) -> 
         await store.list_after(SCOPE, "s1", "../..")
 
 
-async def test_registry_cas_lets_exactly_one_of_two_racers_win(closing: _Closing) -> None:
+async def test_registry_cas_lets_exactly_one_of_two_racers_win(closing: OpenedStores) -> None:
     config = _config()
     one = await closing.add(FirestoreRegistryStore(config))
     two = await closing.add(FirestoreRegistryStore(config))
@@ -310,7 +285,7 @@ async def test_registry_cas_lets_exactly_one_of_two_racers_win(closing: _Closing
         await two.save(base.model_copy(update={"version": 2}), 1)
 
 
-async def test_registry_fence_refuses_a_writer_whose_read_went_stale(closing: _Closing) -> None:
+async def test_registry_fence_refuses_a_writer_whose_read_went_stale(closing: OpenedStores) -> None:
     # Deterministic form of the race: the head still says version 1 when we read
     # it, but a racer's fence for version 2 already exists (its commit landed).
     store = await closing.add(FirestoreRegistryStore(_config()))
@@ -323,7 +298,7 @@ async def test_registry_fence_refuses_a_writer_whose_read_went_stale(closing: _C
     assert await store.load(base.key()) == base  # the fence failed first: nothing applied
 
 
-async def test_factory_builds_the_stores_from_route_config(closing: _Closing) -> None:
+async def test_factory_builds_the_stores_from_route_config(closing: OpenedStores) -> None:
     raw = {"project": FIRESTORE_PROJECT, "collection_prefix": "factory_"}
     assert isinstance(build_store("firestore", raw, "events"), FirestoreEventStore)
     assert isinstance(build_store("firestore", raw, "registry"), FirestoreRegistryStore)
@@ -332,7 +307,7 @@ async def test_factory_builds_the_stores_from_route_config(closing: _Closing) ->
         build_store("firestore", raw | {"max_commit_writes": 501}, "events")
 
 
-async def test_close_shuts_the_grpc_channel(closing: _Closing) -> None:
+async def test_close_shuts_the_grpc_channel(closing: OpenedStores) -> None:
     store = FirestoreEventStore(_config())
     await store.open()
     await store.ping()
@@ -344,10 +319,10 @@ async def test_close_shuts_the_grpc_channel(closing: _Closing) -> None:
 
 
 @pytest.mark.chaos
-async def test_stopped_server_maps_to_store_unavailable(closing: _Closing) -> None:
+async def test_stopped_server_maps_to_store_unavailable(closing: OpenedStores) -> None:
     # A dedicated emulator: the session's one keeps serving the other tests.
     server = FirestoreEmulator()
-    _start(server)
+    start_or_skip(server, "The Firestore emulator")
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("FIRESTORE_EMULATOR_HOST", server.endpoint)

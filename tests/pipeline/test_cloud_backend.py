@@ -7,7 +7,6 @@ default chain), never from the route's config.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ from servers.emulators import (
     DYNAMODB_REGION,
     DYNAMODB_SECRET_ACCESS_KEY,
     DynamoDBLocal,
-    ServerUnavailable,
+    start_or_skip,
 )
 from support.pipeline import (
     ctx,
@@ -39,12 +38,7 @@ pytestmark = pytest.mark.emulator
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[DynamoDBLocal]:
     server = DynamoDBLocal()
-    try:
-        server.start()
-    except ServerUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"DynamoDB Local did not start (required in CI): {exc}")
-        pytest.skip(f"DynamoDB Local is not available here: {exc}")
+    start_or_skip(server, "DynamoDB Local")
     yield server
     server.stop()
 

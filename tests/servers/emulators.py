@@ -462,3 +462,16 @@ __all__ = [
     "free_port",
     "stop_server_processes_on_exit",
 ]
+
+
+def start_or_skip(server: _EmulatorProcess, what: str) -> None:
+    """Start ``server``; if it cannot start, fail under CI (where every server must run)
+    and skip elsewhere, naming why."""
+    import pytest  # noqa: PLC0415 - only test sessions call this
+
+    try:
+        server.start()
+    except ServerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} did not start (required in CI): {exc}")
+        pytest.skip(f"{what} is not available here: {exc}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from event_spine.backends import EventStore
 from event_spine.schemas import Scope
 
@@ -15,3 +17,19 @@ async def stored_ids(store: EventStore, scope: Scope, streams: list[str]) -> lis
             ids.extend(e.event_id for e in page)
             last = page[-1].event_id
     return ids
+
+
+class OpenedStores:
+    """Opens stores for a test and closes them all at teardown."""
+
+    def __init__(self) -> None:
+        self.stores: list[Any] = []
+
+    async def add(self, store: Any) -> Any:
+        await store.open()
+        self.stores.append(store)
+        return store
+
+    async def close(self) -> None:
+        for store in self.stores:
+            await store.close()
