@@ -10,7 +10,6 @@ gaps: this is the real server, so the harness has no workarounds.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -36,37 +35,15 @@ from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
+from support.postgres import temp_database
 from tabular_contract import OpenTabular, TabularStoreContract
-
-ADMIN_DSN = os.environ.get("SPINE_TEST_PG_ADMIN_DSN", "postgresql://127.0.0.1:5432/postgres")
-
-
-def _server_missing(reason: str) -> None:
-    """Fail in CI (the server is part of the CI image), skip on a dev machine."""
-    message = f"PostgreSQL is not reachable at {ADMIN_DSN}: {reason}"
-    if os.environ.get("CI"):
-        raise RuntimeError(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 async def pg_dsn() -> AsyncIterator[str]:
     """A database of this session's own, dropped at the end."""
-    name = f"spine_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        _server_missing(repr(exc))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temp_database("spine_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -80,6 +80,16 @@ async def routed(broker_bootstrap: str, tmp_path: Path, partitions: int = 4):
     return topic, c, store
 
 
+async def all_stored(store, scope, sent: list[str], timeout_s: float) -> list[str]:
+    """Wait (bounded) until the store holds as many events as were sent; return their ids."""
+
+    async def caught_up() -> bool:
+        return len(await stored_ids(store, scope, STREAMS)) >= len(sent)
+
+    await wait_until(caught_up, timeout_s, interval_s=0.25, message="every event stored")
+    return await stored_ids(store, scope, STREAMS)
+
+
 def report(name: str, sent: int, stored: list[str], dead: int, extra: str = "") -> None:
     duplicated = len(stored) - len(set(stored))
     print(
@@ -112,11 +122,7 @@ async def test_twenty_sigkills_at_random_points_lose_and_duplicate_nothing(
         sent = emitter.stop()
         assert producer.flush(30)
 
-        async def all_stored() -> bool:
-            return len(await stored_ids(store, c.scope, STREAMS)) >= len(sent)
-
-        await wait_until(all_stored, 120, interval_s=0.25, message="every event stored")
-        stored = await stored_ids(store, c.scope, STREAMS)
+        stored = await all_stored(store, c.scope, sent, 120)
         report("20 x kill -9", len(sent), stored, 0)
         assert emitter.errors == []
         assert sorted(stored) == sorted(sent)  # each exactly once
@@ -157,11 +163,7 @@ async def test_rebalance_under_load_second_worker_joins_then_leaves(broker, tmp_
         sent = emitter.stop()
         assert producer.flush(30)
 
-        async def all_stored() -> bool:
-            return len(await stored_ids(store, c.scope, STREAMS)) >= len(sent)
-
-        await wait_until(all_stored, 60, interval_s=0.25)
-        stored = await stored_ids(store, c.scope, STREAMS)
+        stored = await all_stored(store, c.scope, sent, 60)
         redelivered = first.stats.duplicates + second.stats.duplicates
         report(
             "rebalance",
@@ -240,17 +242,13 @@ async def test_broker_stopped_and_restarted_while_producing(s3_storage, tmp_path
         sent = emitter.stop()
         assert await producer.flush_async(60)
 
-        async def all_stored() -> bool:
-            return len(await stored_ids(store, c.scope, STREAMS)) >= len(sent)
-
         try:
-            await wait_until(all_stored, 120, interval_s=0.25, message="every event stored")
+            stored = await all_stored(store, c.scope, sent, 120)
         except AssertionError:
             print("DIAG worker", worker.stats, worker.assignment(), worker.ready, worker.running)
             print("DIAG producer", producer.stats, len(sent))
             print("DIAG stored", len(set(await stored_ids(store, c.scope, STREAMS))))
             raise
-        stored = await stored_ids(store, c.scope, STREAMS)
         report(
             "broker restart",
             len(sent),
@@ -295,11 +293,7 @@ async def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(broker, tmp_pa
         sent = emitter.stop()
         assert producer.flush(30)
 
-        async def all_stored() -> bool:
-            return len(await stored_ids(store, c.scope, STREAMS)) >= len(sent)
-
-        await wait_until(all_stored, 90, interval_s=0.25, message="every event stored")
-        stored = await stored_ids(store, c.scope, STREAMS)
+        stored = await all_stored(store, c.scope, sent, 90)
         report("3 x SIGTERM", len(sent), stored, 0)
         assert sorted(stored) == sorted(sent)
     finally:

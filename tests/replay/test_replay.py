@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import orjson
@@ -73,6 +70,7 @@ from support.pipeline import (
     started_worker,
     unique,
 )
+from support.postgres import temp_database
 from support.stores import stored_ids
 from support.waiting import wait_until
 
@@ -246,30 +244,12 @@ async def test_replay_100k_into_fresh_sqlite_matches_live_sink(history: History,
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
-PG_ADMIN_DSN = os.environ.get("SPINE_TEST_PG_ADMIN_DSN", "postgresql://127.0.0.1:5432/postgres")
-
 
 @pytest.fixture(scope="module")
 async def pg_dsn() -> AsyncIterator[str]:
     """A database of this module's own, dropped at the end."""
-    asyncpg = pytest.importorskip("asyncpg")
-    name = f"spine_replay_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc!r}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield urlunsplit(urlsplit(PG_ADMIN_DSN)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with temp_database("spine_replay") as dsn:
+        yield dsn
 
 
 async def test_replay_100k_into_postgres_matches_live_sink(history: History, pg_dsn: str) -> None:
