@@ -4,6 +4,11 @@ Why two models: pydantic's StreamEvent is the documented contract, but costs ~8 
 per event to build and dump; msgspec structs cost ~1-2 µs. Both read the same
 constants from ``formats`` and ``tests/schemas/test_wire_equivalence.py`` checks
 they accept and reject exactly the same documents.
+
+The structs are ``gc=False``: a sink batch keeps thousands of them alive, and the
+cyclic garbage collector walked every one on each pass (decoding took 5.2 µs per
+event with tracking, 3.4 µs without). They cannot be part of a reference cycle:
+their fields are strings, datetimes, ints and JSON values, never the struct itself.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ TenantId = Annotated[str, msgspec.Meta(pattern=TENANT_ID_PATTERN)]
 ProjectId = Annotated[str, msgspec.Meta(pattern=PROJECT_ID_PATTERN)]
 
 
-class WireRouting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class WireRouting(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """The routing scope of an event on the wire."""
 
     tenant_id: TenantId
@@ -52,7 +57,7 @@ class WireRouting(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return (self.tenant_id, self.env, self.mode, self.project_id)
 
 
-class EventRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class EventRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """A StreamEvent as the pipeline carries it. Field order is the wire order."""
 
     schema_version: int
@@ -65,7 +70,7 @@ class EventRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payload: dict[str, Any]
 
 
-class StoredEvent(msgspec.Struct, frozen=True):
+class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     """An event as a store holds it: the record plus its per-stream position.
 
     ``position`` only grows within a stream (the sink uses the Kafka offset of the
@@ -87,7 +92,7 @@ class StoredEvent(msgspec.Struct, frozen=True):
         return self.record.stream_id
 
 
-class ReceivedEvent(StoredEvent, frozen=True):
+class ReceivedEvent(StoredEvent, frozen=True, gc=False):
     """A StoredEvent that still holds the exact wire bytes it was decoded from, so a
     store can persist them instead of encoding the record again (the sink's hot path).
     Anything that changes the record must build a plain StoredEvent."""
