@@ -280,6 +280,10 @@ class SinkWorker:
                 return
             self._pending_records = records
             self._pending = asyncio.ensure_future(self._complete(records, prepared))
+            # Let the write task run up to its first real wait (the store call) now:
+            # the next batch is often already buffered, and preparing it never yields,
+            # so without this the write would only start after the next prepare.
+            await asyncio.sleep(0)
         finally:
             self._idle.set()
 
