@@ -7,7 +7,8 @@ A bounded job, so a raw aiokafka loop rather than faststream. Per batch:
 2. drop what the filter excludes;
 3. hand the rest to the sink's ``BatchProcessor`` (decode, key check, idempotent
    write; a stored event's position is its Kafka offset, so a replay of the same
-   topic yields the same positions as the live sink);
+   topic yields the same positions as the live sink); batch N+1 is decoded while
+   batch N is written;
 4. only then commit the positions to the replay's own group ``spine-replay-<name>``,
    so a rerun with the same name resumes after the last durable batch (a batch
    written but not committed comes again and is absorbed as duplicates).
@@ -22,6 +23,7 @@ resumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +41,12 @@ from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.target import ReplayTarget, TargetRoutes
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.sink_workers.backoff import Backoff
-from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor, BatchRetry
+from event_spine.sink_workers.processor import (
+    BatchOutcome,
+    BatchProcessor,
+    BatchRetry,
+    PreparedBatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,33 +154,75 @@ class Replayer:
         return self.progress
 
     async def _loop(self, reader: TopicReader) -> None:
+        """Decode batch N+1 while batch N is written, as the sink does.
+
+        Order stays strict: N+1 is written only after N was written and its positions
+        committed. The positions a batch commits are read right after its own poll,
+        so a commit never covers records that are not durable yet.
+        """
         follow = self.config.follow
-        while follow or not reader.done:
-            records = await reader.poll(follow=follow)
-            if records:
-                await self._handle(records)
-            moved = await reader.advance(follow=follow)
-            await self._commit(reader, moved)
-            if records or moved:
-                self._report()
+        pending: asyncio.Future[None] | None = None
+        try:
+            while follow or not reader.done:
+                records = self._kept(await reader.poll(follow=follow))
+                moved = await reader.advance(follow=follow)
+                prepared = await self._try_prepare(records) if records else None
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(self._finish(reader, records, prepared, moved))
+                # Start the write now, before the next poll and decode (which may not yield).
+                await asyncio.sleep(0)
+            if pending is not None:
+                await pending
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
 
-    async def _handle(self, records: Sequence[Any]) -> None:
-        """Filter, then write through the processor; returns once the batch is durable."""
+    def _kept(self, records: Sequence[Any]) -> Sequence[Any]:
+        """The records the filter keeps (all of them without a filter)."""
         self.progress.read += len(records)
-        kept = records
-        if not self.filter.empty:
-            kept = [rec for rec in records if self.filter.keeps(rec.key, rec.value)]
-            self.progress.filtered += len(records) - len(kept)
-        if kept:
-            self.progress.add(await self._process(kept))
+        if self.filter.empty:
+            return records
+        kept = [rec for rec in records if self.filter.keeps(rec.key, rec.value)]
+        self.progress.filtered += len(records) - len(kept)
+        return kept
 
-    async def _process(self, records: Sequence[Any]) -> BatchOutcome:
+    async def _try_prepare(self, records: Sequence[Any]) -> PreparedBatch | None:
+        """Decode and route; None when the target must be retried (``_process`` does)."""
+        try:
+            return await self._processor.prepare(records)
+        except (BatchRetry, StoreUnavailable):
+            return None
+
+    async def _finish(
+        self,
+        reader: TopicReader,
+        records: Sequence[Any],
+        prepared: PreparedBatch | None,
+        moved: dict[TopicPartition, int],
+    ) -> None:
+        """Write one batch, then commit the positions after it."""
+        if records:
+            self.progress.add(await self._process(records, prepared))
+        await self._commit(reader, moved)
+        if records or moved:
+            self._report()
+
+    async def _process(
+        self, records: Sequence[Any], prepared: PreparedBatch | None
+    ) -> BatchOutcome:
         attempt = 0
         while True:
             attempt += 1
             try:
-                outcome = await self._processor.process(records)
+                if prepared is not None:
+                    outcome = await self._processor.write(prepared)
+                else:
+                    outcome = await self._processor.process(records)
             except (BatchRetry, StoreUnavailable) as exc:
+                prepared = None  # a retry decodes again: a fresh outcome, no double counts
                 cause = exc.cause if isinstance(exc, BatchRetry) else exc
                 if attempt >= self.config.max_batch_attempts:
                     raise ReplayFailed(
