@@ -46,6 +46,9 @@ class EventStoreContract:
     durable = True
     #: Offsets reused (a recreated topic) must raise, not drop an event silently.
     refuses_position_collisions = True
+    #: Larger than any one write a backend makes (SQLite: 2048 rows per statement,
+    #: DynamoDB: 25 items per request, Firestore: 500 writes per batch).
+    large_batch = 2_500
 
     @pytest.fixture
     async def store(self, open_store: OpenStore) -> EventStore:
@@ -159,6 +162,24 @@ class EventStoreContract:
         cursor = await first.cursor(SCOPE, "shared")
         assert cursor is not None
         assert cursor.position == events[-1].position
+
+    async def test_a_batch_larger_than_one_write_is_stored_whole(self, store: EventStore) -> None:
+        # Three streams interleaved as in a partition; positions are the offsets.
+        names = ("x", "y", "z")
+        events = [stored(i, names[i % 3], payload={"i": i}) for i in range(self.large_batch)]
+        first = await store.append_batch(events)
+        more = [stored(self.large_batch + i, names[i % 3]) for i in range(7)]
+        again = await store.append_batch([*events, *more])
+        assert (first.written, first.duplicates) == (len(events), 0)
+        assert (again.written, again.duplicates) == (7, len(events))
+        everything = events + more
+        for name in names:
+            expected = [e.event_id for e in everything if e.record.stream_id == name]
+            got = await read_all(store, SCOPE, name, 1000)
+            assert [e.event_id for e in got] == expected
+            cursor = await store.cursor(SCOPE, name)
+            assert cursor is not None
+            assert cursor.last_event_id == expected[-1]
 
     async def test_watermark_only_moves_forward(self, store: EventStore) -> None:
         events = stream_of(10)

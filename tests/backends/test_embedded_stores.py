@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.schemas import ResourceRoute
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
-from support.events import stream_of
+from support.events import SCOPE, stream_of
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
@@ -47,6 +48,41 @@ class TestSqliteStore(EventStoreContract):
             return await opened.add(SqliteEventStore(config))
 
         return open_
+
+
+    async def test_redelivery_restores_a_watermark_that_lags_its_events(
+        self, tmp_path: Path, opened: OpenedStores
+    ) -> None:
+        # The trigger only advances watermarks for rows it inserts; events that are
+        # already stored (a database restored from a backup taken between the two, or
+        # edited by hand) must still get their watermark back when they come again.
+        path = tmp_path / "events.db"
+        store = await opened.add(SqliteEventStore(SqliteConfig(path=str(path))))
+        events = stream_of(5)
+        await store.append_batch(events)
+        with sqlite3.connect(path) as db:
+            db.execute("DELETE FROM spine_cursors")
+        assert await store.cursor(SCOPE, "s1") is None
+        result = await store.append_batch(events)
+        assert (result.written, result.duplicates) == (0, 5)
+        cursor = await store.cursor(SCOPE, "s1")
+        assert cursor is not None
+        assert (cursor.position, cursor.last_event_id) == (4, events[-1].event_id)
+
+    @pytest.mark.parametrize("size", [1, 3, 255, 256, 257, 2048, 2049, 4700])
+    async def test_any_batch_size_is_written_once(
+        self, size: int, tmp_path: Path, opened: OpenedStores
+    ) -> None:
+        # Statements are padded by repeating their last row: the repeats are no-ops.
+        store = await opened.add(SqliteEventStore(SqliteConfig(path=str(tmp_path / "e.db"))))
+        events = stream_of(size)
+        result = await store.append_batch(events)
+        assert (result.written, result.duplicates) == (size, 0)
+        with sqlite3.connect(tmp_path / "e.db") as db:
+            assert db.execute("SELECT count(*) FROM spine_events").fetchone() == (size,)
+        cursor = await store.cursor(SCOPE, "s1")
+        assert cursor is not None
+        assert cursor.position == size - 1
 
 
 class TestFilesystemStore(EventStoreContract):

@@ -13,7 +13,9 @@ Semantics every backend keeps (the contract suite in tests/backends checks them)
 - Reads check scope: an event id that exists under another scope raises
   ``ScopeViolation``; another scope's events are never returned.
 
-``EventStoreBase`` holds that logic once; a backend implements five primitives.
+``EventStoreBase`` holds that logic once; a backend implements four primitives:
+``_write``, ``_load_cursor``, ``_load_event`` and ``_load_range`` (or instead of the
+last one ``_load_page``, to read a page in one round trip).
 ``DelegatedLifecycle`` is open()/close() for a store that only hands them on to
 one connection object (``_resource``).
 """
@@ -72,6 +74,13 @@ class StreamCursor:
     last_event_id: str
 
 
+class Anchor(NamedTuple):
+    """Where a reader's ``after_event_id`` is: its stream and position."""
+
+    key: StreamKey
+    position: int
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     """What one append_batch did."""
@@ -96,24 +105,36 @@ class StreamBatch:
 def group_by_stream(events: Iterable[StoredEvent]) -> tuple[list[StreamBatch], int]:
     """Split a batch per stream, drop repeated event ids, sort each by position.
 
-    Returns the groups and how many in-batch duplicates were dropped.
+    Returns the groups and how many in-batch duplicates were dropped. Per event it
+    only hashes a plain tuple: the StreamKey is built once per stream, and a group
+    is sorted only when it arrived out of order (the sink's never do: a stream lives
+    in one partition, read in offset order).
     """
-    groups: dict[StreamKey, StreamBatch] = {}
+    groups: dict[tuple[str, ...], StreamBatch] = {}
+    unordered: set[tuple[str, ...]] = set()
     seen: set[str] = set()
     duplicates = 0
     for event in events:
-        if event.record.event_id in seen:
+        record = event.record
+        if record.event_id in seen:
             duplicates += 1
             continue
-        seen.add(event.record.event_id)
-        key = StreamKey.of_record(event.record)
+        seen.add(record.event_id)
+        r = record.routing
+        key = (r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = StreamBatch(key)
+            group = groups[key] = StreamBatch(StreamKey._make(key))
+        elif event.position < group.events[-1].position:
+            unordered.add(key)
         group.events.append(event)
-    for group in groups.values():
-        group.events.sort(key=lambda e: e.position)
+    for late in unordered:
+        groups[late].events.sort(key=_position)
     return list(groups.values()), duplicates
+
+
+def _position(event: StoredEvent) -> int:
+    return event.position
 
 
 _record_encoder: Final = msgspec.json.Encoder()
@@ -190,7 +211,7 @@ class EventStore(Protocol):
 
 
 class EventStoreBase(abc.ABC):
-    """Implements EventStore's reads and checks over five backend primitives."""
+    """Implements EventStore's reads and checks over four backend primitives."""
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Default: nothing to create."""
@@ -217,19 +238,38 @@ class EventStoreBase(abc.ABC):
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"`limit` must be between 1 and {MAX_PAGE}, got {limit}")
         key = StreamKey.of(scope, stream_id)
-        after_position = -1
+        anchor, events = await self._load_page(key, after_event_id, limit)
         if after_event_id is not None:
-            anchor = await self._load_event(after_event_id)
             if anchor is None:
                 raise UnknownCursor(stream_id, after_event_id)
-            _check_scope(scope, anchor)
-            if anchor.record.stream_id != stream_id:
+            if anchor.key.scope_key() != scope.key():
+                raise ScopeViolation(_foreign(after_event_id, scope))
+            if anchor.key.stream_id != stream_id:
                 raise UnknownCursor(stream_id, after_event_id)
+        return events
+
+    async def _load_page(
+        self, key: StreamKey, after_event_id: str | None, limit: int
+    ) -> tuple[Anchor | None, list[StoredEvent]]:
+        """The anchor event's place and up to ``limit`` visible events of ``key`` after it.
+
+        With an anchor in another stream the events are not read (list_after raises).
+        A backend may override this to read everything in one round trip.
+        """
+        after_position = -1
+        anchor = None
+        if after_event_id is not None:
+            event = await self._load_event(after_event_id)
+            if event is None:
+                return None, []
+            anchor = Anchor(StreamKey.of_record(event.record), event.position)
+            if anchor.key != key:
+                return anchor, []
             after_position = anchor.position
         cursor = await self._load_cursor(key)
         if cursor is None or cursor.position <= after_position:
-            return []
-        return await self._load_range(key, after_position, cursor.position, limit)
+            return anchor, []
+        return anchor, await self._load_range(key, after_position, cursor.position, limit)
 
     async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
         """Point read; another scope's event raises instead of leaking."""
@@ -258,16 +298,23 @@ class EventStoreBase(abc.ABC):
     async def _load_event(self, event_id: str) -> StoredEvent | None:
         """An event by id, whatever its scope."""
 
-    @abc.abstractmethod
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
-        """Events with after_position < position <= upto_position, ascending."""
+        """Events with after_position < position <= upto_position, ascending.
+
+        Only the default ``_load_page`` calls it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement _load_range or _load_page")
 
 
 def _check_scope(scope: Scope, event: StoredEvent) -> None:
     if event.record.routing.key() != scope.key():
-        raise ScopeViolation(
-            f"Event {event.record.event_id!r} does not belong to scope {scope.describe()}; "
-            f"a reader may only see its own tenant, env, mode and project."
-        )
+        raise ScopeViolation(_foreign(event.record.event_id, scope))
+
+
+def _foreign(event_id: str, scope: Scope) -> str:
+    return (
+        f"Event {event_id!r} does not belong to scope {scope.describe()}; "
+        f"a reader may only see its own tenant, env, mode and project."
+    )
