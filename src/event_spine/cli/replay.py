@@ -33,7 +33,7 @@ from event_spine.errors import SpineError
 from event_spine.replay.cutover import CutoverPlan, CutoverReport, CutoverStep, run_cutover
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
-from event_spine.replay.reader import StartFrom
+from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
 from event_spine.replay.replayer import ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
@@ -215,7 +215,7 @@ def replay_command(
     from_time: str | None = typer.Option(None, help="ISO 8601 with a timezone."),
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
-    max_records: int = typer.Option(5000, min=1),
+    max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
 ) -> None:
     """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped."""
     filters = EventFilter.of(

@@ -43,7 +43,7 @@ from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, SpineError
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
-from event_spine.replay.reader import StartFrom
+from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
 from event_spine.replay.replayer import ProgressCallback, ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
@@ -86,7 +86,7 @@ class CutoverPlan:
     live_route_ttl_s: float = 5.0
     settle_s: float = 0.5
     live_wait_timeout_s: float = 120.0
-    max_records: int = 5_000
+    max_records: int = DEFAULT_MAX_RECORDS
 
     @property
     def replay_name(self) -> str:

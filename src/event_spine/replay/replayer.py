@@ -37,7 +37,7 @@ from event_spine.backends.factory import StoreFactory
 from event_spine.errors import SpineError, StoreUnavailable
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
-from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader
+from event_spine.replay.reader import DEFAULT_MAX_RECORDS, ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.target import ReplayTarget, TargetRoutes
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.sink_workers.backoff import Backoff
@@ -75,7 +75,7 @@ class ReplayConfig:
     filters: EventFilter = field(default_factory=EventFilter)
     start: StartFrom = field(default_factory=StartFrom.resume)
     follow: bool = False
-    max_records: int = 5_000
+    max_records: int = DEFAULT_MAX_RECORDS
     fetch_max_wait_ms: int = 100
     max_partition_fetch_bytes: int = 4 * 1024 * 1024
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
