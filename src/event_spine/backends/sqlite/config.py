@@ -1,0 +1,18 @@
+"""Route config of the sqlite backend."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SqliteConfig(BaseModel):
+    """Route config of the sqlite backend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Database file; created with its folder if missing.")
+    # FULL fsyncs every commit: offsets are committed only after a durable write.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    busy_timeout_ms: int = Field(default=30_000, ge=0)

@@ -1,0 +1,125 @@
+"""One SQLite file, one connection, one thread; multi-row inserts; error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from event_spine.backends.sqlite.config import SqliteConfig
+from event_spine.errors import StorePermanentError, StoreUnavailable
+
+T = TypeVar("T")
+
+#: Rows per statement at most: 2048 x 10 columns stays under SQLite's default limit
+#: of 32766 bound parameters.
+_MAX_ROWS_PER_STATEMENT = 2048
+_PAD_STEP = 256
+
+
+class SqliteDatabase:
+    """One SQLite file, one connection, one thread: every call runs on that thread."""
+
+    def __init__(self, config: SqliteConfig, schema: str) -> None:
+        self.config = config
+        self._schema = schema
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spine-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open the file (WAL) and create the tables."""
+        await self.run(lambda: self.db)
+
+    async def close(self) -> None:
+        """Close the connection and the thread."""
+        if self._conn is not None:
+            await self.run(self._close_sync)
+        self._executor.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the database thread, errors mapped to the spine's tree."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._mapped, fn)
+
+    def _mapped(self, fn: Callable[[], T]) -> T:
+        with _mapped_errors(self.config.path):
+            return fn()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, opened on first use (only call on the database thread)."""
+        if self._conn is None:
+            Path(self.config.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.config.path, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.config.synchronous}")
+            conn.executescript(self._schema)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: takes the write lock up front, so no upgrade deadlock."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def insert_rows(db: sqlite3.Connection, sql: str, rows: list[tuple[object, ...]]) -> int:
+    """Run ``sql`` (an ``INSERT ... VALUES {values} ON CONFLICT ...``) for ``rows``,
+    up to ``_MAX_ROWS_PER_STATEMENT`` rows per statement; returns rows inserted.
+
+    Each statement is padded by repeating its last row (``_padded_size``), so only a
+    few statement texts exist (sqlite3 caches them prepared). ``sql`` must make a
+    repeated row a no-op, as ``ON CONFLICT DO NOTHING`` and a forward-only upsert do.
+    """
+    inserted = 0
+    for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _MAX_ROWS_PER_STATEMENT]
+        size = _padded_size(len(chunk))
+        chunk.extend([chunk[-1]] * (size - len(chunk)))
+        cursor = db.execute(_statement(sql, size, len(chunk[0])), [v for row in chunk for v in row])
+        inserted += cursor.rowcount
+    return inserted
+
+
+def _padded_size(rows: int) -> int:
+    """A power of two up to 256 rows, then a multiple of 256: at most 16 statement
+    texts, and at most 255 repeated rows per statement."""
+    if rows <= _PAD_STEP:
+        return 1 << (rows - 1).bit_length()
+    return -(-rows // _PAD_STEP) * _PAD_STEP
+
+
+@functools.cache
+def _statement(sql: str, rows: int, width: int) -> str:
+    placeholders = "(" + ",".join("?" * width) + ")"
+    return sql.format(values=",".join([placeholders] * rows))
+
+
+@contextmanager
+def _mapped_errors(path: str) -> Iterator[None]:
+    """SDK errors become the spine's tree at the boundary."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        # Locked, busy, disk I/O, unable to open: all may pass.
+        raise StoreUnavailable(f"SQLite store {path!r} is unavailable: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorePermanentError(f"SQLite store {path!r} refused the write: {exc}") from exc
