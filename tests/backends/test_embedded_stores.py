@@ -16,6 +16,7 @@ from event_spine.backends.filesystem import (
 )
 from event_spine.backends.memory import MemoryRegistryStore, MemoryTabularStore
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore, SqliteTabularStore
+from event_spine.backends.sqlite.database import insert_rows
 from event_spine.errors import BackendNotAllowed
 from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.schemas import ResourceRoute
@@ -48,7 +49,6 @@ class TestSqliteStore(EventStoreContract):
             return await opened.add(SqliteEventStore(config))
 
         return open_
-
 
     async def test_redelivery_restores_a_watermark_that_lags_its_events(
         self, tmp_path: Path, opened: OpenedStores
@@ -178,3 +178,20 @@ class TestFilesystemTabular(TabularStoreContract):
             return store
 
         return open_
+
+
+@pytest.mark.parametrize("max_parameters", [999, 32766])
+def test_multi_row_inserts_fit_the_parameter_limit_of_the_sqlite_build(
+    tmp_path: Path, max_parameters: int
+) -> None:
+    # SQLite before 3.32 allows 999 bound parameters per statement; a batch must still
+    # go in whole, in statements that fit, and count only the rows really inserted.
+    db = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, max_parameters)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT)")
+    sql = "INSERT INTO t VALUES {values} ON CONFLICT DO NOTHING"
+    rows: list[tuple[object, ...]] = [(i, f"a{i}", f"b{i}") for i in range(2_500)]
+    assert insert_rows(db, sql, rows[:1_000]) == 1_000
+    assert insert_rows(db, sql, rows) == 1_500
+    assert db.execute("SELECT count(*), sum(id) FROM t").fetchone() == (2_500, sum(range(2_500)))
+    db.close()

@@ -89,14 +89,27 @@ def insert_rows(db: sqlite3.Connection, sql: str, rows: list[tuple[object, ...]]
     few statement texts exist (sqlite3 caches them prepared). ``sql`` must make a
     repeated row a no-op, as ``ON CONFLICT DO NOTHING`` and a forward-only upsert do.
     """
+    if not rows:
+        return 0
+    width = len(rows[0])
+    step = _rows_per_statement(db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
     inserted = 0
-    for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _MAX_ROWS_PER_STATEMENT]
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
         size = _padded_size(len(chunk))
         chunk.extend([chunk[-1]] * (size - len(chunk)))
-        cursor = db.execute(_statement(sql, size, len(chunk[0])), [v for row in chunk for v in row])
+        cursor = db.execute(_statement(sql, size, width), [v for row in chunk for v in row])
         inserted += cursor.rowcount
     return inserted
+
+
+def _rows_per_statement(allowed: int) -> int:
+    """The largest padded size within ``allowed`` rows (SQLite builds before 3.32
+    allow only 999 bound parameters per statement, later ones 32766)."""
+    allowed = min(allowed, _MAX_ROWS_PER_STATEMENT)
+    if allowed >= _PAD_STEP:
+        return allowed // _PAD_STEP * _PAD_STEP
+    return 1 << (allowed.bit_length() - 1)
 
 
 def _padded_size(rows: int) -> int:
