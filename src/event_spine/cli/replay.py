@@ -8,103 +8,39 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
 from event_spine.cli.options import parse_location
+from event_spine.cli.replay_args import (
+    ROUTE_HELP,
+    parse_json,
+    parse_route,
+    parse_start,
+)
+from event_spine.cli.replay_view import console, print_report, progress_bar
 from event_spine.errors import SpineError
 from event_spine.replay.cutover import CutoverPlan, CutoverReport, CutoverStep, run_cutover
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
-from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
+from event_spine.replay.reader import DEFAULT_MAX_RECORDS
 from event_spine.replay.replayer import ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
-from event_spine.schemas.routes import BackendType, ResourceKind, RouteKey
+from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
 
-console = Console()
 T = TypeVar("T")
 
-ROUTE_HELP = "KIND:TENANT:ENV:PROJECT:MODE, e.g. event_spine:t_acme:prod:p_shop:saas"
 REGISTRY_HELP = "Routing registry: sqlite:/path or BACKEND:{json}"
-
-
-# -- parsing -------------------------------------------------------------------------
-
-
-def parse_route(value: str, what: str = "--into-route") -> RouteKey:
-    """``KIND:TENANT:ENV:PROJECT:MODE`` -> RouteKey."""
-    parts = value.split(":")
-    if len(parts) != 5 or not all(parts):
-        raise typer.BadParameter(f"`{what}` must look like {ROUTE_HELP}; got {value!r}")
-    try:
-        kind = ResourceKind(parts[0])
-    except ValueError as exc:
-        raise typer.BadParameter(f"`{what}`: unknown resource kind {parts[0]!r}") from exc
-    return RouteKey(kind, parts[1], parts[2], parts[3], parts[4])
-
-
-def parse_offsets(value: str) -> dict[int, int]:
-    """``0=123,1=456`` -> {0: 123, 1: 456}."""
-    offsets: dict[int, int] = {}
-    for item in value.split(","):
-        partition, sep, offset = item.strip().partition("=")
-        if not sep or not partition.isdigit() or not offset.isdigit():
-            raise typer.BadParameter(f"`--from-offsets` must look like 0=123,1=456; got {value!r}")
-        offsets[int(partition)] = int(offset)
-    return offsets
-
-
-def parse_start(from_beginning: bool, from_offsets: str | None, from_time: str | None) -> StartFrom:
-    """At most one start option; none means resume (the beginning on a first run)."""
-    if sum([from_beginning, from_offsets is not None, from_time is not None]) > 1:
-        raise typer.BadParameter(
-            "give at most one of --from-beginning, --from-offsets, --from-time"
-        )
-    if from_beginning:
-        return StartFrom.beginning()
-    if from_offsets is not None:
-        return StartFrom.at_offsets(parse_offsets(from_offsets))
-    if from_time is not None:
-        try:
-            when = datetime.fromisoformat(from_time)
-        except ValueError as exc:
-            raise typer.BadParameter(f"`--from-time` is not ISO 8601: {from_time!r}") from exc
-        if when.tzinfo is None:
-            raise typer.BadParameter("`--from-time` needs a timezone, e.g. 2025-01-31T12:00:00Z")
-        return StartFrom.at_time(when)
-    return StartFrom.resume()
-
-
-def parse_json(value: str, what: str) -> dict[str, Any]:
-    """A JSON object option."""
-    try:
-        config = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise typer.BadParameter(f"`{what}` is not JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise typer.BadParameter(f"`{what}` must be a JSON object")
-    return config
 
 
 def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -124,53 +60,6 @@ async def _open_registry(location: str | None) -> RoutingRegistry:
 
 
 # -- replay ----------------------------------------------------------------------------
-
-
-class ReplayProgressView:
-    """A rich progress bar: all partitions, then one line per partition."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.bar = progress
-        self._replay: ReplayProgress | None = None
-        self._total = TaskID(0)
-        self._parts: dict[int, TaskID] = {}
-
-    def __call__(self, p: ReplayProgress) -> None:
-        rate = f"{p.events_per_s:,.0f} ev/s"
-        stats = (
-            f"written {p.written} dup {p.duplicates} filtered {p.filtered} "
-            f"skipped {p.skipped_total}"
-        )
-        if p is not self._replay:  # a new run (a cutover makes two): new lines
-            self._replay = p
-            self._total = self.bar.add_task(p.name, total=p.total, rate=rate, stats=stats)
-            self._parts = {
-                n: self.bar.add_task(f"  partition {n}", total=None, rate="", stats="")
-                for n in sorted(p.partitions)
-            }
-        self.bar.update(self._total, total=p.total, completed=p.completed, rate=rate, stats=stats)
-        for n, part in p.partitions.items():
-            self.bar.update(
-                self._parts[n],
-                total=part.end - part.start,
-                completed=part.position - part.start,
-                stats=f"at {part.position} of {part.end}",
-            )
-
-
-@contextmanager
-def progress_bar() -> Iterator[ReplayProgressView]:
-    """The replay progress display."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
-        yield ReplayProgressView(bar)
 
 
 def default_replay_name(topic: str, target: ReplayTarget, filters: EventFilter) -> str:
@@ -285,17 +174,6 @@ async def _open_side(
     routed = build_event_store(found)
     await routed.open()
     return routed
-
-
-def print_report(report: VerifyReport) -> None:
-    """Differences stream by stream, then a verdict line."""
-    for line in report.lines():
-        console.print(line, markup=False, highlight=False)
-    verdict = "[green]identical[/green]" if report.identical else "[red]DIFFERENT[/red]"
-    console.print(
-        f"{len(report.streams)} stream(s) of {report.scope.describe()}: source "
-        f"{report.total('source')} events, target {report.total('target')}: {verdict}"
-    )
 
 
 def verify_command(
