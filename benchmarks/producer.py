@@ -5,8 +5,10 @@ a full buffer applies backpressure instead of dropping), the producer's sender
 thread ships them; the clock stops when flush() sees every event acked.
 Baseline: a raw aiokafka loop sending the same events already serialized, with the
 same batching (linger 5 ms, 256 KiB batches), compression (lz4) and acks (all),
-awaiting acks per chunk of 2,000 like the sender. Connecting is excluded on both
-sides; the two alternate order between repeats, each on a fresh topic.
+awaiting acks per chunk of 2,000 like the sender. Ours runs twice: with the default
+aiokafka transport (the goal) and with the optional confluent-kafka transport,
+against the same baseline. Connecting is excluded on every side; the sides rotate
+order between repeats, each on a fresh topic.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from event_spine.producers.settings import ProducerSettings
 
 NAME = "producer"
 DESCRIPTION = (
-    "events/s from emit_event() to acked by the local broker vs a raw aiokafka loop "
-    "sending the same serialized events (same linger, batch size, lz4, acks=all)"
+    "events/s from emit_event() to acked by the local broker (aiokafka and confluent-kafka "
+    "transports) vs a raw aiokafka loop sending the same serialized events (same linger, "
+    "batch size, lz4, acks=all)"
 )
 COMPARISONS = [
     Comparison(
@@ -39,7 +42,18 @@ COMPARISONS = [
         "emit_event -> acked",
         "raw aiokafka send (pre-serialized)",
     ),
+    Comparison(
+        "producer throughput, confluent-kafka transport",
+        "confluent_per_s",
+        "raw_per_s",
+        "higher",
+        None,
+        "emit_event -> acked (transport=confluent)",
+        "raw aiokafka send (pre-serialized)",
+    ),
 ]
+#: Our producer's transport per side; "raw" is the baseline.
+SIDES = {"ours": "aiokafka", "confluent": "confluent", "raw": None}
 
 
 def params(smoke: bool) -> dict[str, Any]:
@@ -47,13 +61,14 @@ def params(smoke: bool) -> dict[str, Any]:
     return {"events": 2_000 if smoke else 200_000}
 
 
-def _ours(bootstrap: str, topic: str, events: int) -> float:
+def _ours(bootstrap: str, topic: str, events: int, transport: str) -> float:
     producer = EventSpineProducer(
         ProducerSettings(
             bootstrap_servers=bootstrap,
             topic=topic,
             overflow_policy="block",
             block_timeout_ms=120_000,
+            transport=transport,
         )
     )
     set_default_producer(producer)
@@ -87,11 +102,13 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
         for k in range(repeats):
             log(f"producer: repeat {k + 1}/{repeats}")
             run_metrics: dict[str, float] = {}
-            sides = ["ours", "raw"] if k % 2 == 0 else ["raw", "ours"]
+            names = list(SIDES)
+            sides = names[k % len(names) :] + names[: k % len(names)]
             for side in sides:
                 topic = asyncio.run(new_topic(bootstrap))
-                if side == "ours":
-                    elapsed = _ours(bootstrap, topic, events)
+                transport = SIDES[side]
+                if transport is not None:
+                    elapsed = _ours(bootstrap, topic, events, transport)
                 else:
                     elapsed = asyncio.run(raw_produce(bootstrap, topic, items))
                 run_metrics[f"{side}_per_s"] = events / elapsed

@@ -1,6 +1,14 @@
-"""The producer against the real local broker: keys, order, counters, overflow, close."""
+"""The producer against the real local broker: keys, order, counters, overflow, close.
+
+Tests that exercise sending run once per transport (aiokafka, confluent-kafka): the
+same producer contract on both.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import sys
+import time
 
 import orjson
 import pytest
@@ -8,6 +16,7 @@ import pytest
 from event_spine.broker.tansu import TansuBroker, free_port
 from event_spine.errors import (
     BufferFull,
+    ConfigurationError,
     EventTooLarge,
     EventValidationError,
     ProducerClosed,
@@ -24,10 +33,17 @@ from event_spine.producers import (
 from event_spine.schemas import StreamEvent, request_context
 from support.pipeline import ctx, new_topic, producer_for, read_topic
 
+TRANSPORTS = ["aiokafka", "confluent"]
 
-async def test_events_arrive_keyed_by_tenant_and_stream_in_order(broker) -> None:
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def test_events_arrive_keyed_by_tenant_and_stream_in_order(broker, transport) -> None:
     topic = await new_topic(broker.bootstrap_servers, partitions=3)
-    producer = producer_for(broker.bootstrap_servers, topic)
+    producer = producer_for(broker.bootstrap_servers, topic, transport=transport)
     contexts = [ctx("t_a", request_id="req-1"), ctx("t_b")]
     for n in range(300):
         producer.emit_event(contexts[n % 2], "thing.done", f"s{n % 5}", {"n": n})
@@ -52,10 +68,12 @@ async def test_events_arrive_keyed_by_tenant_and_stream_in_order(broker) -> None
     producer.close()
 
 
-async def test_emit_never_blocks_while_the_broker_is_down_and_counts_drops() -> None:
+async def test_emit_never_blocks_while_the_broker_is_down_and_counts_drops(transport) -> None:
     dead = f"127.0.0.1:{free_port()}"
     producer = EventSpineProducer(
-        ProducerSettings(bootstrap_servers=dead, topic="t", buffer_max_events=100)
+        ProducerSettings(
+            bootstrap_servers=dead, topic="t", buffer_max_events=100, transport=transport
+        )
     )
     c = ctx()
     # Returning at all proves emit never waits on the network (a hang would time out).
@@ -154,7 +172,7 @@ async def test_pydantic_events_go_through_the_same_path(broker) -> None:
 
 
 async def test_spill_keeps_everything_while_the_broker_is_down_then_delivers_in_order(
-    tmp_path,
+    tmp_path, transport
 ) -> None:
     port = free_port()
     bootstrap = f"127.0.0.1:{port}"
@@ -164,6 +182,7 @@ async def test_spill_keeps_everything_while_the_broker_is_down_then_delivers_in_
         buffer_max_events=50,
         spill_dir=str(tmp_path / "spill"),
         linger_ms=2,
+        transport=transport,
     )
     producer = EventSpineProducer(settings)
     c = ctx()
@@ -195,3 +214,69 @@ async def test_spill_keeps_everything_while_the_broker_is_down_then_delivers_in_
     assert not list((tmp_path / "spill").glob("*.spill")) or all(
         p.stat().st_size == 0 for p in (tmp_path / "spill").glob("*.spill")
     )
+
+
+async def test_both_transports_put_a_stream_in_the_same_partition(broker) -> None:
+    # Mixed producers (e.g. during a rollout) must not split a stream across partitions:
+    # positions are offsets, so a stream has to live in one partition.
+    topic = await new_topic(broker.bootstrap_servers, partitions=7)
+    streams = [f"orders/o_{n}" for n in range(60)]
+    for transport in TRANSPORTS:
+        producer = producer_for(broker.bootstrap_servers, topic, transport=transport)
+        for stream in streams:
+            producer.emit_event(ctx("t_mix"), "x", stream, {"by": transport})
+        assert producer.flush(30)
+        producer.close()
+    records = await read_topic(broker.bootstrap_servers, topic, 2 * len(streams))
+    partitions: dict[bytes, set[int]] = {}
+    for rec in records:
+        partitions.setdefault(rec.key, set()).add(rec.partition)
+    assert len(partitions) == len(streams)
+    assert all(len(found) == 1 for found in partitions.values())
+    assert len({p for found in partitions.values() for p in found}) > 1  # really spread
+
+
+def test_confluent_transport_needs_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "confluent_kafka", None)  # as if not installed
+    with pytest.raises(ConfigurationError, match=r"event-spine\[confluent\]"):
+        EventSpineProducer(
+            ProducerSettings(bootstrap_servers="127.0.0.1:1", transport="confluent"), start=False
+        )
+
+
+async def test_events_failed_after_a_broker_loss_are_sent_again_in_order(transport) -> None:
+    # Connected, then the broker goes away: what the client held expires
+    # (request_timeout_ms), returns to the buffer and goes out again, in order, once a
+    # broker is back on the same address (in-memory storage: a new, empty broker).
+    port = free_port()
+    settings = ProducerSettings(
+        bootstrap_servers=f"127.0.0.1:{port}",
+        topic="lost",
+        linger_ms=2,
+        request_timeout_ms=1_500,
+        retry_backoff_max_ms=200,
+        transport=transport,
+    )
+    c = ctx()
+    with TansuBroker(port=port) as first:
+        await ensure_topic(first.bootstrap_servers, "lost", 2)
+        producer = EventSpineProducer(settings)
+        producer.emit_event(c, "x", "s0", {"n": -1})
+        assert await producer.flush_async(30)
+    ids = [producer.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(60)]
+    deadline = time.monotonic() + 30
+    while producer.stats.failed == 0:  # the client gave up on them at least once
+        assert time.monotonic() < deadline, producer.stats
+        await asyncio.sleep(0.05)
+    assert producer.stats.buffered == 60
+    with TansuBroker(port=port) as second:
+        await ensure_topic(second.bootstrap_servers, "lost", 2)
+        assert await producer.flush_async(60), producer.stats
+        assert producer.close().unsent == 0
+        records = await read_topic(second.bootstrap_servers, "lost", 60)
+    bodies = [orjson.loads(r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+    assert sorted(b["event_id"] for b in bodies) == sorted(ids)
+    per_stream: dict[str, list[int]] = {}
+    for body in bodies:
+        per_stream.setdefault(body["stream_id"], []).append(body["payload"]["n"])
+    assert all(ns == sorted(ns) for ns in per_stream.values())

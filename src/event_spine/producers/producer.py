@@ -2,10 +2,10 @@
 
 emit() validates, serializes and appends to a bounded buffer, then returns: no
 await, no network, no lock held across I/O. A daemon thread runs its own event
-loop with the ``Sender`` (one aiokafka producer), which drains the buffer in
-chunks and sends with acks=all. Why a thread of its own: emit() must work from
-sync code and from any event loop, and a busy application loop must not delay
-delivery.
+loop with the sender (``sender.py``: aiokafka, or confluent-kafka when
+``transport="confluent"``), which drains the buffer in chunks and sends with
+acks=all. Why a thread of its own: emit() must work from sync code and from any
+event loop, and a busy application loop must not delay delivery.
 
 Delivery is at-least-once: a failed send goes back to the front of the buffer
 (accepted events are never dropped by the sender) and is retried with backoff.
@@ -31,7 +31,7 @@ from aiokafka import codec
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
 from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.buffer import EmitBuffer, Item
-from event_spine.producers.sender import Sender
+from event_spine.producers.sender import AiokafkaSender, SenderBase
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
 from event_spine.schemas.context import RequestContext, current_context
@@ -75,6 +75,18 @@ def _check_codec(compression_type: str) -> None:
         )
 
 
+def _sender_for(
+    settings: ProducerSettings, buffer: EmitBuffer, spill: SpillQueue | None
+) -> SenderBase:
+    """The transport's sender; a missing client library fails here, not in the thread."""
+    if settings.transport == "confluent":
+        from event_spine.producers.confluent import ConfluentSender  # noqa: PLC0415
+
+        return ConfluentSender(settings, buffer, spill)
+    _check_codec(settings.compression_type)
+    return AiokafkaSender(settings, buffer, spill)
+
+
 def kafka_key(tenant_id: str, stream_id: str) -> bytes:
     """Partition key: tenant + stream, so each stream stays in one partition, in order."""
     return f"{tenant_id}:{stream_id}".encode()
@@ -110,7 +122,6 @@ class EventSpineProducer:
     """Fire-and-forget emitter into one Kafka topic."""
 
     def __init__(self, settings: ProducerSettings, *, start: bool = True) -> None:
-        _check_codec(settings.compression_type)
         self.settings = settings
         self._buffer = EmitBuffer(
             settings.buffer_max_events, settings.overflow_policy, settings.block_timeout_ms
@@ -123,7 +134,7 @@ class EventSpineProducer:
         self._routing: dict[tuple[str, str, str, str], WireRouting] = {}
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._sender = Sender(settings, self._buffer, self._spill)
+        self._sender = _sender_for(settings, self._buffer, self._spill)
         if start:
             self.start()
 

@@ -1,14 +1,19 @@
-"""The producer's sender: one aiokafka producer on the sender thread's own loop.
+"""The producer's sender: the loop on the sender thread that moves events to the broker.
 
-It drains the emit buffer in chunks, sends one record batch per partition, and
-settles each batch's future in the background. A failed send goes back to the
-front of the buffer in emit order and is retried with backoff: accepted events
-are never dropped here. Counters are written by the sender thread only and read
-by others (plain ints: a stale read is fine, a torn one cannot happen).
+It drains the emit buffer (and the spill) in chunks and hands them to a transport.
+A failed send goes back to the front of the buffer in emit order and is retried
+with backoff: accepted events are never dropped here. Counters are written by the
+sender thread only and read by others (plain ints: a stale read is fine, a torn one
+cannot happen).
+
+``SenderBase`` holds that loop once; a transport implements four steps: get ready
+(connect), send a chunk, wait while serving its callbacks, and close.
+``AiokafkaSender`` is the default; ``ConfluentSender`` (``confluent.py``) is optional.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import threading
@@ -17,15 +22,16 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from event_spine.producers.batching import PartitionBatcher
-from event_spine.producers.buffer import EmitBuffer, Item
+from event_spine.producers.batching import Numbered, PartitionBatcher
+from event_spine.producers.buffer import EmitBuffer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
 
 _SEND_CHUNK: Final = 2_000
+_FIRST_BACKOFF_S: Final = 0.05
 
 
-class Sender:
+class SenderBase(abc.ABC):
     """Moves events from the buffer (and the spill) to the broker."""
 
     def __init__(
@@ -35,12 +41,10 @@ class Sender:
         self._buffer = buffer
         self._spill = spill
         self._stopping = threading.Event()
-        self._batcher = PartitionBatcher(settings.topic)
-        self._settling: set[asyncio.Future[None]] = set()
         self.sent = 0
         self.failed = 0
         self.in_flight = 0
-        self.retry: list[tuple[int, Item]] = []
+        self.retry: list[Numbered] = []
         self.connected = False
         self.last_error: str | None = None
 
@@ -50,45 +54,115 @@ class Sender:
 
     async def run(self) -> None:
         """Send until stop() is set, then hand what is left back (or to the spill)."""
-        producer: AIOKafkaProducer | None = None
-        backoff_s = 0.05
+        backoff_s = _FIRST_BACKOFF_S
         seq = 0
         linger_s = max(self.settings.linger_ms / 1000, 0.001)
         while not self._stopping.is_set():
-            if producer is None:
-                producer = await self._connect()
-                if producer is None:
-                    backoff_s = await self._backoff(backoff_s)
+            if not await self._ready():
+                backoff_s = await self._backoff(backoff_s)
                 continue
             if self.retry:
                 if self.in_flight:
-                    await asyncio.sleep(0.001)
+                    await self._wait(0.001)
                     continue
-                # Everything settled: failed sends go back first, in emit order.
-                self.retry.sort(key=lambda pair: pair[0])
-                self._buffer.requeue_front(item for _, item in self.retry)
-                self.retry.clear()
+                self._requeue_retries()  # everything settled: failed sends go back first
                 backoff_s = await self._backoff(backoff_s)
                 continue
             self._refill_from_spill()
             room = self.settings.max_in_flight_events - self.in_flight
             count = min(_SEND_CHUNK, room, len(self._buffer))
             if count <= 0:
-                await asyncio.sleep(linger_s)
+                await self._wait(linger_s)
                 continue
             # Counted in flight BEFORE they leave the buffer: flush() runs on another
             # thread and must never see the pipeline empty while a chunk is in transit.
             self.in_flight += count
             items = self._buffer.drain(count)  # only this thread removes: exactly `count`
-            seq = await self._send_chunk(producer, items, seq)
+            numbered = [(seq + 1 + i, item) for i, item in enumerate(items)]
+            seq += count
+            await self._send(numbered)
             if not self.retry:
-                backoff_s = 0.05
-        await self._shutdown(producer)
+                backoff_s = _FIRST_BACKOFF_S
+        await self._close()
+        self._requeue_retries()
+        self.connected = False
+        if self._spill is not None:
+            self._persist_unsent()
+
+    # -- what a transport implements ------------------------------------------------
+
+    @abc.abstractmethod
+    async def _ready(self) -> bool:
+        """Connected (or connect now); False means back off and ask again."""
+
+    @abc.abstractmethod
+    async def _send(self, numbered: list[Numbered]) -> None:
+        """Hand a chunk over; every event ends in ``delivered`` or ``fail`` later."""
+
+    @abc.abstractmethod
+    async def _wait(self, seconds: float) -> None:
+        """Pause up to ``seconds`` while delivery reports are served."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Stop the client; what it still held must have been reported to ``fail``."""
+
+    # -- bookkeeping shared by the transports --------------------------------------
+
+    def delivered(self, count: int) -> None:
+        """``count`` events were acked by the broker."""
+        self.sent += count
+        self.connected = True
+        self.in_flight -= count
+
+    def fail(self, pairs: list[Numbered], exc: BaseException) -> None:
+        """These events were not delivered: they are sent again, in emit order."""
+        self.failed += len(pairs)
+        self.last_error = repr(exc)
+        self.connected = False
+        self.retry.extend(pairs)  # before the in-flight decrement: flush() never sees 0
+        self.in_flight -= len(pairs)
+
+    def _requeue_retries(self) -> None:
+        if self.retry:
+            self.retry.sort(key=lambda pair: pair[0])
+            self._buffer.requeue_front(item for _, item in self.retry)
+            self.retry.clear()
+
+    async def _backoff(self, backoff_s: float) -> float:
+        await self._wait(backoff_s)
+        return min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
 
     def _refill_from_spill(self) -> None:
         spill, buffer = self._spill, self._buffer
         if spill is not None and spill.pending and len(buffer) < buffer.max_events // 2:
             spill.move_to(buffer, buffer.max_events - len(buffer))
+
+    def _persist_unsent(self) -> None:
+        """Closing with a spill: what is still buffered goes to disk for the next start."""
+        spill = self._spill
+        assert spill is not None
+        # The buffer holds the oldest events: they go first, then the unread backlog.
+        spill.keep_with_prefix(self._buffer.drain(len(self._buffer)))
+        spill.close()
+
+
+class AiokafkaSender(SenderBase):
+    """The default transport: one aiokafka producer on the sender thread's own loop,
+    one record batch per partition per chunk (see ``batching``)."""
+
+    def __init__(
+        self, settings: ProducerSettings, buffer: EmitBuffer, spill: SpillQueue | None
+    ) -> None:
+        super().__init__(settings, buffer, spill)
+        self._batcher = PartitionBatcher(settings.topic)
+        self._settling: set[asyncio.Future[None]] = set()
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _ready(self) -> bool:
+        if self._producer is None:
+            self._producer = await self._connect()
+        return self._producer is not None
 
     async def _connect(self) -> AIOKafkaProducer | None:
         s = self.settings
@@ -114,17 +188,17 @@ class Sender:
         self.last_error = None
         return producer
 
-    async def _backoff(self, backoff_s: float) -> float:
-        await asyncio.sleep(backoff_s)
-        return min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
+    async def _wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
-    async def _send_chunk(self, producer: AIOKafkaProducer, items: list[Item], seq: int) -> int:
-        numbered = [(seq + 1 + i, item) for i, item in enumerate(items)]
+    async def _send(self, numbered: list[Numbered]) -> None:
+        producer = self._producer
+        assert producer is not None
         try:
             groups = await self._batcher.group(producer, numbered)
         except Exception as exc:  # no metadata (broker down): the whole chunk retries
-            self._fail(numbered, exc)
-            return seq + len(items)
+            self.fail(numbered, exc)
+            return
         for index, (partition, pairs) in enumerate(groups):
             start = 0
             while start < len(pairs):
@@ -136,49 +210,25 @@ class Sender:
                     )
                 except Exception as exc:  # not queued: this and the rest retry, in order
                     rest = [pair for _, later in groups[index + 1 :] for pair in later]
-                    self._fail([*pairs[start:], *rest], exc)
-                    return seq + len(items)
+                    self.fail([*pairs[start:], *rest], exc)
+                    return
                 task = asyncio.ensure_future(self._settle(future, members))
                 self._settling.add(task)  # keep a reference until done
                 task.add_done_callback(self._settling.discard)
                 start = end
-        return seq + len(items)
 
-    def _fail(self, pairs: list[tuple[int, Item]], exc: BaseException) -> None:
-        self._note_failure(exc, len(pairs))
-        self.retry.extend(pairs)  # before the in-flight decrement: flush() never sees 0
-        self.in_flight -= len(pairs)
-
-    async def _settle(self, future: asyncio.Future[Any], members: list[tuple[int, Item]]) -> None:
+    async def _settle(self, future: asyncio.Future[Any], members: list[Numbered]) -> None:
         try:
             await future
         except Exception as exc:  # delivery failed after aiokafka's own retries
-            self._fail(members, exc)
+            self.fail(members, exc)
             return
-        self.sent += len(members)
-        self.connected = True
-        self.in_flight -= len(members)
+        self.delivered(len(members))
 
-    def _note_failure(self, exc: BaseException, count: int) -> None:
-        self.failed += count
-        self.last_error = repr(exc)
-        self.connected = False
-
-    async def _shutdown(self, producer: AIOKafkaProducer | None) -> None:
-        if self.retry:
-            self._buffer.requeue_front(item for _, item in sorted(self.retry))
-            self.retry.clear()
-        if producer is not None:
+    async def _close(self) -> None:
+        if self._producer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), timeout=5.0)
-        self.connected = False
-        if self._spill is not None:
-            self._persist_unsent()
-
-    def _persist_unsent(self) -> None:
-        """Closing with a spill: what is still buffered goes to disk for the next start."""
-        spill = self._spill
-        assert spill is not None
-        # The buffer holds the oldest events: they go first, then the unread backlog.
-        spill.keep_with_prefix(self._buffer.drain(len(self._buffer)))
-        spill.close()
+                await asyncio.wait_for(self._producer.stop(), timeout=5.0)
+            # Let every batch's outcome land (a failure goes to retry, then to the spill).
+            if self._settling:
+                await asyncio.wait(list(self._settling), timeout=1.0)

@@ -36,6 +36,11 @@ class ProducerSettings(BaseSettings):
     spill_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     # Sender and aiokafka.
+    transport: Literal["aiokafka", "confluent"] = Field(
+        default="aiokafka",
+        description="Client that sends: aiokafka, or confluent-kafka (librdkafka; "
+        "pip install 'event-spine[confluent]').",
+    )
     linger_ms: int = Field(default=5, ge=0)
     max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
     compression_type: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "lz4"
