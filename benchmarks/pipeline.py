@@ -141,15 +141,7 @@ async def registry_to(
     """A SQLite registry routing ``ctx``'s events to ``backend`` with ``config``."""
     registry = RoutingRegistry(await open_registry_store("sqlite", {"path": str(registry_db)}))
     await registry.set_route(
-        ResourceRoute(
-            resource_kind="event_spine",
-            tenant_id=ctx.tenant_id,
-            env=ctx.env,
-            project_id=ctx.project_id,
-            mode=ctx.mode,
-            backend_type=backend,
-            config=config,
-        ),
+        ResourceRoute.for_scope(ctx, "event_spine", backend, config),
         actor="bench",
     )
     return registry

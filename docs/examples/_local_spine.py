@@ -65,14 +65,8 @@ async def local_spine(
     registry_path = str(workdir / "registry.db")
     registry = RoutingRegistry(await open_registry_store("sqlite", {"path": registry_path}))
     for ctx in contexts:
-        route = ResourceRoute(
-            resource_kind="event_spine",
-            tenant_id=ctx.tenant_id,
-            env=ctx.env,
-            project_id=ctx.project_id,
-            mode=ctx.mode,
-            backend_type="sqlite",
-            config={"path": str(workdir / "events.db")},
+        route = ResourceRoute.for_scope(
+            ctx, "event_spine", "sqlite", {"path": str(workdir / "events.db")}
         )
         await registry.set_route(route, actor="example")
     producer = EventSpineProducer(

@@ -154,14 +154,8 @@ async def test_route_switch_becomes_a_timeline_entry(app: App) -> None:
     await app.route(c)
     await app.start_worker()
     registry = RoutingRegistry(app.registry.store, routing_hook(app.producer))
-    tabular = ResourceRoute(
-        resource_kind=ResourceKind.TABULAR_STORE,
-        tenant_id=c.tenant_id,
-        env=c.env,
-        project_id=c.project_id,
-        mode=c.mode,
-        backend_type="sqlite",
-        config={"path": str(app.tmp / "rows-a.db")},
+    tabular = ResourceRoute.for_scope(
+        c, ResourceKind.TABULAR_STORE, "sqlite", {"path": str(app.tmp / "rows-a.db")}
     )
     await registry.set_route(tabular, actor="ops")
     key = RouteKey(ResourceKind.TABULAR_STORE, c.tenant_id, c.env, c.project_id, c.mode)

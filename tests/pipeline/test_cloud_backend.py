@@ -74,15 +74,7 @@ async def test_emit_to_dynamodb_and_read_back_exactly_once(
     contexts = [ctx("t_acme", mode="saas"), ctx("t_globex", mode="enterprise")]
     for c in contexts:
         await registry.set_route(
-            ResourceRoute(
-                resource_kind="event_spine",
-                tenant_id=c.tenant_id,
-                env=c.env,
-                project_id=c.project_id,
-                mode=c.mode,
-                backend_type="dynamodb",
-                config=config,
-            ),
+            ResourceRoute.for_scope(c, "event_spine", "dynamodb", config),
             actor="test",
         )
     producer = producer_for(broker.bootstrap_servers, topic)

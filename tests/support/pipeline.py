@@ -52,15 +52,7 @@ async def registry_at(path: Path) -> RoutingRegistry:
 async def route_to_sqlite(registry: RoutingRegistry, context: RequestContext, db: Path) -> None:
     """Route the context's event_spine resource to a SQLite file."""
     await registry.set_route(
-        ResourceRoute(
-            resource_kind="event_spine",
-            tenant_id=context.tenant_id,
-            env=context.env,
-            project_id=context.project_id,
-            mode=context.mode,
-            backend_type="sqlite",
-            config={"path": str(db)},
-        ),
+        ResourceRoute.for_scope(context, "event_spine", "sqlite", {"path": str(db)}),
         actor="test",
     )
 

@@ -12,15 +12,7 @@ from support.pipeline import ctx, registry_at
 
 
 def tabular_route(c, backend: str, config: dict) -> ResourceRoute:
-    return ResourceRoute(
-        resource_kind="tabular_store",
-        tenant_id=c.tenant_id,
-        env=c.env,
-        project_id=c.project_id,
-        mode=c.mode,
-        backend_type=backend,
-        config=config,
-    )
+    return ResourceRoute.for_scope(c, "tabular_store", backend, config)
 
 
 async def test_routed_key_value_per_tenant(tmp_path) -> None:

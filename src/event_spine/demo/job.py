@@ -128,14 +128,11 @@ async def _setup_routes(
 ) -> None:
     for ctx in contexts:
         await registry.set_route(
-            ResourceRoute(
-                resource_kind=ResourceKind.EVENT_SPINE,
-                tenant_id=ctx.tenant_id,
-                env=ctx.env,
-                project_id=ctx.project_id,
-                mode=ctx.mode,
-                backend_type=BackendType.SQLITE,
-                config={"path": str(workdir / f"events-{ctx.tenant_id}.db")},
+            ResourceRoute.for_scope(
+                ctx,
+                ResourceKind.EVENT_SPINE,
+                BackendType.SQLITE,
+                {"path": str(workdir / f"events-{ctx.tenant_id}.db")},
             ),
             actor="spine-demo",
             reason="demo setup",

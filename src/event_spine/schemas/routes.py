@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from event_spine.schemas.formats import PROJECT_ID_PATTERN, TENANT_ID_PATTERN, Env, Mode
+from event_spine.schemas.scope import Scope
 
 
 class ResourceKind(StrEnum):
@@ -104,6 +105,27 @@ class ResourceRoute(BaseModel):
     history: tuple[RouteSwitch, ...] = ()
     version: int = Field(default=0, ge=0, description="Bumped by every save (compare-and-set).")
     updated_at: AwareDatetime = Field(default_factory=_now)
+
+    @classmethod
+    def for_scope(
+        cls,
+        scope: Scope,
+        resource_kind: ResourceKind | str,
+        backend_type: BackendType | str,
+        config: dict[str, Any] | None = None,
+    ) -> ResourceRoute:
+        """The route of one resource kind of ``scope`` (a Scope or a RequestContext)."""
+        return cls.model_validate(
+            {
+                "resource_kind": resource_kind,
+                "tenant_id": scope.tenant_id,
+                "env": scope.env,
+                "project_id": scope.project_id,
+                "mode": scope.mode,
+                "backend_type": backend_type,
+                "config": config or {},
+            }
+        )
 
     def scope_key(self) -> tuple[str, str, str, str]:
         """(tenant, env, mode, project): the same order as Scope.key()."""
