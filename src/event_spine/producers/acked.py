@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -49,9 +48,8 @@ from event_spine.schemas.ids import new_event_id
 from event_spine.schemas.wire import (
     EventRecord,
     WireRouting,
-    check_size,
     decode_record,
-    encode_record,
+    encode_checked,
 )
 
 T = TypeVar("T")
@@ -104,11 +102,7 @@ def build_record(
         envelope,
         payload,
     )
-    try:
-        value = encode_record(record)
-    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-        raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
-    check_size(value, max_event_bytes)
+    value = encode_checked(record, max_event_bytes)
     decode_record(value)  # the sink's own checks: patterns, metadata, version
     return record, value
 

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import msgspec
 from aiokafka import codec
 
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
@@ -49,8 +48,7 @@ from event_spine.schemas.wire import (
     EventRecord,
     WireRouting,
     check_metadata,
-    check_size,
-    encode_record,
+    encode_checked,
     record_from_event,
 )
 
@@ -199,11 +197,7 @@ class EventSpineProducer:
     ) -> None:
         if self._closed:
             raise ProducerClosed("emit() after close(): this producer accepts no more events.")
-        try:
-            value = encode_record(record)
-        except (TypeError, msgspec.EncodeError, OverflowError) as exc:
-            raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
-        check_size(value, self.settings.max_event_bytes)
+        value = encode_checked(record, self.settings.max_event_bytes)
         item = (kafka_key(tenant_id, stream_id), value, traceparent)
         if self._spill is not None and self._spilled(item):
             return

@@ -121,6 +121,17 @@ def check_size(data: bytes, limit_bytes: int) -> None:
         raise EventTooLarge(len(data), limit_bytes)
 
 
+def encode_checked(record: EventRecord, limit_bytes: int) -> bytes:
+    """Encode a record a producer is about to send: a payload that is not JSON names
+    the `payload` field, a result over ``limit_bytes`` raises EventTooLarge."""
+    try:
+        value = _encoder.encode(record)
+    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+        raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
+    check_size(value, limit_bytes)
+    return value
+
+
 def check_metadata(metadata: dict[str, Any]) -> None:
     """The known metadata keys hold a short string or null (what EventMetadata accepts)."""
     for key in METADATA_KEYS:
