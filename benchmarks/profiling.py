@@ -43,8 +43,8 @@ from benchmarks.pipeline import (
     registry_to,
     sink_settings,
     stream_ids,
-    watch,
 )
+from benchmarks.sink import until_committed
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.emit import emit_event, set_default_producer
 from event_spine.producers.producer import EventSpineProducer
@@ -206,12 +206,7 @@ async def _sink(raw: Path, events: int) -> str:
         with spied(raw):
             await worker.start()
             try:
-                first, last = await watch(
-                    lambda: worker.stats.records,
-                    lambda: {p: off for (_, p), off in worker.stats.committed.items()},
-                    ends,
-                    600,
-                )
+                first, last = await until_committed(worker, ends, 600)
             finally:
                 await worker.stop()
                 await registry.store.close()

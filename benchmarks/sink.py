@@ -91,6 +91,18 @@ def store_config(backend: str, workdir: Path, dsn: str | None, tag: str) -> dict
     return {"dsn": dsn, "table_prefix": f"b{tag}_"}
 
 
+async def until_committed(
+    worker: SinkWorker, ends: dict[int, int], timeout_s: float
+) -> tuple[float, float]:
+    """Watch a started worker: (first record received, every partition committed)."""
+    return await watch(
+        lambda: worker.stats.records,
+        lambda: {p: off for (_, p), off in worker.stats.committed.items()},
+        ends,
+        timeout_s,
+    )
+
+
 async def run_worker(
     bootstrap: str,
     topic: str,
@@ -108,12 +120,7 @@ async def run_worker(
     )
     await worker.start()
     try:
-        first, last = await watch(
-            lambda: worker.stats.records,
-            lambda: {p: off for (_, p), off in worker.stats.committed.items()},
-            ends,
-            timeout_s,
-        )
+        first, last = await until_committed(worker, ends, timeout_s)
     finally:
         await worker.stop()
         await registry.store.close()
