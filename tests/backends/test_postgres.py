@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +36,7 @@ from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
 from support.postgres import temp_database
+from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
 
@@ -66,31 +67,13 @@ def settings(pg_dsn: str) -> dict[str, Any]:
     }
 
 
-Store = PostgresEventStore | PostgresRegistryStore | PostgresTabularStore
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[Callable[[Any], Awaitable[Any]]]:
-    """Open stores and close every one at teardown (pools hold server connections)."""
-    stores: list[Any] = []
-
-    async def add(store: Any) -> Any:
-        stores.append(store)
-        await store.open()
-        return store
-
-    yield add
-    for store in stores:
-        await store.close()
-
-
 class TestPostgresEventStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, settings: dict[str, Any], opened: Any) -> OpenStore:
+    async def open_store(self, settings: dict[str, Any], opened: OpenedStores) -> OpenStore:
         config = PostgresConfig.model_validate(settings)
 
         async def open_() -> EventStore:
-            store: EventStore = await opened(PostgresEventStore(config))
+            store: EventStore = await opened.add(PostgresEventStore(config))
             return store
 
         return open_
@@ -115,11 +98,11 @@ class TestPostgresRegistry(RegistryStoreContract):
 
 class TestPostgresTabular(TabularStoreContract):
     @pytest.fixture
-    async def open_tabular(self, settings: dict[str, Any], opened: Any) -> OpenTabular:
+    async def open_tabular(self, settings: dict[str, Any], opened: OpenedStores) -> OpenTabular:
         config = PostgresConfig.model_validate(settings)
 
         async def open_() -> TabularStore:
-            store: TabularStore = await opened(PostgresTabularStore(config))
+            store: TabularStore = await opened.add(PostgresTabularStore(config))
             return store
 
         return open_
@@ -194,10 +177,10 @@ async def _blocked_backend(admin: asyncpg.Connection) -> int:
 
 
 async def test_connection_killed_mid_batch_is_unavailable_and_rolls_back(
-    settings: dict[str, Any], pg_dsn: str, opened: Any
+    settings: dict[str, Any], pg_dsn: str, opened: OpenedStores
 ) -> None:
     config = PostgresConfig.model_validate(settings)
-    store = await opened(PostgresEventStore(config))
+    store = await opened.add(PostgresEventStore(config))
     events = stream_of(10)
     await store.append_batch(events[:5])
     holder = await asyncpg.connect(pg_dsn)
@@ -221,10 +204,10 @@ async def test_connection_killed_mid_batch_is_unavailable_and_rolls_back(
 
 
 async def test_statement_timeout_is_unavailable(
-    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: OpenedStores
 ) -> None:
     config = PostgresConfig.model_validate(settings | {"command_timeout_s": 0.3})
-    store = await opened(PostgresEventStore(config))
+    store = await opened.add(PostgresEventStore(config))
     events = stream_of(4)
     await store.append_batch(events[:2])
     await _hold_cursor_row(admin, config)
@@ -238,9 +221,9 @@ async def test_statement_timeout_is_unavailable(
 
 
 async def test_another_event_at_a_stored_position_is_refused(
-    settings: dict[str, Any], opened: Any
+    settings: dict[str, Any], opened: OpenedStores
 ) -> None:
-    store = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    store = await opened.add(PostgresEventStore(PostgresConfig.model_validate(settings)))
     first = stored(5)
     await store.append_batch([stored(4), first])
     # Offsets reused (a recreated topic): must not be dropped as a "duplicate".
@@ -254,8 +237,10 @@ async def test_another_event_at_a_stored_position_is_refused(
     assert cursor.position == 5
 
 
-async def test_text_the_server_refuses_is_permanent(settings: dict[str, Any], opened: Any) -> None:
-    table = await opened(PostgresTabularStore(PostgresConfig.model_validate(settings)))
+async def test_text_the_server_refuses_is_permanent(
+    settings: dict[str, Any], opened: OpenedStores
+) -> None:
+    table = await opened.add(PostgresTabularStore(PostgresConfig.model_validate(settings)))
     with pytest.raises(StorePermanentError, match="PostgreSQL table"):
         await table.put(SCOPE, "kv", "nul\x00key", {"x": 1})
 
@@ -264,7 +249,7 @@ async def test_text_the_server_refuses_is_permanent(settings: dict[str, Any], op
 
 
 async def test_concurrent_open_creates_the_tables_once(
-    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: OpenedStores
 ) -> None:
     config = PostgresConfig.model_validate(settings)
     stores = [
@@ -272,16 +257,18 @@ async def test_concurrent_open_creates_the_tables_once(
         PostgresRegistryStore(config),
         PostgresTabularStore(config),
     ]
-    await asyncio.gather(*(opened(s) for s in stores))
+    await asyncio.gather(*(opened.add(s) for s in stores))
     tables = await admin.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", config.db_schema
     )
     assert [t[0] for t in tables] == ["spine_cursors", "spine_events", "spine_routes", "spine_rows"]
 
 
-async def test_prefixes_in_one_schema_stay_apart(settings: dict[str, Any], opened: Any) -> None:
-    a = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
-    b = await opened(
+async def test_prefixes_in_one_schema_stay_apart(
+    settings: dict[str, Any], opened: OpenedStores
+) -> None:
+    a = await opened.add(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    b = await opened.add(
         PostgresEventStore(PostgresConfig.model_validate(settings | {"table_prefix": "other_"}))
     )
     events = stream_of(3)
@@ -291,10 +278,10 @@ async def test_prefixes_in_one_schema_stay_apart(settings: dict[str, Any], opene
 
 
 async def test_batches_split_into_statements_count_exactly(
-    settings: dict[str, Any], opened: Any, monkeypatch: pytest.MonkeyPatch
+    settings: dict[str, Any], opened: OpenedStores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pg, "_STATEMENT_ROWS", 7)
-    store = await opened(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    store = await opened.add(PostgresEventStore(PostgresConfig.model_validate(settings)))
     streams = [stream_of(30, name, start=i * 100) for i, name in enumerate(("a", "b", "c"))]
     everything = [e for s in streams for e in s]
     await store.append_batch(everything[::2])
@@ -305,10 +292,10 @@ async def test_batches_split_into_statements_count_exactly(
 
 
 async def test_least_privileged_role_uses_existing_tables(
-    settings: dict[str, Any], admin: asyncpg.Connection, opened: Any
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: OpenedStores
 ) -> None:
     config = PostgresConfig.model_validate(settings)
-    await opened(PostgresEventStore(config))  # a migration made the tables
+    await opened.add(PostgresEventStore(config))  # a migration made the tables
     role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
     await admin.execute(f'CREATE ROLE "{role}" LOGIN')
     try:
@@ -318,7 +305,7 @@ async def test_least_privileged_role_uses_existing_tables(
         )
         parts = urlsplit(config.dsn)
         app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
-        app = await opened(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+        app = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
         assert (await app.append_batch(stream_of(3))).written == 3
         await app.close()
     finally:
