@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,3 +23,18 @@ def broker() -> Iterator[TansuBroker]:
     """One local Tansu broker for the whole session (topics are unique per test)."""
     with TansuBroker() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def _drop_leaked_log_handlers() -> Iterator[None]:
+    """CLI tests run `configure_logging` in-process, which points the root logger at
+    the runner's captured stderr; once the runner closes it, a later test's warning
+    would hit a closed file. Drop handlers a test added (pytest's own come and go per
+    phase) and restore the root level."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)

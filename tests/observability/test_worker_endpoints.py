@@ -65,6 +65,10 @@ async def test_backend_outage_pauses_reports_lag_and_recovers(broker, tmp_path) 
             30,
             message="retries keep probing (paused, backing off)",
         )
+        # Between two retries the partitions are resumed, yet the worker still is not
+        # writing: readiness stays down for the whole outage, not only while paused.
+        assert not worker.ready
+        assert (await http_get(port, "/readyz"))[0] == 503
         assert worker.stats.committed == committed_before  # nothing committed while down
         assert worker.stats.written == 100
 
