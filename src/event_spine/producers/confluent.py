@@ -16,6 +16,7 @@ without splitting a stream across partitions.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from event_spine.errors import ConfigurationError
@@ -30,6 +31,9 @@ _BROKERS_DOWN = ("_ALL_BROKERS_DOWN", "_TRANSPORT", "_RESOLVE")
 _PROBE_TIMEOUT_S = 1.0
 #: Retry order of events refused before they were queued: after every reported one.
 _LOCAL_FAILURE = 1 << 62
+#: librdkafka's own log lines (connect failures and the like) go through logging, so
+#: they get the process's format and level instead of raw lines on stderr.
+_CLIENT_LOG = logging.getLogger("event_spine.producers.librdkafka")
 
 
 def _client_module() -> Any:
@@ -75,6 +79,7 @@ class ConfluentSender(SenderBase):
             "queue.buffering.max.messages": s.max_in_flight_events,
             "error_cb": self._on_error,
             "on_delivery": self._report,
+            "logger": _CLIENT_LOG,
         }
 
     async def _ready(self) -> bool:
@@ -145,3 +150,11 @@ class ConfluentSender(SenderBase):
         if self.in_flight:
             producer.purge(in_queue=True, in_flight=True, blocking=False)
         producer.flush(1.0)
+        # Release librdkafka's threads and connections now: the client holds this
+        # sender through its callbacks, so it would otherwise live (and keep dialling
+        # a lost broker) until the cyclic GC happens to collect the pair. Older
+        # confluent-kafka releases have no close(): dropping the last reference frees
+        # the client there.
+        self._producer = None
+        if hasattr(producer, "close"):
+            producer.close()
