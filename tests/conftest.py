@@ -16,6 +16,7 @@ for path in (HERE, HERE / "backends"):
         sys.path.insert(0, str(path))
 
 from event_spine.broker.tansu import TansuBroker
+from support.s3 import moto_s3
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +24,13 @@ def broker() -> Iterator[TansuBroker]:
     """One local Tansu broker for the whole session (topics are unique per test)."""
     with TansuBroker() as running:
         yield running
+
+
+@pytest.fixture
+def s3_storage() -> Iterator[dict[str, str]]:
+    """A local S3 for a Tansu broker whose data must survive its restart."""
+    with moto_s3() as env:
+        yield env
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
-from event_spine.broker.tansu import TansuBroker, free_port, wait_for_port
+from event_spine.broker.tansu import TansuBroker
 from support.emitter import BackgroundEmitter
 from support.pipeline import (
     ctx,
@@ -179,37 +178,6 @@ async def test_rebalance_under_load_second_worker_joins_then_leaves(broker, tmp_
         await first.stop()
         producer.close()
         await store.close()
-
-
-@pytest.fixture
-def s3_storage():
-    """A local S3 (moto) so Tansu's data survives a broker restart."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert wait_for_port(port, 30), "moto server did not start"
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="tansu")
-        yield {
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT": endpoint,
-            "AWS_ALLOW_HTTP": "true",
-        }
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def test_broker_stopped_and_restarted_while_producing(s3_storage, tmp_path) -> None:

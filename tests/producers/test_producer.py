@@ -7,7 +7,9 @@ same producer contract on both.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import threading
 import time
 
 import orjson
@@ -32,6 +34,7 @@ from event_spine.producers import (
 )
 from event_spine.schemas import StreamEvent, request_context
 from support.pipeline import ctx, new_topic, producer_for, read_topic
+from support.waiting import wait_until
 
 TRANSPORTS = ["aiokafka", "confluent"]
 
@@ -244,10 +247,15 @@ def test_confluent_transport_needs_its_package(monkeypatch: pytest.MonkeyPatch) 
         )
 
 
-async def test_events_failed_after_a_broker_loss_are_sent_again_in_order(transport) -> None:
+async def test_events_failed_after_a_broker_loss_are_sent_again_in_order(
+    transport, s3_storage
+) -> None:
     # Connected, then the broker goes away: what the client held expires
-    # (request_timeout_ms), returns to the buffer and goes out again, in order, once a
-    # broker is back on the same address (in-memory storage: a new, empty broker).
+    # (request_timeout_ms), returns to the buffer and goes out again, in order, once the
+    # broker is back on the same address.
+    # Harness workaround: Tansu acknowledges a produce to a topic it does not have, and
+    # drops it. A restarted in-memory broker has no topics, and the producer reconnects
+    # before a test could create one, so the broker keeps its topics on S3 (moto).
     port = free_port()
     settings = ProducerSettings(
         bootstrap_servers=f"127.0.0.1:{port}",
@@ -258,10 +266,14 @@ async def test_events_failed_after_a_broker_loss_are_sent_again_in_order(transpo
         transport=transport,
     )
     c = ctx()
-    with TansuBroker(port=port) as first:
+
+    def durable_broker() -> TansuBroker:
+        return TansuBroker(port=port, storage_url="s3://tansu/", env=s3_storage)
+
+    with durable_broker() as first:
         await ensure_topic(first.bootstrap_servers, "lost", 2)
         producer = EventSpineProducer(settings)
-        producer.emit_event(c, "x", "s0", {"n": -1})
+        before = producer.emit_event(c, "x", "s0", {"n": -1})
         assert await producer.flush_async(30)
     ids = [producer.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(60)]
     deadline = time.monotonic() + 30
@@ -269,14 +281,35 @@ async def test_events_failed_after_a_broker_loss_are_sent_again_in_order(transpo
         assert time.monotonic() < deadline, producer.stats
         await asyncio.sleep(0.05)
     assert producer.stats.buffered == 60
-    with TansuBroker(port=port) as second:
-        await ensure_topic(second.bootstrap_servers, "lost", 2)
+    with durable_broker() as second:
         assert await producer.flush_async(60), producer.stats
         assert producer.close().unsent == 0
-        records = await read_topic(second.bootstrap_servers, "lost", 60)
+        records = await read_topic(second.bootstrap_servers, "lost", 61, timeout_s=60)
     bodies = [orjson.loads(r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
-    assert sorted(b["event_id"] for b in bodies) == sorted(ids)
+    assert sorted(b["event_id"] for b in bodies) == sorted([before, *ids])  # none twice
     per_stream: dict[str, list[int]] = {}
     for body in bodies:
         per_stream.setdefault(body["stream_id"], []).append(body["payload"]["n"])
     assert all(ns == sorted(ns) for ns in per_stream.values())
+
+
+def _producer_threads() -> set[int]:
+    """OS threads of this process that are the sender's or no Python thread's (the
+    client library's own, e.g. librdkafka's)."""
+    python = {t.native_id for t in threading.enumerate() if t.name != "spine-producer"}
+    return {int(task) for task in os.listdir("/proc/self/task")} - python
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+async def test_a_closed_producer_leaves_no_threads_behind(broker, transport) -> None:
+    # A closed producer must not keep client threads dialling the broker (the
+    # confluent client lived on until the cyclic GC collected it).
+    before = _producer_threads()
+    producer = producer_for(
+        broker.bootstrap_servers, await new_topic(broker.bootstrap_servers), transport=transport
+    )
+    producer.emit_event(ctx(), "x", "s", {"n": 1})
+    assert await producer.flush_async(30)
+    assert _producer_threads() - before  # the sender runs (and librdkafka's, if used)
+    assert producer.close().unsent == 0
+    await wait_until(lambda: not _producer_threads() - before, 10, message="threads ended")
