@@ -23,3 +23,8 @@ class Backoff:
     def reset(self) -> None:
         """After a success."""
         self.attempt = 0
+
+    @property
+    def failing(self) -> bool:
+        """True from the first failure until the next success (``reset``)."""
+        return self.attempt > 0

@@ -113,10 +113,6 @@ class SinkWorker:
         self._pending_records: Sequence[Any] = ()
         self._stopping = False
         self._last_cause: BaseException | None = None
-        # Set by the first failed batch, cleared by the next durable write: readiness
-        # stays down through the whole outage, not only while partitions are paused,
-        # so a probe between two retries does not see a worker that is not writing.
-        self._failing = False
         self._audit_producer: EventSpineProducer | None = None
         self._routes: RouteCache | None = None
         self.endpoints = WorkerEndpoints(self)
@@ -124,8 +120,9 @@ class SinkWorker:
     @property
     def ready(self) -> bool:
         """False before start, after stop, and from a failed batch (failing backend,
-        registry or dead-letter topic) until a batch is written again."""
-        return self._broker is not None and not self._paused and not self._failing
+        registry or dead-letter topic) until a batch is written again: through the whole
+        outage, so a probe between two retries (partitions resumed) sees no ready worker."""
+        return self._broker is not None and not self._paused and not self._backoff.failing
 
     @property
     def running(self) -> bool:
@@ -318,7 +315,6 @@ class SinkWorker:
             self._rewind_and_pause(records, exc, None)
             return False
         self._backoff.reset()
-        self._failing = False
         self._record(outcome)
         await self._commit(records)
         self.endpoints.metrics.batch_size.labels(self.settings.topic).observe(len(records))
@@ -384,7 +380,6 @@ class SinkWorker:
         self.stats.retries += 1
         self.stats.last_error = repr(cause)
         self._last_cause = cause
-        self._failing = True
         first: dict[TopicPartition, int] = {}
         for rec in records:
             tp = TopicPartition(rec.topic, rec.partition)
