@@ -28,6 +28,7 @@ from support.pipeline import (
     sink_settings,
     started_worker,
 )
+from support.s3 import STORAGE_URL
 from support.stores import stored_ids
 from support.waiting import wait_until
 
@@ -181,7 +182,7 @@ async def test_rebalance_under_load_second_worker_joins_then_leaves(broker, tmp_
 
 
 async def test_broker_stopped_and_restarted_while_producing(s3_storage, tmp_path) -> None:
-    durable = TansuBroker(storage_url="s3://tansu/", env=s3_storage)
+    durable = TansuBroker(storage_url=STORAGE_URL, env=s3_storage)
     durable.start()
     topic, c, store = await routed(durable.bootstrap_servers, tmp_path)
     # Harness workaround (Tansu on S3): after a restart the broker serves about one

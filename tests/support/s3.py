@@ -13,6 +13,8 @@ import boto3
 from event_spine.broker.tansu import free_port, wait_for_port
 
 BUCKET = "tansu"
+#: Tansu's ``--storage-engine`` for the bucket ``moto_s3`` creates.
+STORAGE_URL = f"s3://{BUCKET}/"
 
 
 @contextmanager
