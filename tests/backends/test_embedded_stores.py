@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -195,3 +196,22 @@ def test_multi_row_inserts_fit_the_parameter_limit_of_the_sqlite_build(
     assert insert_rows(db, sql, rows) == 1_500
     assert db.execute("SELECT count(*), sum(id) FROM t").fetchone() == (2_500, sum(range(2_500)))
     db.close()
+
+
+async def test_stores_opening_one_new_file_at_once_all_open(
+    tmp_path: Path, opened: OpenedStores
+) -> None:
+    # A worker and the readers of one route open its file together. Switching a new
+    # file to WAL takes an exclusive lock that SQLite does not wait for, so all but one
+    # of the opens used to fail with "database is locked" (a few percent of them).
+    for attempt in range(50):
+        path = str(tmp_path / f"events-{attempt}.db")
+        stores = [SqliteEventStore(SqliteConfig(path=path)) for _ in range(6)]
+        await asyncio.gather(*(opened.add(store) for store in stores))
+        events = stream_of(3)
+        assert (await stores[0].append_batch(events)).written == 3
+        assert [e.event_id for e in await stores[-1].list_after(SCOPE, "s1")] == [
+            e.event_id for e in events
+        ]
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
