@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from contract import EventStoreContract, OpenStore
+from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore, MemoryEventStore, build_event_store
 from event_spine.backends.filesystem import (
     FilesystemConfig,
@@ -20,10 +21,11 @@ from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore, SqliteTa
 from event_spine.backends.sqlite.database import insert_rows
 from event_spine.errors import BackendNotAllowed
 from event_spine.routing import RegistryStore, open_registry_store
-from event_spine.schemas import ResourceRoute
+from event_spine.schemas import ResourceRoute, StoredEvent
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import SCOPE, stream_of
+from support.legacy import to_filesystem_layout_1, write_sqlite_layout_1
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
@@ -50,6 +52,15 @@ class TestSqliteStore(EventStoreContract):
             return await opened.add(SqliteEventStore(config))
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(self, tmp_path: Path) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            path = tmp_path / "layout1.db"
+            write_sqlite_layout_1(path, events)
+            return lambda: SqliteEventStore(SqliteConfig(path=str(path)))
+
+        return write
 
     async def test_redelivery_restores_a_watermark_that_lags_its_events(
         self, tmp_path: Path, opened: OpenedStores
@@ -95,6 +106,16 @@ class TestFilesystemStore(EventStoreContract):
             return await opened.add(FilesystemEventStore(config))
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(self, tmp_path: Path, opened: OpenedStores) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            config = FilesystemConfig(root=str(tmp_path / "layout1"))
+            await (await opened.add(FilesystemEventStore(config))).append_batch(events)
+            to_filesystem_layout_1(tmp_path / "layout1")
+            return lambda: FilesystemEventStore(config)
+
+        return write
 
     @pytest.mark.parametrize("mode", ["saas", "enterprise", "system"])
     def test_refused_outside_lab_mode(self, tmp_path: Path, mode: str) -> None:

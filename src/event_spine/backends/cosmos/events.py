@@ -17,6 +17,7 @@ from event_spine.backends.base import (
     AppendResult,
     DelegatedLifecycle,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
@@ -217,7 +218,11 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
             return None
         return StreamCursor(key.stream_id, int(item["watermark"]), item["last_event_id"])
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        event = await self._load_by_id(event_id)
+        return event if event is not None and event.record.routing.key() == scope else None
+
+    async def _load_by_id(self, event_id: str) -> StoredEvent | None:
         found = await self._events.query(_EVENT_BY_ID, {"@id": event_id}, None, 1)
         return _event_from(found[0]) if found else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from event_spine.backends.base import (
     AppendResult,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
@@ -90,7 +91,11 @@ class DynamoEventStore(_OneTable, EventStoreBase):
             return None
         return StreamCursor(key.stream_id, int(item["p"]["N"]), item["e"]["S"])
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        event = await self._load_by_id(event_id)
+        return event if event is not None and event.record.routing.key() == scope else None
+
+    async def _load_by_id(self, event_id: str) -> StoredEvent | None:
         index = await self._table.get(_key(f"id#{event_id}", 0))
         if index is None:
             return None

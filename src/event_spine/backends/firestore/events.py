@@ -12,6 +12,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from event_spine.backends.base import (
     AppendResult,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
@@ -178,7 +179,11 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
             return None
         return StreamCursor(key.stream_id, int(snap.get("position")), snap.get("last_event_id"))
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        event = await self._load_by_id(event_id)
+        return event if event is not None and event.record.routing.key() == scope else None
+
+    async def _load_by_id(self, event_id: str) -> StoredEvent | None:
         if not EVENT_ID_RE.match(event_id):
             return None  # never stored, and may not even be a valid document id
         with _mapped(self._what):
