@@ -203,6 +203,13 @@ class BatchProcessor:
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
             raise BatchRetry(exc, exc.retry_after_s) from exc
+        except ConfigurationError as exc:
+            # The store refuses to serve the route (e.g. StoreLayoutOutdated found at the
+            # first use): like an invalid route found at resolve time.
+            outcome.dead_letters.extend(
+                DeadLetter(rec, _route_reason(exc), exc) for rec in group.records
+            )
+            return
         except (StorePermanentError, ScopeViolation, EventRejected) as exc:
             # Retried a few times first: a "permanent" answer is sometimes a misclassified
             # transient one. Then only the events the store refuses are dead-lettered.
