@@ -131,8 +131,16 @@ class DynamoEventStore(_OneTable, EventStoreBase):
             holder = holders.get((pk, event.position), event.record.event_id)
             if holder != event.record.event_id:  # same id: a crash before its id# item
                 raise self._collision(event, holder)
-        repeats = [e for _, e in events if identity_of(e) in stored]
-        return new, await self._conflicts(repeats, stored)
+        # A repeat at its own place (stream, position) is the same Kafka record
+        # redelivered: only repeats elsewhere are compared (bodies read only then).
+        moved = [
+            e
+            for pk, e in events
+            if identity_of(e) in stored
+            and (stored[identity_of(e)]["s"]["S"], int(stored[identity_of(e)]["p"]["N"]))
+            != (pk, e.position)
+        ]
+        return new, await self._conflicts(moved, stored)
 
     async def _conflicts(
         self, repeats: list[StoredEvent], stored: dict[str, Item]
