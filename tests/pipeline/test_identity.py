@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -32,6 +33,24 @@ async def committed(bootstrap: str, topic: str, group: str) -> int | None:
         await consumer.stop()
 
 
+async def drain(
+    broker: Any, topic: str, registry_db: Path, end: int, dead: dict[str, int], written: int
+) -> None:
+    """Run a worker until it dead-lettered and wrote these counts and committed ``end``."""
+    settings = sink_settings(broker.bootstrap_servers, topic, registry_db)
+    worker = await started_worker(settings)
+
+    async def all_committed() -> bool:
+        return await committed(broker.bootstrap_servers, topic, settings.group_id) == end
+
+    try:
+        await wait_until(lambda: worker.stats.dead_lettered == dead, 30, message=str(dead))
+        await wait_until(lambda: worker.stats.written == written, 30, message="written")
+        await wait_until(all_committed, 30, message="offsets committed past the dead letters")
+    finally:
+        await worker.stop()
+
+
 def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
         found = conn.execute(sql, args).fetchall()
@@ -56,20 +75,9 @@ async def test_one_id_in_two_scopes_is_two_events_and_a_changed_repeat_is_dead_l
     producer.emit_event(acme, "e", "s", {"n": 2}, event_id=shared)  # same id, new content
     other = producer.emit_event(acme, "e", "s", {"n": 3})
     assert producer.flush(30)
-    settings = sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db")
-    worker = await started_worker(settings)
-    try:
-        await wait_until(lambda: worker.stats.dead_lettered.get("event_id_conflict") == 1, 30)
-        await wait_until(lambda: worker.stats.written == 3, 30)
-
-        async def all_committed() -> bool:
-            return await committed(broker.bootstrap_servers, topic, settings.group_id) == 5
-
-        await wait_until(all_committed, 30, message="offsets committed past the conflict")
-    finally:
-        await worker.stop()
-        producer.close()
-        await registry.store.close()
+    producer.close()
+    await registry.store.close()
+    await drain(broker, topic, tmp_path / "registry.db", 5, {"event_id_conflict": 1}, 3)
     stored = rows(db, "SELECT tenant_id, event_id, body FROM spine_events ORDER BY position")
     assert [(t, i) for t, i, _ in stored] == [
         ("t_acme", shared),
@@ -105,20 +113,9 @@ async def test_a_route_to_a_non_durable_backend_is_dead_lettered_not_stored(
         producer.emit_event(saas, "e", "s", {"n": n})
     kept = producer.emit_event(lab, "e", "s", {"n": 9})
     assert producer.flush(30)
-    settings = sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db")
-    worker = await started_worker(settings)
-    try:
-        await wait_until(lambda: worker.stats.dead_lettered.get("route_not_durable") == 3, 30)
-        await wait_until(lambda: worker.stats.written == 1, 30)
-
-        async def all_committed() -> bool:
-            return await committed(broker.bootstrap_servers, topic, settings.group_id) == 4
-
-        await wait_until(all_committed, 30, message="offsets committed past the dead letters")
-    finally:
-        await worker.stop()
-        producer.close()
-        await registry.store.close()
+    producer.close()
+    await registry.store.close()
+    await drain(broker, topic, tmp_path / "registry.db", 4, {"route_not_durable": 3}, 1)
     assert rows(tmp_path / "lab.db", "SELECT event_id FROM spine_events") == [(kept,)]
     letters = await read_dead_letters(broker.bootstrap_servers, f"{topic}.dlq")
     assert [letter.reason for letter in letters] == ["route_not_durable"] * 3

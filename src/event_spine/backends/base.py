@@ -122,6 +122,19 @@ def repeat_conflict(incoming: StoredEvent, stored: EventRecord) -> EventIdConfli
     return None if mine == theirs else EventIdConflict(incoming, theirs, mine)
 
 
+def conflicts_among(
+    repeats: Iterable[tuple[StoredEvent, EventRecord | None]],
+) -> list[EventIdConflict]:
+    """The conflicts among repeated identities, each with the record it holds (None:
+    nothing to compare with, e.g. a racing writer's copy not readable yet)."""
+    conflicts = []
+    for event, held in repeats:
+        conflict = None if held is None else repeat_conflict(event, held)
+        if conflict is not None:
+            conflicts.append(conflict)
+    return conflicts
+
+
 def skipped_conflicts(
     skipped: Iterable[tuple[StoredEvent, bytes | None]], where: str
 ) -> list[EventIdConflict]:
@@ -188,19 +201,14 @@ def group_by_stream(
     groups: dict[tuple[str, ...], StreamBatch] = {}
     unordered: set[tuple[str, ...]] = set()
     seen: dict[tuple[str, ...], StoredEvent] = {}
-    duplicates = 0
-    conflicts: list[EventIdConflict] = []
+    repeats: list[tuple[StoredEvent, EventRecord | None]] = []
     for event in events:
         record = event.record
         r = record.routing
         identity = (r.tenant_id, r.env, r.mode, r.project_id, record.event_id)
         first = seen.get(identity)
         if first is not None:
-            conflict = repeat_conflict(event, first.record)
-            if conflict is None:
-                duplicates += 1
-            else:
-                conflicts.append(conflict)
+            repeats.append((event, first.record))
             continue
         seen[identity] = event
         key = (r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
@@ -212,7 +220,8 @@ def group_by_stream(
         group.events.append(event)
     for late in unordered:
         groups[late].events.sort(key=_position)
-    return list(groups.values()), duplicates, conflicts
+    conflicts = conflicts_among(repeats)
+    return list(groups.values()), len(repeats) - len(conflicts), conflicts
 
 
 def without_conflicts(

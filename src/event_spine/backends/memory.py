@@ -11,19 +11,18 @@ from pydantic import BaseModel, ConfigDict
 
 from event_spine.backends.base import (
     AppendResult,
-    EventIdConflict,
     EventStoreBase,
     ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
-    repeat_conflict,
+    conflicts_among,
     without_conflicts,
 )
 from event_spine.errors import ConcurrentUpdate, StorePermanentError
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
-from event_spine.schemas.wire import StoredEvent
+from event_spine.schemas.wire import EventRecord, StoredEvent
 
 
 class MemoryConfig(BaseModel):
@@ -42,8 +41,8 @@ class MemoryEventStore(EventStoreBase):
         self._lock = asyncio.Lock()
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
-        written = duplicates = 0
-        conflicts: list[EventIdConflict] = []
+        written = 0
+        repeats: list[tuple[StoredEvent, EventRecord | None]] = []
         async with self._lock:
             for group in groups:
                 self._refuse_collisions(group)
@@ -53,15 +52,12 @@ class MemoryEventStore(EventStoreBase):
                 for event in group.events:
                     stored = self._events.get((scope, event.record.event_id))
                     if stored is not None:
-                        conflict = repeat_conflict(event, stored.record)
-                        if conflict is None:
-                            duplicates += 1
-                        else:
-                            conflicts.append(conflict)
+                        repeats.append((event, stored.record))
                         continue
                     self._events[scope, event.record.event_id] = event
                     bisect.insort(stream, event, key=_position)
                     written += 1
+            conflicts = conflicts_among(repeats)
             for group in without_conflicts(groups, conflicts):
                 last = group.watermark
                 current = self._cursors.get(group.key)
@@ -69,7 +65,7 @@ class MemoryEventStore(EventStoreBase):
                     self._cursors[group.key] = StreamCursor(
                         group.key.stream_id, last.position, last.record.event_id
                     )
-        return AppendResult(written, duplicates, tuple(conflicts))
+        return AppendResult(written, len(repeats) - len(conflicts), tuple(conflicts))
 
     def _refuse_collisions(self, group: StreamBatch) -> None:
         taken = {e.position: e.event_id for e in self._streams.get(group.key, [])}

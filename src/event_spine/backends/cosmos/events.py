@@ -22,7 +22,7 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
-    repeat_conflict,
+    conflicts_among,
 )
 from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
@@ -126,13 +126,7 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
             return []
         found = await self._events.query(_BODIES, {"@pk": pk, "@ids": moved}, pk)
         records = {item["id"]: _event_from(item).record for item in found}
-        out = []
-        for event in group.events:
-            record = records.get(event.event_id)
-            conflict = None if record is None else repeat_conflict(event, record)
-            if conflict is not None:
-                out.append(conflict)
-        return out
+        return conflicts_among((e, records.get(e.event_id)) for e in group.events)
 
     async def _stored(self, pk: str, items: list[Item]) -> tuple[dict[str, int], Item | None]:
         """Ids of ``items`` already stored (with their positions), and the watermark

@@ -10,8 +10,8 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
+    conflicts_among,
     record_from_json,
-    repeat_conflict,
     without_conflicts,
 )
 from event_spine.backends.dynamodb.layout import (
@@ -153,13 +153,7 @@ class DynamoEventStore(_OneTable, EventStoreBase):
             [_key(i["s"]["S"], int(i["p"]["N"])) for i in places.values()]
         )
         records = {identity_of(e): e.record for e in await self._assemble(heads)}
-        conflicts = []
-        for event in repeats:
-            record = records.get(identity_of(event))
-            conflict = None if record is None else repeat_conflict(event, record)
-            if conflict is not None:
-                conflicts.append(conflict)
-        return conflicts
+        return conflicts_among((e, records.get(identity_of(e))) for e in repeats)
 
     def _collision(self, event: StoredEvent, holder: str) -> StorePermanentError:
         return StorePermanentError(

@@ -17,9 +17,9 @@ from event_spine.backends.base import (
     StreamBatch,
     StreamCursor,
     StreamKey,
+    conflicts_among,
     event_body,
     record_from_json,
-    repeat_conflict,
     without_conflicts,
 )
 from event_spine.backends.firestore.client import _bounded, _FirestoreStore, _mapped
@@ -159,13 +159,7 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
         snaps = await self._get_all([events.document(_doc_of(e)) for e in repeats])
         held = await self._decode([snap for snap in snaps if snap.exists])
         records = {_doc_of(e): e.record for e in held}
-        out = []
-        for event in repeats:
-            record = records.get(_doc_of(event))
-            conflict = None if record is None else repeat_conflict(event, record)
-            if conflict is not None:
-                out.append(conflict)
-        return out
+        return conflicts_among((e, records.get(_doc_of(e))) for e in repeats)
 
     async def _refuse_collisions(self, docs: list[_EventDoc]) -> None:
         """A new id at a taken position means reused offsets (a recreated topic): refuse.
