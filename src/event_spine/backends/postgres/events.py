@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS {{events}} (
     event_type text NOT NULL,
     ts         timestamptz NOT NULL,
     body       bytea NOT NULL,
-    PRIMARY KEY (tenant_id, env, mode, project_id, event_id)
+    -- The id first: UUIDv7 ids grow with time, so inserts append to the index
+    -- whatever the tenant (scope first spread them over the whole index).
+    PRIMARY KEY (event_id, tenant_id, env, mode, project_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS "{{p}}events_by_stream"
     ON {{events}} (tenant_id, env, mode, project_id, stream_id, position);
@@ -231,7 +233,7 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
                     key = await conn.fetchval(_PRIMARY_KEY, f"{c.db_schema}.{c.table_prefix}events")
                     await conn.execute(
                         f'ALTER TABLE {events} DROP CONSTRAINT "{key}", ADD PRIMARY KEY'
-                        " (tenant_id, env, mode, project_id, event_id)"
+                        " (event_id, tenant_id, env, mode, project_id)"
                     )
                     await conn.execute(self._sql.ddl)
             finally:

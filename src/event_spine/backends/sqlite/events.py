@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS spine_events (
     event_type TEXT NOT NULL,
     ts         TEXT NOT NULL,
     body       BLOB NOT NULL,
-    PRIMARY KEY (tenant_id, env, mode, project_id, event_id)
+    -- The id first: UUIDv7 ids grow with time, so inserts append to the index
+    -- whatever the tenant (scope first spread them over the whole index).
+    PRIMARY KEY (event_id, tenant_id, env, mode, project_id)
 );
 """
 _SCHEMA = (
