@@ -86,9 +86,8 @@ async def export_bundle(
                     prev_hash = str(event.record.metadata.get(AUDIT_PREV_HASH, GENESIS))
                 handle.write(json.dumps(as_link(event), ensure_ascii=False) + "\n")
                 written, last_position = written + 1, event.position
-    _write_rest(
-        out, scope, stream_id, window, anchors, keys, count_before, prev_hash, last_position
-    )
+    counts = (count_before, written, last_position)
+    _write_rest(out, scope, stream_id, window, anchors, keys, counts, prev_hash)
     return written
 
 
@@ -106,10 +105,10 @@ def _write_rest(
     window: Window,
     anchors: list[dict[str, Any]],
     keys: AuditKeys,
-    count_before: int,
+    counts: tuple[int, int, int],
     prev_hash: str,
-    last_position: int,
 ) -> None:
+    count_before, written, last_position = counts
     settings = getattr(keys, "settings", None)
     manifest = {
         "format": 1,
@@ -118,6 +117,7 @@ def _write_rest(
         "from": window.start.isoformat(),
         "to": window.end.isoformat(),
         "count_before": count_before,
+        "records": written,
         "prev_hash": prev_hash,
         "exported_at": datetime.now(UTC).isoformat(),
         "anchoring": {

@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,15 @@ class AuditKeySettings(BaseSettings):
 def anchor_key_id(public_raw: bytes) -> str:
     """A public key's id: ``ed25519:`` and 16 hex digits of its SHA-256."""
     return "ed25519:" + hashlib.sha256(public_raw).hexdigest()[:16]
+
+
+def signature_valid(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification by `cryptography` (the offline script has its own)."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 class Ed25519Signer:

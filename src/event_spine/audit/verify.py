@@ -29,7 +29,7 @@ from event_spine.audit.chain import (
     canonical,
     is_audit_event,
 )
-from event_spine.audit.keys import AuditKeys
+from event_spine.audit.keys import AuditKeys, signature_valid
 from event_spine.audit.offline import ChainChecker, Problem, Report, Settings
 from event_spine.backends.base import EventStore
 from event_spine.schemas.scope import Scope
@@ -109,6 +109,7 @@ async def verify_chain(
         keys.link_keys() if keys is not None and keys.link_keys() else None,
         keys.anchor_public_keys() if keys is not None else {},
         expect_anchors=expect_anchors,
+        signature_valid=signature_valid,
     )
     if keys is not None and hasattr(keys, "settings"):
         settings.every_events = keys.settings.anchor_every_events
