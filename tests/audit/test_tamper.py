@@ -251,12 +251,16 @@ async def anchor_tampers(built: Chain, m: Matrix, verify: Any, rewrite: Any = No
     assert (await verify()).ok
 
 
-async def test_offline_verifier_detects_every_tamper(
-    chain: tuple[Chain, Raw], tmp_path: Path
-) -> None:
-    built, _ = chain
+@pytest.fixture
+async def exported(chain: tuple[Chain, Raw], tmp_path: Path) -> tuple[Chain, Path]:
+    """The chain and a bundle of all of it."""
     bundle = tmp_path / "bundle"
-    await export_whole(built, bundle)
+    await export_whole(chain[0], bundle)
+    return chain[0], bundle
+
+
+async def test_offline_verifier_detects_every_tamper(exported: tuple[Chain, Path]) -> None:
+    built, bundle = exported
     lines = (bundle / "records.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     anchor_lines = (bundle / "anchors.jsonl").read_text(encoding="utf-8")
     m = Matrix(f"offline verifier (bundle from {type(built.events).__name__})")
@@ -322,11 +326,9 @@ async def export_whole(built: Chain, bundle: Path) -> None:
 
 
 async def test_bundle_verifies_in_a_fresh_interpreter(
-    chain: tuple[Chain, Raw], tmp_path: Path
+    exported: tuple[Chain, Path], tmp_path: Path
 ) -> None:
-    built, _ = chain
-    bundle = tmp_path / "bundle"
-    await export_whole(built, bundle)
+    built, bundle = exported
     keys = tmp_path / "hmac.json"
     keys.write_text(json.dumps({"k1": SECRET}), encoding="utf-8")
     alone = tmp_path / "alone"  # nothing of the project beside it
