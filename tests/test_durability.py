@@ -81,7 +81,7 @@ async def test_cutover_to_memory_outside_lab_stops_before_replaying(
     await registry.set_route(route("event_spine", "saas", "sqlite", path="/tmp/a.db"), actor="t")
     plan = CutoverPlan(
         # No broker: the refusal must come before anything is read.
-        bootstrap_servers="127.0.0.1:1",
+        kafka="127.0.0.1:1",
         topic="spine.events",
         route=RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "prod", "p_core", "saas"),
         backend_type=BackendType.MEMORY,

@@ -85,7 +85,7 @@ async def test_replay_skips_and_counts_scopes_the_live_sink_does_not_store(
 
 async def test_the_library_refuses_a_backend_target_without_rules(tmp_path: Path) -> None:
     config = ReplayConfig(
-        bootstrap_servers="127.0.0.1:1",
+        kafka="127.0.0.1:1",
         topic="t",
         name="x",
         target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "x.db")}),
