@@ -1,0 +1,1 @@
+"""The Kafka seam: settings, client builders and connection diagnosis."""

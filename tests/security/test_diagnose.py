@@ -1,0 +1,126 @@
+"""What the clients report on a misconfigured secured connection becomes ONE clear error
+naming the setting to fix (real TLS listeners and a real SASL broker; nothing mocked)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from security_support import Sec, aiokafka_kwargs, confluent_conf, librdkafka_first_error
+
+from event_spine.errors import KafkaAuthFailed, KafkaTlsFailed
+from event_spine.kafka.diagnose import connecting, explain
+
+PASSWORD = "s3cret-never-shown"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _aiokafka_start(sec: Sec) -> None:
+    producer = AIOKafkaProducer(**aiokafka_kwargs(sec), request_timeout_ms=5000)
+    try:
+        await connecting(producer.start, sec)
+    finally:
+        await producer.stop()
+
+
+def _assert_names(err: BaseException, setting: str) -> None:
+    assert setting in str(err), str(err)
+    assert PASSWORD not in str(err)
+
+
+@pytest.fixture(params=["aiokafka", "confluent"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def _failure(sec: Sec, transport: str) -> BaseException:
+    """Connect with one client library; the explained error it ended in."""
+    if transport == "aiokafka":
+        with pytest.raises((KafkaTlsFailed, KafkaAuthFailed)) as info:
+            await _aiokafka_start(sec)
+        return info.value
+    error = await asyncio.to_thread(librdkafka_first_error, confluent_conf(sec))
+    explained = await asyncio.to_thread(explain, error, sec)
+    assert explained is not None, f"librdkafka reported {error!r}, not explained"
+    return explained
+
+
+async def test_untrusted_ca_names_the_cafile(untrusted_tls: Any, pki: Any, transport: str) -> None:
+    sec = Sec(untrusted_tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaTlsFailed)
+    assert err.setting == "SPINE_KAFKA_SSL_CAFILE"
+    _assert_names(err, "SPINE_KAFKA_SSL_CAFILE")
+
+
+async def test_wrong_hostname_names_check_hostname(
+    wrong_host_tls: Any, pki: Any, transport: str
+) -> None:
+    sec = Sec(wrong_host_tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaTlsFailed)
+    assert err.setting == "SPINE_KAFKA_SSL_CHECK_HOSTNAME"
+    _assert_names(err, "SPINE_KAFKA_BOOTSTRAP_SERVERS")
+
+
+async def test_plaintext_client_on_tls_port_names_security_protocol(
+    tls: Any, transport: str
+) -> None:
+    sec = Sec(tls.bootstrap_servers, "PLAINTEXT")
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaTlsFailed)
+    assert err.setting == "SPINE_KAFKA_SECURITY_PROTOCOL"
+    _assert_names(err, "SPINE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT")
+
+
+async def test_tls_client_on_plaintext_port_names_security_protocol(
+    tls: Any, pki: Any, transport: str
+) -> None:
+    sec = Sec(tls.broker.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaTlsFailed)
+    assert err.setting == "SPINE_KAFKA_SECURITY_PROTOCOL"
+    _assert_names(err, "does not speak TLS")
+
+
+async def test_mutual_tls_without_client_certificate_names_certfile(
+    mtls: Any, pki: Any, transport: str
+) -> None:
+    sec = Sec(mtls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaTlsFailed)
+    assert err.setting == "SPINE_KAFKA_SSL_CERTFILE"
+    assert mtls.proxy.refusals, "the listener saw no refused handshake"
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_sasl_refusal_names_mechanism_and_user_never_the_password(
+    sasl_broker: Any, transport: str, mechanism: str
+) -> None:
+    sec = Sec(
+        sasl_broker.bootstrap_servers,
+        "SASL_PLAINTEXT",
+        sasl_mechanism=mechanism,
+        sasl_username="mallory",
+        sasl_password=PASSWORD,
+    )
+    err = await _failure(sec, transport)
+    assert isinstance(err, KafkaAuthFailed)
+    assert (err.mechanism, err.username) == (mechanism, "mallory")
+    assert mechanism in str(err)
+    assert "'mallory'" in str(err)
+    _assert_names(err, "SPINE_KAFKA_SASL_USERNAME")
+    assert PASSWORD not in repr(err.__cause__)
+
+
+async def test_a_reachable_secured_broker_is_not_misdiagnosed(tls: Any, pki: Any) -> None:
+    """A plain connection failure (nobody listening) is left as it is: no security
+    error is invented for it, and a correct TLS setup explains to nothing."""
+    sec = Sec(tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    assert await asyncio.to_thread(explain, ConnectionError("x"), sec) is None
+    down = dataclasses.replace(sec, bootstrap_servers="localhost:1")
+    assert await asyncio.to_thread(explain, ConnectionError("x"), down) is None
