@@ -4,14 +4,13 @@ naming the setting to fix (real TLS listeners and a real SASL broker; nothing mo
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from security_support import Sec, aiokafka_kwargs, confluent_conf, librdkafka_first_error
+from security_support import librdkafka_first_error
 
 from event_spine.errors import KafkaAuthFailed, KafkaTlsFailed
+from event_spine.kafka import KafkaSettings, confluent_config, make_producer
 from event_spine.kafka.diagnose import connecting, explain
 
 PASSWORD = "s3cret-never-shown"
@@ -19,8 +18,13 @@ PASSWORD = "s3cret-never-shown"
 pytestmark = pytest.mark.timeout(120)
 
 
-async def _aiokafka_start(sec: Sec) -> None:
-    producer = AIOKafkaProducer(**aiokafka_kwargs(sec), request_timeout_ms=5000)
+def Sec(bootstrap: str, protocol: str, **kw: Any) -> KafkaSettings:  # noqa: N802
+    """KafkaSettings for one case (the env's SPINE_KAFKA_* are overridden)."""
+    return KafkaSettings(bootstrap_servers=bootstrap, security_protocol=protocol, **kw)
+
+
+async def _aiokafka_start(sec: KafkaSettings) -> None:
+    producer = make_producer(sec, request_timeout_ms=5000)
     try:
         await connecting(producer.start, sec)
     finally:
@@ -37,20 +41,20 @@ def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def _failure(sec: Sec, transport: str) -> BaseException:
+async def _failure(sec: KafkaSettings, transport: str) -> BaseException:
     """Connect with one client library; the explained error it ended in."""
     if transport == "aiokafka":
         with pytest.raises((KafkaTlsFailed, KafkaAuthFailed)) as info:
             await _aiokafka_start(sec)
         return info.value
-    error = await asyncio.to_thread(librdkafka_first_error, confluent_conf(sec))
+    error = await asyncio.to_thread(librdkafka_first_error, confluent_config(sec))
     explained = await asyncio.to_thread(explain, error, sec)
     assert explained is not None, f"librdkafka reported {error!r}, not explained"
     return explained
 
 
 async def test_untrusted_ca_names_the_cafile(untrusted_tls: Any, pki: Any, transport: str) -> None:
-    sec = Sec(untrusted_tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    sec = Sec(untrusted_tls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
     err = await _failure(sec, transport)
     assert isinstance(err, KafkaTlsFailed)
     assert err.setting == "SPINE_KAFKA_SSL_CAFILE"
@@ -60,7 +64,7 @@ async def test_untrusted_ca_names_the_cafile(untrusted_tls: Any, pki: Any, trans
 async def test_wrong_hostname_names_check_hostname(
     wrong_host_tls: Any, pki: Any, transport: str
 ) -> None:
-    sec = Sec(wrong_host_tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    sec = Sec(wrong_host_tls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
     err = await _failure(sec, transport)
     assert isinstance(err, KafkaTlsFailed)
     assert err.setting == "SPINE_KAFKA_SSL_CHECK_HOSTNAME"
@@ -80,7 +84,7 @@ async def test_plaintext_client_on_tls_port_names_security_protocol(
 async def test_tls_client_on_plaintext_port_names_security_protocol(
     tls: Any, pki: Any, transport: str
 ) -> None:
-    sec = Sec(tls.broker.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    sec = Sec(tls.broker.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
     err = await _failure(sec, transport)
     assert isinstance(err, KafkaTlsFailed)
     assert err.setting == "SPINE_KAFKA_SECURITY_PROTOCOL"
@@ -90,7 +94,7 @@ async def test_tls_client_on_plaintext_port_names_security_protocol(
 async def test_mutual_tls_without_client_certificate_names_certfile(
     mtls: Any, pki: Any, transport: str
 ) -> None:
-    sec = Sec(mtls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    sec = Sec(mtls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
     err = await _failure(sec, transport)
     assert isinstance(err, KafkaTlsFailed)
     assert err.setting == "SPINE_KAFKA_SSL_CERTFILE"
@@ -120,7 +124,28 @@ async def test_sasl_refusal_names_mechanism_and_user_never_the_password(
 async def test_a_reachable_secured_broker_is_not_misdiagnosed(tls: Any, pki: Any) -> None:
     """A plain connection failure (nobody listening) is left as it is: no security
     error is invented for it, and a correct TLS setup explains to nothing."""
-    sec = Sec(tls.bootstrap_servers, "SSL", ssl_cafile=str(pki.ca.cafile))
+    sec = Sec(tls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
     assert await asyncio.to_thread(explain, ConnectionError("x"), sec) is None
-    down = dataclasses.replace(sec, bootstrap_servers="localhost:1")
+    down = sec.with_overrides(bootstrap_servers="localhost:1")
     assert await asyncio.to_thread(explain, ConnectionError("x"), down) is None
+
+
+async def test_aiokafka_still_crashes_with_keyerror_on_tansu_scram_refusal(
+    sasl_broker: Any,
+) -> None:
+    """Pins the aiokafka 0.14.0 behaviour ``diagnose`` maps: if this fails, aiokafka
+    now reports SCRAM refusals itself and the KeyError mapping can go."""
+    sec = Sec(
+        sasl_broker.bootstrap_servers,
+        "SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="mallory",
+        sasl_password=PASSWORD,
+    )
+    producer = make_producer(sec, request_timeout_ms=5000)
+    try:
+        with pytest.raises(KeyError) as info:
+            await producer.start()
+        assert info.value.args == ("v",)
+    finally:
+        await producer.stop()
