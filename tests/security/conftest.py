@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from event_spine.broker.tansu import TansuBroker, free_port
-from support.tls import Issued, Pki, TlsProxy, make_pki, server_context
+from support.tls import Issued, Pki, TlsProxy, server_context
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,6 @@ class TlsEndpoint:
     @property
     def bootstrap_servers(self) -> str:
         return self.proxy.bootstrap_servers
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """The session's CA, certificates and untrusted second CA."""
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _secured(pki: Pki, cert: Issued, *, mutual: bool) -> Iterator[TlsEndpoint]:
