@@ -4,13 +4,23 @@ naming the setting to fix (real TLS listeners and a real SASL broker; nothing mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from security_support import librdkafka_first_error
 
 from event_spine.errors import KafkaAuthFailed, KafkaTlsFailed
-from event_spine.kafka import KafkaSettings, confluent_config, make_producer
+from event_spine.kafka import (
+    KafkaSettings,
+    aiokafka_kwargs,
+    confluent_config,
+    make_admin,
+    make_broker,
+    make_consumer,
+    make_producer,
+)
 from event_spine.kafka.diagnose import connecting, explain
 
 PASSWORD = "s3cret-never-shown"
@@ -142,10 +152,43 @@ async def test_aiokafka_still_crashes_with_keyerror_on_tansu_scram_refusal(
         sasl_username="mallory",
         sasl_password=PASSWORD,
     )
-    producer = make_producer(sec, request_timeout_ms=5000)
+    producer = AIOKafkaProducer(**aiokafka_kwargs(sec), request_timeout_ms=5000)
     try:
         with pytest.raises(KeyError) as info:
             await producer.start()
         assert info.value.args == ("v",)
     finally:
         await producer.stop()
+
+
+BUILDERS = {
+    "producer": lambda s: make_producer(s, request_timeout_ms=5000),
+    "consumer": lambda s: make_consumer(s, "spine-any", request_timeout_ms=5000),
+    "admin": lambda s: make_admin(s, request_timeout_ms=5000),
+    "faststream": lambda s: make_broker(s, request_timeout_ms=5000),
+}
+
+
+@pytest.mark.parametrize("builder", sorted(BUILDERS))
+async def test_every_built_client_raises_the_clear_error_on_start(
+    sasl_broker: Any, tls: Any, builder: str
+) -> None:
+    """The builders in event_spine.kafka.clients wire the diagnosis into start()."""
+    refused = Sec(
+        sasl_broker.bootstrap_servers,
+        "SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="mallory",
+        sasl_password=PASSWORD,
+    )
+    plaintext_on_tls = Sec(tls.bootstrap_servers, "PLAINTEXT")
+    for sec, error in ((refused, KafkaAuthFailed), (plaintext_on_tls, KafkaTlsFailed)):
+        client = BUILDERS[builder](sec)
+        try:
+            async with asyncio.timeout(60):  # bounded: one clear error, no retry loop
+                with pytest.raises(error) as info:
+                    await client.start()
+        finally:
+            with contextlib.suppress(Exception):
+                await (client.close() if builder == "admin" else client.stop())
+        assert PASSWORD not in str(info.value)

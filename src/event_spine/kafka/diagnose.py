@@ -313,3 +313,23 @@ async def connecting(start: Callable[[], Awaitable[T]], settings: SecuritySettin
         if explained is None or explained is exc:
             raise
         raise explained from exc
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Startable)
+
+
+def diagnosed(client: S, settings: SecuritySettings) -> S:
+    """``client`` whose ``start()`` raises the one ``KafkaSecurityError`` naming the fix
+    when its security settings are why it failed (the builders in ``clients`` apply it
+    to every aiokafka client and faststream broker they make)."""
+    start = client.start
+
+    async def start_diagnosed() -> None:
+        await connecting(start, settings)
+
+    client.start = start_diagnosed  # type: ignore[method-assign]
+    return client
