@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +67,28 @@ def mtls(certs: Certificates) -> KafkaSettings:
     )
 
 
-def _aiokafka_clients(settings: KafkaSettings) -> list[Any]:
-    """The AIOKafkaClient inside each aiokafka client the package builds."""
-    producer = make_producer(settings, acks="all")
-    consumer = make_consumer(settings, "spine.events", group_id="g", enable_auto_commit=False)
-    admin = make_admin(settings)
-    return [producer.client, consumer._client, admin._client]
+@pytest.fixture
+async def built() -> AsyncIterator[Callable[[KafkaSettings], list[Any]]]:
+    """Builds the package's aiokafka clients (never started) and closes them after."""
+    clients: list[Any] = []
+
+    def build(settings: KafkaSettings) -> list[Any]:
+        """The AIOKafkaClient inside each aiokafka client the package builds."""
+        producer = make_producer(settings, acks="all")
+        consumer = make_consumer(settings, "spine.events", group_id="g", enable_auto_commit=False)
+        admin = make_admin(settings)
+        clients.extend([producer, consumer, admin])
+        return [producer.client, consumer._client, admin._client]
+
+    yield build
+    for client in clients:
+        await (client.close() if hasattr(client, "close") else client.stop())
 
 
-async def test_sasl_ssl_scram_reaches_every_client(scram: KafkaSettings) -> None:
-    for client in _aiokafka_clients(scram):
+async def test_sasl_ssl_scram_reaches_every_client(
+    scram: KafkaSettings, built: Callable[[KafkaSettings], list[Any]]
+) -> None:
+    for client in built(scram):
         assert client._bootstrap_servers == "broker-1:9093,broker-2:9093"
         assert client._client_id == "spine-test"
         assert client._security_protocol == "SASL_SSL"
@@ -144,10 +157,10 @@ async def _peer_common_name(certs: Certificates, context: ssl.SSLContext) -> str
 
 
 async def test_ssl_with_client_certificate_reaches_every_client(
-    mtls: KafkaSettings, certs: Certificates
+    mtls: KafkaSettings, certs: Certificates, built: Callable[[KafkaSettings], list[Any]]
 ) -> None:
     contexts = []
-    for client in _aiokafka_clients(mtls):
+    for client in built(mtls):
         assert client._security_protocol == "SSL"
         assert client._sasl_plain_password is None
         contexts.append(client._ssl_context)
@@ -209,7 +222,9 @@ def _jwt(exp: int) -> str:
     return f"{part({'alg': 'none'})}.{part({'exp': exp, 'sub': 'spine'})}.sig"
 
 
-async def test_oauthbearer_uses_the_hook_on_every_client() -> None:
+async def test_oauthbearer_uses_the_hook_on_every_client(
+    built: Callable[[KafkaSettings], list[Any]],
+) -> None:
     tokens = _Tokens(_jwt(2_000_000_000))
     settings = KafkaSettings(
         bootstrap_servers="broker:9093",
@@ -217,7 +232,7 @@ async def test_oauthbearer_uses_the_hook_on_every_client() -> None:
         sasl_mechanism="OAUTHBEARER",
         sasl_oauth_token_provider=tokens,
     )
-    for client in _aiokafka_clients(settings):
+    for client in built(settings):
         assert client._sasl_mechanism == "OAUTHBEARER"
         assert client._sasl_oauth_token_provider is tokens
     assert isinstance(faststream_security(settings), SASLOAuthBearer)

@@ -9,12 +9,12 @@ import inspect
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
-from tests.support.pipeline import unique
 
 from event_spine.broker.tansu import TansuBroker
 from event_spine.kafka import KafkaSettings, make_admin, make_consumer, make_producer
 from event_spine.kafka.internals import bootstrap_servers_of, refresh_metadata
 from event_spine.producers.topics import ensure_topic
+from support.pipeline import unique
 
 
 async def test_the_private_attributes_are_where_internals_expects_them() -> None:
@@ -30,6 +30,9 @@ async def test_the_private_attributes_are_where_internals_expects_them() -> None
         assert bootstrap_servers_of(built) == "h1:9092,h2:9092"
     assert isinstance(consumer, AIOKafkaConsumer)
     assert isinstance(producer, AIOKafkaProducer)
+    await producer.stop()
+    await consumer.stop()
+    await admin.close()
 
 
 async def test_refresh_makes_a_new_topic_known(broker: TansuBroker) -> None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.cli.replay_args import (
     ROUTE_HELP,
@@ -86,8 +87,9 @@ async def _resolve_target(
         await reg.store.close()
 
 
+@kafka_options
 def replay_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     topic: str = typer.Option("spine.events"),
     into_route: str | None = typer.Option(None, help=f"Target route: {ROUTE_HELP}."),
     registry: str | None = typer.Option(None, envvar="SPINE_REGISTRY", help=REGISTRY_HELP),
@@ -116,11 +118,12 @@ def replay_command(
         stream_prefixes=stream_prefix,
     )
     start = parse_start(from_beginning, from_offsets, from_time)
+    settings = kafka.settings()
 
     async def go() -> ReplayProgress:
         target = await _resolve_target(into_route, registry, into_backend, into_config)
         config = ReplayConfig(
-            bootstrap_servers=bootstrap,
+            kafka=settings,
             topic=topic,
             name=name or default_replay_name(topic, target, filters),
             target=target,
@@ -176,7 +179,9 @@ async def _open_side(
     return routed
 
 
+@kafka_options
 def verify_command(
+    kafka: KafkaFlags,
     tenant: str = typer.Option(...),
     env: str = typer.Option(...),
     mode: str = typer.Option(...),
@@ -189,9 +194,6 @@ def verify_command(
     stream: list[str] = typer.Option(
         [], help="Streams to compare (repeat); default: from the topic."
     ),
-    bootstrap: str | None = typer.Option(
-        None, help="Find the scope's streams in this broker's topic."
-    ),
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
 ) -> None:
@@ -200,14 +202,15 @@ def verify_command(
         scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise typer.BadParameter(f"invalid scope: {exc}") from exc
-    if not stream and bootstrap is None:
+    settings = kafka.settings_if_any()  # finds the scope's streams in the topic
+    if not stream and settings is None:
         raise typer.BadParameter("give --stream (repeatable) or --bootstrap to find the streams")
 
     async def go() -> VerifyReport:
         streams = list(stream)
         if not streams:
-            assert bootstrap is not None
-            found = await discover_streams(bootstrap, topic, EventFilter.of(tenants=[tenant]))
+            assert settings is not None
+            found = await discover_streams(settings, topic, EventFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
         left = await _open_side(source, source_route, registry, "source")
         try:
@@ -228,8 +231,9 @@ def verify_command(
 # -- cutover ---------------------------------------------------------------------------
 
 
+@kafka_options
 def cutover_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     route: str = typer.Option(..., help=f"The route to move: {ROUTE_HELP}."),
     into_backend: str = typer.Option(..., help="New backend type."),
     into_config: str = typer.Option("{}", help="New backend config as JSON."),
@@ -246,7 +250,7 @@ def cutover_command(
     if into_backend not in {b.value for b in BackendType}:
         raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r}")
     plan = CutoverPlan(
-        bootstrap_servers=bootstrap,
+        kafka=kafka.settings(),
         topic=topic,
         route=parse_route(route, "--route"),
         backend_type=BackendType(into_backend),

@@ -15,7 +15,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -153,12 +153,14 @@ class KafkaSettings(BaseSettings):
     def with_overrides(self, **values: Any) -> KafkaSettings:
         """A copy with the given fields replaced (None values are ignored), validated."""
         given = {k: v for k, v in values.items() if v is not None}
-        if not given:
+        if all(getattr(self, k) == v for k, v in given.items()):
             return self
-        return type(self)(**{**self._init_values(), **given})
+        kept = {name: getattr(self, name) for name in self.model_fields_set}
+        return type(self)(**{**kept, **given})
 
-    def _init_values(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in type(self).model_fields}
+    def client_id_for(self, default: str) -> str:
+        """``client_id`` when set (SPINE_KAFKA_CLIENT_ID), else the component's own."""
+        return self.client_id if "client_id" in self.model_fields_set else default
 
 
 def load_kafka_settings(env_file: Path | None = None, **overrides: Any) -> KafkaSettings:
@@ -182,3 +184,46 @@ def as_kafka(target: KafkaTarget) -> KafkaSettings:
     if isinstance(target, KafkaSettings):
         return target
     return load_kafka_settings(bootstrap_servers=target)
+
+
+def describe_errors(exc: ValidationError, prefix: str = ENV_PREFIX) -> str:
+    """A ValidationError as one line naming each setting by its env name (no values)."""
+    parts = []
+    for error in exc.errors(include_input=False):
+        field = ".".join(map(str, error["loc"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{prefix}{field.upper()}: {message}" if field else message)
+    return "; ".join(parts)
+
+
+def component_kafka(data: Any, bootstrap_env: str) -> Any:
+    """A component's settings input with ``kafka`` resolved (a before-validator).
+
+    ``kafka`` given: its ``bootstrap_servers`` is overridden by the component's own
+    ``bootstrap_servers`` when that is set; not given: loaded from ``SPINE_KAFKA_*``
+    with the same override. A component ``client_id`` left unset takes
+    SPINE_KAFKA_CLIENT_ID when that is set. ``bootstrap_servers`` ends up mirroring
+    the effective value.
+    """
+    if not isinstance(data, dict):
+        return data
+    bootstrap = data.get("bootstrap_servers")
+    given = data.get("kafka")
+    try:
+        if isinstance(given, KafkaSettings):
+            kafka = given.with_overrides(bootstrap_servers=bootstrap)
+        elif isinstance(given, dict):
+            own = bootstrap or given.get("bootstrap_servers")
+            kafka = load_kafka_settings(**{**given, "bootstrap_servers": own})
+        else:
+            kafka = load_kafka_settings(bootstrap_servers=bootstrap)
+    except ValidationError as exc:
+        if any(e["loc"] == ("bootstrap_servers",) for e in exc.errors()):
+            raise ValueError(
+                f"set {bootstrap_env} or {env_name('bootstrap_servers')} (host:port)"
+            ) from None
+        raise ValueError(describe_errors(exc)) from None
+    resolved = {**data, "kafka": kafka, "bootstrap_servers": kafka.bootstrap_servers}
+    if "client_id" not in data and "client_id" in kafka.model_fields_set:
+        resolved["client_id"] = kafka.client_id
+    return resolved

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from event_spine.kafka.settings import KafkaSettings, component_kafka
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 
 OverflowPolicy = Literal["drop_newest", "block", "raise"]
@@ -15,11 +16,23 @@ OverflowPolicy = Literal["drop_newest", "block", "raise"]
 class ProducerSettings(BaseSettings):
     """How emit() buffers and how the sender talks to Kafka."""
 
-    model_config = SettingsConfigDict(env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
-    bootstrap_servers: str = Field(description="host:port[,host:port]")
+    # Both filled by ``_kafka`` before validation: not required here.
+    bootstrap_servers: str = Field(
+        default="",
+        description="host:port[,host:port]; overrides SPINE_KAFKA_BOOTSTRAP_SERVERS (one of "
+        "the two is required).",
+    )
+    kafka: KafkaSettings = Field(  # type: ignore[assignment]  # None never survives _kafka
+        default=None, description="Connection and security (default: loaded from SPINE_KAFKA_*)."
+    )
     topic: str = "spine.events"
-    client_id: str = "event-spine-producer"
+    client_id: str = Field(
+        default="event-spine-producer", description="Default: SPINE_KAFKA_CLIENT_ID if set."
+    )
     # Buffer between emit() and the sender thread.
     buffer_max_events: int = Field(default=100_000, ge=1)
     overflow_policy: OverflowPolicy = Field(
@@ -51,3 +64,8 @@ class ProducerSettings(BaseSettings):
     max_in_flight_events: int = Field(default=50_000, ge=1)
     retry_backoff_max_ms: int = Field(default=5_000, ge=10)
     close_timeout_ms: int = Field(default=10_000, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kafka(cls, data: Any) -> Any:
+        return component_kafka(data, "SPINE_PRODUCER_BOOTSTRAP_SERVERS")

@@ -34,9 +34,9 @@ from event_spine.errors import (
     StorePermanentError,
     StoreUnavailable,
 )
+from event_spine.kafka.keys import kafka_key
 from event_spine.observability.logs import log_fields
 from event_spine.observability.tracing import sink_span, traceparents
-from event_spine.producers.producer import kafka_key
 from event_spine.routing.cache import RouteCache
 from event_spine.schemas.routes import ResourceRoute
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record

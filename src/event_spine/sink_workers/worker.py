@@ -29,6 +29,7 @@ from faststream.kafka.message import FAKE_CONSUMER
 
 from event_spine.audit.emit import registry_audit_hook
 from event_spine.backends.factory import StoreFactory
+from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
@@ -149,6 +150,7 @@ class SinkWorker:
                 self._audit_producer = EventSpineProducer(
                     ProducerSettings(
                         bootstrap_servers=s.bootstrap_servers,
+                        kafka=s.kafka,
                         topic=s.topic,
                         client_id=f"{s.worker_id}-audit",
                     )
@@ -163,9 +165,9 @@ class SinkWorker:
             hold_on_missing_route=s.on_route_missing == "hold",
             max_attempts=s.max_attempts,
         )
-        await ensure_topic(s.bootstrap_servers, s.dead_letter_topic, s.dlq_partitions)
-        self._dlq = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
+        await ensure_topic(s.kafka, s.dead_letter_topic, s.dlq_partitions)
+        self._dlq = make_producer(
+            s.kafka,
             client_id=f"{s.worker_id}-dlq",
             acks="all",
             # A dead letter may be an oversize record: anything a fetch can return fits.
@@ -178,8 +180,8 @@ class SinkWorker:
 
     def _build_broker(self) -> KafkaBroker:
         s = self.settings
-        broker = KafkaBroker(
-            s.bootstrap_servers,
+        broker = make_broker(
+            s.kafka,
             client_id=s.worker_id,
             graceful_timeout=s.shutdown_timeout_s,
             allow_auto_create_topics=False,  # created explicitly with a fixed partition count
