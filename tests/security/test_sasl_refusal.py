@@ -82,7 +82,7 @@ async def test_sink_worker_refused(refused: str, tmp_path: Path) -> None:
 
 async def test_replay_refused(refused: str, tmp_path: Path) -> None:
     config = ReplayConfig(
-        bootstrap_servers=refused,
+        kafka=refused,
         topic=unique("t"),
         name=unique("replay"),
         target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "r.db")}),
@@ -137,17 +137,19 @@ async def test_producer_keeps_what_was_emitted_and_delivers_after_the_fix(
     topic = unique("events")
     producer = producer_for(refused, topic, transport=transport, spill_dir=str(spill))
     c = ctx("t_sasl")
-    ids = [producer.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(50)]
+    try:
+        ids = [producer.emit_event(c, "x", f"s{n % 3}", {"n": n}) for n in range(50)]
 
-    def refused_clearly() -> bool:
-        error = producer.stats().last_error or ""
-        return MECHANISM in error and f"'{USER}'" in error
+        def refused_clearly() -> bool:
+            error = producer.stats.last_error or ""
+            return MECHANISM in error and f"'{USER}'" in error
 
-    await wait_until(refused_clearly, BOUNDED_S, message="the producer's clear SASL error")
-    stats = producer.stats()
-    assert_clear(stats.last_error or "")
-    assert stats.sent == 0
-    await asyncio.to_thread(producer.close, 5)
+        await wait_until(refused_clearly, BOUNDED_S, message="the producer's clear SASL error")
+        stats = producer.stats
+        assert_clear(stats.last_error or "")
+        assert stats.sent == 0
+    finally:
+        await asyncio.to_thread(producer.close, 5)
     assert PASSWORD not in caplog.text
 
     # Credentials fixed: here, a broker without --authentication and no SASL settings.

@@ -112,7 +112,7 @@ async def loaded(secured: Any, tmp_path_factory: pytest.TempPathFactory) -> Asyn
 
 async def test_replay_over_tls(loaded: Loaded, tmp_path: Path) -> None:
     config = ReplayConfig(
-        bootstrap_servers=loaded.app.bootstrap,
+        kafka=loaded.app.bootstrap,
         topic=loaded.app.topic,
         name=unique("tls-replay"),
         target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "replayed.db")}),

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from event_spine.kafka.clients import confluent_module, make_confluent_producer
+from event_spine.kafka.diagnose import auth_failure
 from event_spine.producers.batching import TRACEPARENT, Numbered, headers_of
 from event_spine.producers.buffer import EmitBuffer
 from event_spine.producers.sender import SenderBase
@@ -121,7 +122,8 @@ class ConfluentSender(SenderBase):
         self.fail([(self._reported_failures, item)], self._kafka.KafkaException(err))
 
     def _on_error(self, err: Any) -> None:
-        self.last_error = str(err)
+        # A SASL refusal becomes the one clear message naming mechanism and user.
+        self.last_error = str(auth_failure(err, self.settings.kafka) or err)
         if err.name() in _BROKERS_DOWN:
             self.connected = False
 
