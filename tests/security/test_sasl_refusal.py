@@ -123,8 +123,10 @@ async def test_cli_refused_with_one_line(refused: str, command: list[str], tmp_p
         env={**os.environ, "COLUMNS": "200"},
     )
     output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert "Traceback" not in output
+    assert result.returncode == 2, output
+    assert [line for line in output.splitlines() if line.strip()] == [result.stderr.strip()], (
+        "one line, nothing else"
+    )
     assert_clear(output)
 
 

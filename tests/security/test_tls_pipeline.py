@@ -91,7 +91,7 @@ async def test_emit_worker_store_list_after_over_tls(
         await _emit_and_sink(app, transport)
         service = EventStreamService(ctx("t_tls"), app.registry, app.stores)
         page = await service.list_after("orders/a", None, 5)
-        assert [e.record.payload["n"] for e in page] == list(range(5))
+        assert [e.record.payload["seq"] for e in page] == list(range(5))
     assert secured.proxy.connections > handshakes
 
 

@@ -109,7 +109,10 @@ def auth_failure(exc: object, settings: SecuritySettings) -> KafkaAuthFailed | N
 def _auth_reason(exc: object, mechanism: str) -> str | None:
     if isinstance(exc, KeyError) and exc.args == ("v",) and mechanism.startswith("SCRAM"):
         # aiokafka 0.14.0 parses the broker's "e=<error>" as the final SCRAM message.
-        return "the broker ended the SCRAM exchange with an error instead of its signature"
+        return (
+            "the broker ended the SCRAM exchange with an error (an unknown user or a "
+            "wrong password)"
+        )
     if isinstance(exc, errors.UnsupportedSaslMechanismError):
         return f"the broker does not support {mechanism} ({exc})"
     if isinstance(exc, _AIOKAFKA_AUTH):
@@ -329,7 +332,16 @@ def diagnosed(client: S, settings: SecuritySettings) -> S:
     start = client.start
 
     async def start_diagnosed() -> None:
-        await connecting(start, settings)
+        try:
+            await connecting(start, settings)
+        except KafkaSecurityError:
+            # Released here: an aiokafka client whose start() failed is otherwise left
+            # open ("Unclosed AIOKafkaConsumer" on stderr after the one clear line).
+            release = getattr(client, "stop", None) or getattr(client, "close", None)
+            if release is not None:
+                with contextlib.suppress(Exception):
+                    await release()
+            raise
 
     client.start = start_diagnosed  # type: ignore[method-assign]
     return client
