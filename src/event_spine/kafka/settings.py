@@ -227,3 +227,27 @@ def component_kafka(data: Any, bootstrap_env: str) -> Any:
     if "client_id" not in data and "client_id" in kafka.model_fields_set:
         resolved["client_id"] = kafka.client_id
     return resolved
+
+
+class KafkaComponentSettings(BaseSettings):
+    """Base of a component's settings that talk to Kafka (producer, sink worker).
+
+    ``kafka`` holds the connection; the component's own ``<PREFIX>BOOTSTRAP_SERVERS``
+    overrides its address (see ``component_kafka``).
+    """
+
+    # Both filled by ``_kafka`` before validation: not required here.
+    bootstrap_servers: str = Field(
+        default="",
+        description="host:port[,host:port]; overrides SPINE_KAFKA_BOOTSTRAP_SERVERS (one of "
+        "the two is required).",
+    )
+    kafka: KafkaSettings = Field(  # type: ignore[assignment]  # None never survives _kafka
+        default=None, description="Connection and security (default: loaded from SPINE_KAFKA_*)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kafka(cls, data: Any) -> Any:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        return component_kafka(data, f"{prefix}BOOTSTRAP_SERVERS")

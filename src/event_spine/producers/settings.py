@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from event_spine.kafka.settings import KafkaSettings, component_kafka
+from event_spine.kafka.settings import KafkaComponentSettings
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 
 OverflowPolicy = Literal["drop_newest", "block", "raise"]
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(KafkaComponentSettings):
     """How emit() buffers and how the sender talks to Kafka."""
 
     model_config = SettingsConfigDict(
         env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid", hide_input_in_errors=True
     )
 
-    # Both filled by ``_kafka`` before validation: not required here.
-    bootstrap_servers: str = Field(
-        default="",
-        description="host:port[,host:port]; overrides SPINE_KAFKA_BOOTSTRAP_SERVERS (one of "
-        "the two is required).",
-    )
-    kafka: KafkaSettings = Field(  # type: ignore[assignment]  # None never survives _kafka
-        default=None, description="Connection and security (default: loaded from SPINE_KAFKA_*)."
-    )
     topic: str = "spine.events"
     client_id: str = Field(
         default="event-spine-producer", description="Default: SPINE_KAFKA_CLIENT_ID if set."
@@ -64,8 +55,3 @@ class ProducerSettings(BaseSettings):
     max_in_flight_events: int = Field(default=50_000, ge=1)
     retry_backoff_max_ms: int = Field(default=5_000, ge=10)
     close_timeout_ms: int = Field(default=10_000, ge=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kafka(cls, data: Any) -> Any:
-        return component_kafka(data, "SPINE_PRODUCER_BOOTSTRAP_SERVERS")

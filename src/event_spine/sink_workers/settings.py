@@ -6,10 +6,10 @@ import os
 import socket
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from event_spine.kafka.settings import KafkaSettings, component_kafka
+from event_spine.kafka.settings import KafkaComponentSettings
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.routes import BackendType
 
@@ -18,24 +18,13 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class SinkSettings(BaseSettings):
+class SinkSettings(KafkaComponentSettings):
     """One sink worker: where to consume, where routes live, how to back off."""
 
     model_config = SettingsConfigDict(
         env_prefix="SPINE_SINK_", frozen=True, extra="forbid", hide_input_in_errors=True
     )
 
-    # Both filled by ``_kafka`` before validation: not required here.
-    bootstrap_servers: str = Field(
-        default="",
-        description="host:port[,host:port]; overrides SPINE_KAFKA_BOOTSTRAP_SERVERS (one of "
-        "the two is required).",
-    )
-    kafka: KafkaSettings = Field(  # type: ignore[assignment]  # None never survives _kafka
-        default=None,
-        description="Connection and security (default: loaded from SPINE_KAFKA_*). The "
-        "worker's client ids are `worker_id` (+ `-dlq`, `-audit`).",
-    )
     topic: str = "spine.events"
     group_id: str = "spine-sink"
     dlq_topic: str | None = Field(default=None, description="Default: `<topic>.dlq`.")
@@ -83,11 +72,6 @@ class SinkSettings(BaseSettings):
     )
     http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
     log_format: Literal["json", "pretty"] = "pretty"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kafka(cls, data: Any) -> Any:
-        return component_kafka(data, "SPINE_SINK_BOOTSTRAP_SERVERS")
 
     @property
     def dead_letter_topic(self) -> str:
