@@ -213,17 +213,26 @@ def _after_handshake(
     settings: SecuritySettings, where: str, tls: ssl.SSLSocket
 ) -> KafkaTlsFailed | None:
     """One ApiVersions round trip: a TLS 1.3 server refuses a missing or foreign client
-    certificate only after the client's side of the handshake has ended."""
+    certificate only after the client's side of the handshake has ended, with an alert
+    (``TLSV13_ALERT_CERTIFICATE_REQUIRED``) or by closing the connection."""
     try:
         tls.sendall(_api_versions_request())
         if tls.recv(4):
             return None
-        detail = "the broker closed the connection after the handshake"
+        detail = "closed the connection right after the TLS handshake"
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        detail = "closed the connection right after the TLS handshake"
     except ssl.SSLError as exc:
-        detail = exc.reason or str(exc)
-    except OSError as exc:
-        detail = str(exc) or type(exc).__name__
-    return _client_cert_failure(settings, where, detail)
+        reason = exc.reason or str(exc)
+        if "ALERT" in reason.upper():
+            return _client_cert_failure(settings, where, reason)
+        return None
+    except OSError:
+        detail = "reset the connection right after the TLS handshake"
+    # No answer and no alert: a listener that wants a client certificate does this
+    # (seen: the asyncio TLS terminator; librdkafka: "SSL connection closed by peer").
+    # With a certificate configured, that is no evidence of a TLS problem.
+    return None if settings.ssl_certfile else _client_cert_failure(settings, where, detail)
 
 
 def _verify_failure(
