@@ -63,52 +63,54 @@ async def _failure(sec: KafkaSettings, transport: str) -> BaseException:
     return explained
 
 
-async def test_untrusted_ca_names_the_cafile(untrusted_tls: Any, pki: Any, transport: str) -> None:
-    sec = Sec(untrusted_tls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
-    err = await _failure(sec, transport)
-    assert isinstance(err, KafkaTlsFailed)
-    assert err.setting == "SPINE_KAFKA_SSL_CAFILE"
-    _assert_names(err, "SPINE_KAFKA_SSL_CAFILE")
+#: (listener fixture, protocol, dial the broker's plaintext port, setting named, text shown)
+TLS_CASES = {
+    "untrusted-ca": ("untrusted_tls", "SSL", False, "SPINE_KAFKA_SSL_CAFILE", "not signed by a CA"),
+    "wrong-hostname": (
+        "wrong_host_tls",
+        "SSL",
+        False,
+        "SPINE_KAFKA_SSL_CHECK_HOSTNAME",
+        "SPINE_KAFKA_BOOTSTRAP_SERVERS",
+    ),
+    "plaintext-on-tls": (
+        "tls",
+        "PLAINTEXT",
+        False,
+        "SPINE_KAFKA_SECURITY_PROTOCOL",
+        "SPINE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT",
+    ),
+    "tls-on-plaintext": (
+        "tls",
+        "SSL",
+        True,
+        "SPINE_KAFKA_SECURITY_PROTOCOL",
+        "does not speak TLS",
+    ),
+    "mtls-without-client-cert": (
+        "mtls",
+        "SSL",
+        False,
+        "SPINE_KAFKA_SSL_CERTFILE",
+        "SPINE_KAFKA_SSL_KEYFILE",
+    ),
+}
 
 
-async def test_wrong_hostname_names_check_hostname(
-    wrong_host_tls: Any, pki: Any, transport: str
+@pytest.mark.parametrize("case", sorted(TLS_CASES))
+async def test_tls_misconfiguration_names_the_setting(
+    request: pytest.FixtureRequest, pki: Any, transport: str, case: str
 ) -> None:
-    sec = Sec(wrong_host_tls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
-    err = await _failure(sec, transport)
+    listener, protocol, plaintext_port, setting, text = TLS_CASES[case]
+    endpoint = request.getfixturevalue(listener)
+    address = endpoint.broker.bootstrap_servers if plaintext_port else endpoint.bootstrap_servers
+    tls_files = {"ssl_cafile": pki.ca.cafile} if protocol == "SSL" else {}
+    err = await _failure(Sec(address, protocol, **tls_files), transport)
     assert isinstance(err, KafkaTlsFailed)
-    assert err.setting == "SPINE_KAFKA_SSL_CHECK_HOSTNAME"
-    _assert_names(err, "SPINE_KAFKA_BOOTSTRAP_SERVERS")
-
-
-async def test_plaintext_client_on_tls_port_names_security_protocol(
-    tls: Any, transport: str
-) -> None:
-    sec = Sec(tls.bootstrap_servers, "PLAINTEXT")
-    err = await _failure(sec, transport)
-    assert isinstance(err, KafkaTlsFailed)
-    assert err.setting == "SPINE_KAFKA_SECURITY_PROTOCOL"
-    _assert_names(err, "SPINE_KAFKA_SECURITY_PROTOCOL=PLAINTEXT")
-
-
-async def test_tls_client_on_plaintext_port_names_security_protocol(
-    tls: Any, pki: Any, transport: str
-) -> None:
-    sec = Sec(tls.broker.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
-    err = await _failure(sec, transport)
-    assert isinstance(err, KafkaTlsFailed)
-    assert err.setting == "SPINE_KAFKA_SECURITY_PROTOCOL"
-    _assert_names(err, "does not speak TLS")
-
-
-async def test_mutual_tls_without_client_certificate_names_certfile(
-    mtls: Any, pki: Any, transport: str
-) -> None:
-    sec = Sec(mtls.bootstrap_servers, "SSL", ssl_cafile=pki.ca.cafile)
-    err = await _failure(sec, transport)
-    assert isinstance(err, KafkaTlsFailed)
-    assert err.setting == "SPINE_KAFKA_SSL_CERTFILE"
-    assert mtls.proxy.refusals, "the listener saw no refused handshake"
+    assert err.setting == setting
+    _assert_names(err, text)
+    if case == "mtls-without-client-cert":
+        assert endpoint.proxy.refusals, "the listener saw no refused handshake"
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
