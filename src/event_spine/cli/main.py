@@ -41,7 +41,7 @@ def broker(
 ) -> None:
     """Run the local Kafka-protocol broker (Tansu) until Ctrl-C."""
     with TansuBroker(port=port, storage_url=storage) as running:
-        asyncio.run(ensure_topic(running.bootstrap_servers, topic, partitions))
+        asyncio.run(ensure_topic(running.kafka, topic, partitions))
         typer.echo(f"broker on {running.bootstrap_servers} (pid {running.pid}), topic {topic}")
         try:
             while running.running:
