@@ -171,3 +171,25 @@ async def test_spine_tail_over_tls(loaded: Loaded) -> None:
     assert result.returncode == 0, result.stderr
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [line["event_id"] for line in lines] == loaded.ids
+
+
+@pytest.mark.parametrize("transport", ["aiokafka", "confluent"])
+async def test_producer_reports_an_untrusted_ca_by_its_setting(
+    untrusted_tls: Any, pki: Pki, transport: str
+) -> None:
+    """The producer keeps retrying (it never drops what it accepted) and shows the one
+    clear error; it sends nothing through a listener it cannot trust."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in tls_env(pki, mutual=False).items():
+            patch.setenv(key, value)
+        producer = producer_for(untrusted_tls.bootstrap_servers, unique("t"), transport=transport)
+    try:
+        producer.emit_event(ctx("t_tls"), "x", "s", {"n": 1})
+
+        def named() -> bool:
+            return "SPINE_KAFKA_SSL_CAFILE" in (producer.stats.last_error or "")
+
+        await wait_until(named, 60, message="the producer's clear TLS error")
+        assert producer.stats.sent == 0
+    finally:
+        await asyncio.to_thread(producer.close, 2)
