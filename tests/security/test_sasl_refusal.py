@@ -11,24 +11,36 @@ them once restarted with working settings (counted in the topic).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from event_spine.backends import StoreFactory
 from event_spine.broker.tansu import TansuBroker
-from event_spine.dlq import read_dead_letters
+from event_spine.dlq import read_dead_letters, replay_dead_letters
 from event_spine.errors import KafkaAuthFailed
 from event_spine.observability.lag import LagProbe
-from event_spine.producers import ensure_topic
+from event_spine.producers import ProducerSettings, ensure_topic
+from event_spine.producers.acked import emit_acked
 from event_spine.replay import ReplayConfig, Replayer, ReplayTarget, StartFrom
+from event_spine.replay.cutover import wait_for_group
 from event_spine.sink_workers import SinkWorker
-from support.pipeline import ctx, producer_for, read_topic, sink_settings, unique
+from event_spine.subscriptions import EventFilter, subscribe
+from support.pipeline import (
+    ctx,
+    producer_for,
+    read_topic,
+    registry_at,
+    sink_settings,
+    unique,
+)
 from support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -68,39 +80,77 @@ async def refusal(call: Any) -> KafkaAuthFailed:
     return info.value
 
 
-async def test_topic_admin_refused(refused: str) -> None:
-    await refusal(lambda: ensure_topic(refused, unique("t"), 1))
-
-
-async def test_sink_worker_refused(refused: str, tmp_path: Path) -> None:
-    worker = SinkWorker(sink_settings(refused, unique("t"), tmp_path / "registry.db"))
+async def _subscribe(bootstrap: str, tmp_path: Path) -> None:
+    registry = await registry_at(tmp_path / "subscribe.db")
+    stores = StoreFactory()
+    events = subscribe(ctx(), EventFilter(), registry=registry, stores=stores, kafka=bootstrap)
     try:
-        await refusal(worker.start)
+        async with contextlib.aclosing(events):
+            await anext(events)
+    finally:
+        await stores.close()
+        await registry.store.close()
+
+
+async def _worker(bootstrap: str, tmp_path: Path) -> None:
+    worker = SinkWorker(sink_settings(bootstrap, unique("t"), tmp_path / "registry.db"))
+    try:
+        await worker.start()
     finally:
         await worker.stop()
 
 
-async def test_replay_refused(refused: str, tmp_path: Path) -> None:
-    config = ReplayConfig(
-        kafka=refused,
-        topic=unique("t"),
-        name=unique("replay"),
-        target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "r.db")}),
-        start=StartFrom.beginning(),
-    )
-    await refusal(Replayer(config).run)
-
-
-async def test_lag_probe_refused(refused: str) -> None:
-    probe = LagProbe(refused, unique("t"), unique("g"), max_age_s=0)
+async def _lag(bootstrap: str) -> None:
+    probe = LagProbe(bootstrap, unique("t"), unique("g"), max_age_s=0)
     try:
-        await refusal(probe.measure)
+        await probe.measure()
     finally:
         await probe.close()
 
 
-async def test_dead_letter_reader_refused(refused: str) -> None:
-    await refusal(lambda: read_dead_letters(refused, unique("t.dlq")))
+def _replay(bootstrap: str, tmp_path: Path) -> Replayer:
+    return Replayer(
+        ReplayConfig(
+            kafka=bootstrap,
+            topic=unique("t"),
+            name=unique("replay"),
+            target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "r.db")}),
+            start=StartFrom.beginning(),
+        )
+    )
+
+
+def _components(bootstrap: str, tmp_path: Path) -> dict[str, Callable[[], Awaitable[Any]]]:
+    """Every component that connects and must give up, each as one call."""
+    return {
+        "topic-admin": lambda: ensure_topic(bootstrap, unique("t"), 1),
+        "sink-worker": lambda: _worker(bootstrap, tmp_path),
+        "replay": _replay(bootstrap, tmp_path).run,
+        "cutover-group-wait": lambda: wait_for_group(bootstrap, unique("t"), "g", {0: 1}, 10),
+        "lag-probe": lambda: _lag(bootstrap),
+        "dlq-read": lambda: read_dead_letters(bootstrap, unique("t.dlq")),
+        "dlq-replay": lambda: replay_dead_letters(bootstrap, unique("t.dlq")),
+        "subscribe": lambda: _subscribe(bootstrap, tmp_path),
+        "emit-acked": lambda: asyncio.to_thread(
+            emit_acked,
+            ProducerSettings(bootstrap_servers=bootstrap, topic=unique("t")),
+            ctx(),
+            "x",
+            "s",
+            {},
+            timeout_s=BOUNDED_S,
+        ),
+    }
+
+
+COMPONENTS = sorted(_components("x:1", Path()))
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+async def test_component_refused_with_one_clear_error(
+    refused: str, component: str, tmp_path: Path
+) -> None:
+    await refusal(_components(refused, tmp_path)[component])
 
 
 @pytest.mark.parametrize(
