@@ -8,6 +8,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   ├── BackendNotAllowed          e.g. the filesystem store outside lab mode
     │   ├── UnknownBackend             a route names a backend type nobody implements
     │   ├── MissingDependency          an optional extra is not installed
+    │   ├── RegistryNotFound           a routing registry location holds no registry
     │   └── ConcurrentUpdate           (retriable) a registry write lost a race
     ├── EventRejected                  (poison: the event will never be accepted)
     │   ├── EventValidationError       a field is missing or malformed
@@ -74,6 +75,10 @@ class MissingDependency(ConfigurationError):
             f"The `{backend}` backend needs the `{module}` package: "
             f"install it with `pip install 'event-spine[{extra}]'`."
         )
+
+
+class RegistryNotFound(ConfigurationError):
+    """The routing registry a command was pointed at does not exist (and was not created)."""
 
 
 class ConcurrentUpdate(ConfigurationError):

@@ -10,10 +10,8 @@ from rich.console import Console
 from event_spine.audit.chain import AUDIT_STREAM
 from event_spine.audit.verify import ChainReport, verify_chain
 from event_spine.backends.factory import StoreFactory
-from event_spine.cli.options import parse_location
-from event_spine.errors import SpineError
+from event_spine.cli.options import open_registry_at
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import ResourceKind
 from event_spine.schemas.scope import Scope
 
@@ -51,12 +49,8 @@ def verify(
     stream: str = typer.Option(AUDIT_STREAM, "--stream", help="The audit stream."),
 ) -> None:
     """Read the chain back from the tenant's event_spine route; exit 1 on a broken link."""
-    try:
-        scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
-        report = asyncio.run(_verify(registry, scope, stream))
-    except (SpineError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
+    report = asyncio.run(_verify(registry, scope, stream))
     if report.ok:
         console.print(f"[green]{report.describe()}[/green]")
         return
@@ -65,8 +59,7 @@ def verify(
 
 
 async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
-    backend, config = parse_location(location)
-    registry_store = await open_registry_store(backend, config)
+    registry_store = await open_registry_at(location)
     stores = StoreFactory()
     try:
         route = await RoutingRegistry(registry_store).get_route(

@@ -51,10 +51,9 @@ def show(
     try:
         values = effective(component, env_file)
     except ValidationError as exc:
-        for error in exc.errors(include_input=False):
-            field = ".".join(map(str, error["loc"]))
-            console.print(
-                f"[red]`{field}`[/red] ({prefix}{str(error['loc'][0]).upper()}): {error['msg']}"
-            )
-        raise typer.Exit(2) from None
+        problems = [
+            f"`{'.'.join(map(str, e['loc']))}` ({prefix}{str(e['loc'][0]).upper()}): {e['msg']}"
+            for e in exc.errors(include_input=False)
+        ]
+        raise typer.BadParameter("\n".join(problems)) from None
     typer.echo(orjson.dumps(values, option=orjson.OPT_INDENT_2, default=str).decode())
