@@ -9,8 +9,6 @@ as subprocesses of the installed entry point to check the whole path.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -19,8 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from event_spine.cli.failures import EXIT_CODES, ExitCode, exit_code_table, run
-from event_spine.cli.main import app
+from event_spine.cli.failures import EXIT_CODES, ExitCode, exit_code_table
+from support.cli import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOPE = ["event_spine", "t_acme", "dev", "p_core", "saas"]
@@ -39,19 +37,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     )
     assert made.code == 0, made.err
     return location
-
-
-class Result:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-
-def invoke(args: list[str]) -> Result:
-    """One `spine` invocation in-process, with stdout/stderr captured."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run(app, args)
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]]:

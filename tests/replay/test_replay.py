@@ -423,6 +423,12 @@ async def test_verify_reports_missing_extra_payload_and_position_differences(tmp
         assert stream.source_digest != stream.target_digest
         assert (stream.source_count, stream.target_count) == (6, 6)
         assert any("missing in target: 1" in line for line in report.lines())
+        # The verdict names what differs, and extra target events do not excuse the rest.
+        verdict = report.verdict(allow_extra_in_target=True)
+        assert verdict.startswith("DIFFERENT: 1 missing in target, 1 payload mismatch")
+        assert "1 position mismatch" in verdict
+        newer = await verify(source, source, scope, ["s"])
+        assert newer.verdict().startswith("identical")
         bounded = await verify(source, target, scope, ["s"], until={"s": 20})
         assert bounded.identical
         assert bounded.total("source") == 2
