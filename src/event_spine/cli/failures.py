@@ -25,16 +25,11 @@ import typer.main
 from pydantic import ValidationError
 
 from event_spine.errors import (
-    BackendNotAllowed,
-    ConfigurationError,
     EventRejected,
-    MissingDependency,
-    RouteNotFound,
     ScopeViolation,
     SpineError,
     StorePermanentError,
     StoreUnavailable,
-    UnknownBackend,
     UnknownCursor,
 )
 
@@ -150,31 +145,37 @@ def _spine_failure(exc: SpineError) -> Failure:
         return Failure(ExitCode.REFUSED, str(exc))
     if isinstance(exc, EventRejected | UnknownCursor | ScopeViolation):
         return Failure(ExitCode.USAGE, str(exc))
-    if isinstance(
-        exc,
-        ConfigurationError | RouteNotFound | BackendNotAllowed | UnknownBackend | MissingDependency,
-    ):
-        return Failure(ExitCode.CONFIGURATION, str(exc))
+    # ConfigurationError (missing route or registry, refused or unknown backend, missing
+    # extra) and the rest of the tree: fix the setup, not the command line.
     return Failure(ExitCode.CONFIGURATION, str(exc))
 
 
-def _flag_value(argv: Sequence[str], flag: str, env: str) -> str:
+def _flag_value(argv: Sequence[str], flag: str, *envs: str) -> str:
     for n, arg in enumerate(argv):
         if arg == flag and n + 1 < len(argv):
             return argv[n + 1]
         if arg.startswith(f"{flag}="):
             return arg.partition("=")[2]
-    return os.environ.get(env, "?")
+    return next((os.environ[e] for e in envs if os.environ.get(e)), "?")
 
 
-def classify(exc: BaseException, argv: Sequence[str] = ()) -> Failure:
-    """The exit code and message for an exception that ended a command."""
+def _usage_failure(exc: BaseException) -> Failure | None:
+    """Exit requests, interrupts and click's usage errors (vendored by typer)."""
     if isinstance(exc, typer.Exit):
         return Failure(exc.exit_code, "")
     if isinstance(exc, typer.Abort | KeyboardInterrupt):
         return Failure(ExitCode.INTERRUPTED, "interrupted")
-    if isinstance(exc, typer.TyperException):  # click's usage errors, vendored by typer
+    if isinstance(exc, typer.TyperException):
         return Failure(ExitCode.USAGE, _usage_message(exc))
+    if isinstance(exc, ValidationError):
+        return Failure(ExitCode.USAGE, _validation_lines(exc))
+    if isinstance(exc, json.JSONDecodeError):
+        return Failure(ExitCode.USAGE, f"a JSON option is not valid JSON: {exc}")
+    return None
+
+
+def _connection_failure(exc: BaseException, argv: Sequence[str]) -> Failure | None:
+    """Refused credentials or an unreachable broker, anywhere in the cause chain."""
     chain = list(_chain(exc))
     if any(_is_auth(e) for e in chain):
         return Failure(
@@ -182,20 +183,23 @@ def classify(exc: BaseException, argv: Sequence[str] = ()) -> Failure:
             f"access refused: {exc} (check the credentials and permissions of the route "
             f"config or the Kafka security settings)",
         )
+    if any(_is_kafka_unreachable(e) for e in chain):
+        where = _flag_value(argv, "--bootstrap", "SPINE_BOOTSTRAP", "SPINE_SINK_BOOTSTRAP_SERVERS")
+        return Failure(
+            ExitCode.UNREACHABLE,
+            f"cannot reach the Kafka broker at {where} (`--bootstrap` / SPINE_BOOTSTRAP): "
+            f"{exc}. Is the broker up and the address right?",
+        )
+    return None
+
+
+def classify(exc: BaseException, argv: Sequence[str] = ()) -> Failure:
+    """The exit code and message for an exception that ended a command."""
+    found = _usage_failure(exc) or _connection_failure(exc, argv)
+    if found is not None:
+        return found
     if isinstance(exc, SpineError):
         return _spine_failure(exc)
-    if isinstance(exc, ValidationError):
-        return Failure(ExitCode.USAGE, _validation_lines(exc))
-    if isinstance(exc, json.JSONDecodeError):
-        return Failure(ExitCode.USAGE, f"a JSON option is not valid JSON: {exc}")
-    for cause in chain:
-        if _is_kafka_unreachable(cause):
-            where = _flag_value(argv, "--bootstrap", "SPINE_BOOTSTRAP")
-            return Failure(
-                ExitCode.UNREACHABLE,
-                f"cannot reach the Kafka broker at {where} (`--bootstrap` / SPINE_BOOTSTRAP): "
-                f"{cause}. Is the broker up and the address right?",
-            )
     if isinstance(exc, ValueError):
         # Outside the spine's tree, a ValueError reaching here came from parsing an input.
         return Failure(ExitCode.USAGE, f"invalid value: {exc}")
@@ -210,6 +214,8 @@ def classify(exc: BaseException, argv: Sequence[str] = ()) -> Failure:
 
 def _usage_message(exc: typer.TyperException) -> str:
     message = str(exc.format_message()) if hasattr(exc, "format_message") else str(exc)
+    if not message.strip():
+        return ""  # no_args_is_help: the help was printed, nothing more to say
     ctx: typer.Context | None = getattr(exc, "ctx", None)
     if ctx is not None:
         return f"{message}\n(see `{ctx.command_path} --help`)"
