@@ -259,13 +259,7 @@ def cutover_command(
     A failed cutover (writers on the new store, readers held on the old one) is finished
     with --resume or undone with --abort; both end with readers and writers on one store.
     """
-    if resume and abort:
-        raise typer.BadParameter("give at most one of --resume and --abort")
-    if into_backend is None and not (resume or abort):
-        raise typer.BadParameter("`--into-backend` is required (unless --resume or --abort)")
-    if into_backend is not None and into_backend not in {b.value for b in BackendType}:
-        known = ", ".join(b.value for b in BackendType)
-        raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r} ({known})")
+    _check_cutover_flags(into_backend, resume=resume, abort=abort)
     key = parse_route(route, "--route")
     config = parse_json(into_config, "--into-config")
 
@@ -307,6 +301,16 @@ def cutover_command(
         print_cutover(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _check_cutover_flags(into_backend: str | None, *, resume: bool, abort: bool) -> None:
+    if resume and abort:
+        raise typer.BadParameter("give at most one of --resume and --abort")
+    if into_backend is None and not (resume or abort):
+        raise typer.BadParameter("`--into-backend` is required (unless --resume or --abort)")
+    if into_backend is not None and into_backend not in {b.value for b in BackendType}:
+        known = ", ".join(b.value for b in BackendType)
+        raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r} ({known})")
 
 
 async def _cutover(

@@ -239,14 +239,25 @@ class Cutover:
     async def _finish(self, old: ResourceRoute, new: ResourceRoute) -> None:
         """Catch-up, final verify, readers moved: the part a resume repeats."""
         ends = await self._replay(CutoverStep.CATCH_UP, new)
-        final = await self._verify(CutoverStep.FINAL_VERIFY, old, new, ends, wait_live=False)
+        await self._final_verify(
+            old,
+            new,
+            ends,
+            "readers stay on the old store; `spine cutover --resume` retries, `--abort` goes back",
+        )
+        await self._release_readers(new)
+
+    async def _final_verify(
+        self, source: ResourceRoute, target: ResourceRoute, ends: Mapping[int, int], advice: str
+    ) -> None:
+        """Nothing of ``source`` may be missing in ``target`` (newer events there are fine)."""
+        final = await self._verify(CutoverStep.FINAL_VERIFY, source, target, ends, wait_live=False)
         if not final.consistent(allow_extra_in_target=True):
             raise CutoverFailed(
-                f"after the switch, the new store lacks events of the old one "
-                f"({final.verdict(allow_extra_in_target=True)}): readers stay on the old store; "
-                f"`spine cutover --resume` retries, `--abort` goes back"
+                f"{target.backend_type.value} {target.config} lacks events of "
+                f"{source.backend_type.value} {source.config} "
+                f"({final.verdict(allow_extra_in_target=True)}): {advice}"
             )
-        await self._release_readers(new)
 
     async def _scope_routes(self) -> tuple[ResourceRoute, ResourceRoute | None]:
         """The writers' route and, when it points elsewhere, the readers' (as event_spine)."""
@@ -308,13 +319,13 @@ class Cutover:
         # idempotent, so what the old store holds counts as duplicates).
         name = f"{p.replay_name}-abort-{int(time.time())}"
         ends = await self._replay(CutoverStep.CATCH_UP, old, name=name, start=StartFrom.beginning())
-        final = await self._verify(CutoverStep.FINAL_VERIFY, writers, old, ends, wait_live=False)
-        if not final.consistent(allow_extra_in_target=True):
-            raise CutoverFailed(
-                f"the old store lacks events the new one holds "
-                f"({final.verdict(allow_extra_in_target=True)}): rerun `spine cutover --abort` "
-                f"with --into-backend/--into-config naming the abandoned store"
-            )
+        await self._final_verify(
+            writers,
+            old,
+            ends,
+            "rerun `spine cutover --abort` with --into-backend/--into-config naming the "
+            "abandoned store",
+        )
 
     async def _hold_readers(self, old: ResourceRoute) -> None:
         """Pin readers (the event_stream route) to the old store until the catch-up is done.
