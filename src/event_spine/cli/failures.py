@@ -228,14 +228,23 @@ def debug_requested(args: Sequence[str]) -> bool:
 
 
 def run(app: typer.Typer, args: Sequence[str] | None = None) -> int:
-    """Run ``command`` once; print any failure as a short message; return the exit code."""
+    """Run ``app`` once; print any failure as a short message; return the exit code."""
     argv = list(sys.argv[1:] if args is None else args)
     debug = debug_requested(argv)
+    muted = {name: logging.getLogger(name).level for name in QUIET_LIBRARIES}
     if not debug:
         # Client libraries log each failed connect before raising; the error line below
         # says it once. Long-running commands (worker) re-enable them in configure_logging.
-        for name in QUIET_LIBRARIES:
+        for name in muted:
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        return _run_once(app, argv, debug=debug)
+    finally:
+        for name, level in muted.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _run_once(app: typer.Typer, argv: list[str], *, debug: bool) -> int:
     try:
         command = typer.main.get_command(app)
         result: Any = command.main(argv, prog_name="spine", standalone_mode=False)
