@@ -6,14 +6,18 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ConfigurationError            (not retriable: fix settings or the registry)
     │   ├── RouteNotFound              no route for a resource kind in a scope
     │   ├── BackendNotAllowed          e.g. the filesystem store outside lab mode
+    │   │   └── BackendNotDurable      a durable resource routed to a non-durable backend
+    │   ├── StoreLayoutOutdated        a store written by an older release: `spine migrate`
     │   ├── UnknownBackend             a route names a backend type nobody implements
     │   ├── MissingDependency          an optional extra is not installed
     │   ├── RegistryNotFound           a routing registry location holds no registry
-    │   └── ConcurrentUpdate           (retriable) a registry write lost a race
+    │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
+    │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
     │   ├── EventValidationError       a field is missing or malformed
     │   ├── EventTooLarge              serialized size above the configured limit
     │   └── UnknownSchemaVersion       a wire schema_version this build cannot read
+    ├── BrokerUnavailable              (retriable) no answer from the Kafka cluster in time
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
     ├── ProducerError
@@ -63,6 +67,14 @@ class BackendNotAllowed(ConfigurationError):
     """A backend was requested in a mode that forbids it."""
 
 
+class BackendNotDurable(BackendNotAllowed):
+    """A resource that must survive a restart is routed to a non-durable backend."""
+
+
+class StoreLayoutOutdated(ConfigurationError):
+    """A store holds an older layout: it is refused, never misread, until migrated."""
+
+
 class UnknownBackend(ConfigurationError):
     """A route names a backend type that no store implements."""
 
@@ -83,6 +95,23 @@ class RegistryNotFound(ConfigurationError):
 
 class ConcurrentUpdate(ConfigurationError):
     """A compare-and-set write found a newer version; re-read and try again."""
+
+    retriable = True
+
+
+class TopicNotFound(ConfigurationError):
+    """The Kafka cluster does not know a topic (after waiting for its metadata)."""
+
+    def __init__(self, topic: str, bootstrap_servers: str, waited_s: float) -> None:
+        self.topic = topic
+        super().__init__(
+            f"Topic {topic!r} does not exist on {bootstrap_servers} (waited {waited_s}s): "
+            f"create it (`spine broker`, ensure_topic) or check the `topic` setting."
+        )
+
+
+class BrokerUnavailable(SpineError):
+    """The Kafka cluster did not answer within a deadline (unreachable, or refusing)."""
 
     retriable = True
 

@@ -45,7 +45,7 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
     cfg = orjson.dumps({"path": str(tmp / "x.db")}).decode()
     other = ["event_spine", "t_other", "dev", "p_core", "saas"]
     other_route = "event_spine:t_other:dev:p_core:saas"
-    into = ["--into-backend", "sqlite", "--into-config", cfg]
+    into = ["--into-backend", "sqlite", "--into-config", cfg, "--include-unrouted"]
     scope = ["--tenant", "t_acme", "--env", "dev", "--mode", "saas", "--project", "p_core"]
     bad_pg = orjson.dumps({"dsn": "postgresql://127.0.0.1:1/x", "connect_timeout_s": 1}).decode()
     role_pg = orjson.dumps({"dsn": "postgresql://no_such_role_x@127.0.0.1:5432/postgres"}).decode()
@@ -93,6 +93,7 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
         # replay
         ([*rp, *into], r, ["--bootstrap", DEAD_BROKER]),
         (["replay", *into], u, ["--bootstrap"]),
+        ([*rp, *into[:4]], c, ["--registry", "--include-unrouted"]),
         ([*rp, "--into-route", "a:b", *reg], u, ["--into-route"]),
         ([*rp, "--into-route", other_route], u, ["--registry"]),
         ([*rp], u, ["--into-route", "--into-backend"]),
@@ -118,7 +119,7 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
         ([*cut, "--route", "bad", "--into-backend", "sqlite", *reg], u, ["--route"]),
         ([*cut, "--route", other_route, "--resume", "--abort", *reg], u, ["--resume", "--abort"]),
         ([*cut, "--route", other_route, *reg], u, ["--into-backend"]),
-        ([*cut, "--route", other_route, *into, "--registry", missing], c, ["--create"]),
+        ([*cut, "--route", other_route, *into[:4], "--registry", missing], c, ["--create"]),
         # dlq
         (["dlq", "list", "--bootstrap", DEAD_BROKER], r, ["--bootstrap", DEAD_BROKER]),
         (["dlq", "show", "12", "--bootstrap", DEAD_BROKER], u, ["POSITION"]),
@@ -131,8 +132,8 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
             u, ["tenant_id"]),
         # config, worker, bench, broker, the app itself
         (["config", "show", "nope"], u, ["component"]),
-        (["config", "show", "sink"], u, ["bootstrap_servers"]),
-        (["worker"], u, ["bootstrap_servers"]),
+        (["config", "show", "sink"], u, ["BOOTSTRAP_SERVERS"]),
+        (["worker"], u, ["BOOTSTRAP_SERVERS"]),
         (["worker", "--bootstrap", DEAD_BROKER, "--registry", missing], c, ["--create"]),
         (["worker", "--bootstrap", DEAD_BROKER, *reg, "--log-format", "xml"], u, ["log_format"]),
         (["bench", "nosuch", "--suite", str(ROOT)], u, ["NAME", "nosuch"]),
@@ -216,6 +217,7 @@ def spine(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_the_entry_point_prints_one_line_and_a_traceback_only_with_debug(tmp_path: Path) -> None:
     cfg = orjson.dumps({"path": str(tmp_path / "x.db")}).decode()
     args = ["replay", "--bootstrap", DEAD_BROKER, "--into-backend", "sqlite", "--into-config", cfg]
+    args.append("--include-unrouted")
     plain = spine(*args)
     assert plain.returncode == ExitCode.UNREACHABLE
     assert "Traceback" not in plain.stderr + plain.stdout

@@ -54,11 +54,12 @@ async def replay_into(bootstrap: str, topic: str, db: Path, tenant: str) -> None
     """What a live worker would have written: the tenant's events, into ``db``."""
     await Replayer(
         ReplayConfig(
-            bootstrap_servers=bootstrap,
+            kafka=bootstrap,
             topic=topic,
             name=unique("live"),
             target=ReplayTarget.of_backend("sqlite", {"path": str(db)}),
             filters=EventFilter.of(tenants=[tenant]),
+            include_unrouted=True,
             start=StartFrom.beginning(),
             fetch_max_wait_ms=50,
         )
@@ -95,7 +96,7 @@ async def failed_cutover(
                 raise KafkaConnectionError("injected: broker lost right after the switch")
 
         plan = CutoverPlan(
-            bootstrap_servers=bootstrap,
+            kafka=bootstrap,
             topic=topic,
             route=key_of(c),
             backend_type=BackendType.SQLITE,

@@ -99,7 +99,8 @@ def _ddl(backend: BackendType) -> list[str]:
         found += [
             value.strip()
             for key, value in sorted(vars(module).items())
-            if key.isupper() or key.startswith("_")
+            # The schema a store creates (by convention *_SCHEMA / *_DDL), not migrations.
+            if key.endswith(("SCHEMA", "DDL"))
             if isinstance(value, str) and "CREATE TABLE" in value
         ]
     return found

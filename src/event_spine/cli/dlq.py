@@ -8,27 +8,26 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.routes import print_json
 from event_spine.dlq.tools import DeadLetterRecord, read_dead_letters, replay_dead_letters
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter topic.")
 console = Console()
-Bootstrap = typer.Option(
-    ..., "--bootstrap", envvar="SPINE_BOOTSTRAP", help="Kafka bootstrap servers."
-)
 Topic = typer.Option("spine.events.dlq", "--topic", help="The dead-letter topic.")
 
 
 @app.command("list")
+@kafka_options
 def list_letters(
-    bootstrap: str = Bootstrap,
+    kafka: KafkaFlags,
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only this reason."),
     limit: int = typer.Option(100, min=1),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """One line per dead letter: where it came from and why it was parked."""
-    letters = asyncio.run(read_dead_letters(bootstrap, topic, reason=reason, limit=limit))
+    letters = asyncio.run(read_dead_letters(kafka.settings(), topic, reason=reason, limit=limit))
     if as_json:
         print_json([letter_summary(letter) for letter in letters])
         return
@@ -63,9 +62,10 @@ def letter_summary(letter: DeadLetterRecord) -> dict[str, object]:
 
 
 @app.command()
+@kafka_options
 def show(
+    kafka: KafkaFlags,
     position: str = typer.Argument(..., help="PARTITION:OFFSET in the dead-letter topic."),
-    bootstrap: str = Bootstrap,
     topic: str = Topic,
 ) -> None:
     """Every header and the value of one dead letter."""
@@ -74,7 +74,7 @@ def show(
         raise typer.BadParameter(
             f"`POSITION` must look like PARTITION:OFFSET, e.g. 0:42; got {position!r}"
         )
-    letters = asyncio.run(read_dead_letters(bootstrap, topic))
+    letters = asyncio.run(read_dead_letters(kafka.settings(), topic))
     match = [x for x in letters if (x.partition, x.offset) == (int(partition), int(offset))]
     if not match:
         raise typer.BadParameter(f"`POSITION`: no dead letter at {position} in {topic!r}")
@@ -89,8 +89,9 @@ def show(
 
 
 @app.command()
+@kafka_options
 def replay(
-    bootstrap: str = Bootstrap,
+    kafka: KafkaFlags,
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only dead letters of this reason."),
     group: str = typer.Option("spine-dlq-replay", help="Consumer group that remembers progress."),
@@ -98,7 +99,7 @@ def replay(
     """Send dead letters back to their source topic (after fixing what parked them)."""
     replayed, skipped = asyncio.run(
         replay_dead_letters(
-            bootstrap,
+            kafka.settings(),
             topic,
             group_id=group,
             select=(lambda x: x.reason == reason) if reason else (lambda _: True),

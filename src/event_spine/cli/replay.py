@@ -18,6 +18,7 @@ import typer
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
 from event_spine.cli.failures import run
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at, parse_location
 from event_spine.cli.replay_args import (
     ROUTE_HELP,
@@ -88,8 +89,9 @@ async def _resolve_target(
         await reg.store.close()
 
 
+@kafka_options
 def replay_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     topic: str = typer.Option("spine.events"),
     into_route: str | None = typer.Option(None, help=f"Target route: {ROUTE_HELP}."),
     registry: str | None = typer.Option(None, envvar="SPINE_REGISTRY", help=REGISTRY_HELP),
@@ -107,8 +109,24 @@ def replay_command(
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
+    include_unrouted: bool = typer.Option(
+        False,
+        "--include-unrouted",
+        help=(
+            "Write every scope read. Without it, the live sink's rules apply (they need "
+            "--registry when the target is --into-backend): scopes without an "
+            "event_spine route, or routed to a non-durable backend outside lab, are "
+            "skipped and counted (route_missing, route_not_durable)."
+        ),
+    ),
 ) -> None:
-    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped."""
+    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped.
+
+    Like the live sink, it stores only events whose scope has a durable event_spine
+    route in --registry (unless --include-unrouted); the final line counts the events
+    written, the duplicates, and the events skipped by reason (route_missing,
+    route_not_durable, poison reasons).
+    """
     filters = EventFilter.of(
         tenants=tenant,
         envs=env,
@@ -118,11 +136,22 @@ def replay_command(
         stream_prefixes=stream_prefix,
     )
     start = parse_start(from_beginning, from_offsets, from_time)
+    settings = kafka.settings()
 
     async def go() -> ReplayProgress:
         target = await _resolve_target(into_route, registry, into_backend, into_config)
+        live = None
+        if registry is not None and not include_unrouted:
+            live = await _open_registry(registry)
+        try:
+            return await _replay(target, live)
+        finally:
+            if live is not None:
+                await live.store.close()
+
+    async def _replay(target: ReplayTarget, live: RoutingRegistry | None) -> ReplayProgress:
         config = ReplayConfig(
-            bootstrap_servers=bootstrap,
+            kafka=settings,
             topic=topic,
             name=name or default_replay_name(topic, target, filters),
             target=target,
@@ -130,6 +159,8 @@ def replay_command(
             start=start,
             follow=follow,
             max_records=max_records,
+            registry=live,
+            include_unrouted=include_unrouted,
         )
         keeping = config.effective_filter().describe()
         console.print(
@@ -145,6 +176,12 @@ def replay_command(
         console.print("interrupted: rerun with the same --name (and no --from-*) to resume")
         raise typer.Exit(130) from None
     console.print(done.summary())
+    unrouted = {r: done.skipped.get(r, 0) for r in ("route_missing", "route_not_durable")}
+    if not include_unrouted:
+        console.print(
+            "not stored by the live sink's rules: "
+            + ", ".join(f"{reason}={count}" for reason, count in unrouted.items())
+        )
     for sample in done.skipped_samples:
         console.print(
             f"  skipped p{sample.partition}@{sample.offset} {sample.reason}: {sample.message[:200]}"
@@ -178,7 +215,9 @@ async def _open_side(
     return routed
 
 
+@kafka_options
 def verify_command(
+    kafka: KafkaFlags,
     tenant: str = typer.Option(...),
     env: str = typer.Option(...),
     mode: str = typer.Option(...),
@@ -191,23 +230,21 @@ def verify_command(
     stream: list[str] = typer.Option(
         [], help="Streams to compare (repeat); default: from the topic."
     ),
-    bootstrap: str | None = typer.Option(
-        None, help="Find the scope's streams in this broker's topic."
-    ),
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compare two stores stream by stream; exit 1 when they differ."""
     scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
-    if not stream and bootstrap is None:
+    settings = kafka.settings_if_any()  # finds the scope's streams in the topic
+    if not stream and settings is None:
         raise typer.BadParameter("give --stream (repeatable) or --bootstrap to find the streams")
 
     async def go() -> VerifyReport:
         streams = list(stream)
         if not streams:
-            assert bootstrap is not None
-            found = await discover_streams(bootstrap, topic, EventFilter.of(tenants=[tenant]))
+            assert settings is not None
+            found = await discover_streams(settings, topic, EventFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
         left = await _open_side(source, source_route, registry, "source")
         try:
@@ -231,8 +268,9 @@ def verify_command(
 # -- cutover ---------------------------------------------------------------------------
 
 
+@kafka_options
 def cutover_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     route: str = typer.Option(..., help=f"The route to move: {ROUTE_HELP}."),
     into_backend: str | None = typer.Option(
         None, help="New backend type (required unless --resume or --abort)."
@@ -274,7 +312,7 @@ def cutover_command(
                 writers = await reg.get_route(*key)
                 backend, target = writers.backend_type, writers.config
             plan = CutoverPlan(
-                bootstrap_servers=bootstrap,
+                kafka=kafka.settings(),
                 topic=topic,
                 route=key,
                 backend_type=backend,

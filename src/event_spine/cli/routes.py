@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at
 from event_spine.cli.replay_args import parse_json
 from event_spine.emitters.routing import routing_hook
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import RoutingRegistry
@@ -24,12 +26,6 @@ app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
 console = Console()
 T = TypeVar("T")
 
-AuditBootstrap = typer.Option(
-    None,
-    "--bootstrap",
-    envvar="SPINE_BOOTSTRAP",
-    help="Kafka bootstrap servers: when given, changes are audited through the spine.",
-)
 AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
 RegistryOption = typer.Option(
     ...,
@@ -43,7 +39,7 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table."
 def _with_registry(
     location: str,
     action: Callable[[RoutingRegistry], Awaitable[T]],
-    audit_bootstrap: str | None = None,
+    audit_kafka: KafkaSettings | None = None,
     audit_topic: str = "spine.events",
     *,
     create: bool = False,
@@ -51,11 +47,9 @@ def _with_registry(
     async def go() -> T:
         store = await open_registry_at(location, create=create)
         producer = None
-        if audit_bootstrap:
+        if audit_kafka is not None:
             # Changes become audit events (and switches timeline entries) in the spine.
-            producer = EventSpineProducer(
-                ProducerSettings(bootstrap_servers=audit_bootstrap, topic=audit_topic)
-            )
+            producer = EventSpineProducer(ProducerSettings(kafka=audit_kafka, topic=audit_topic))
         try:
             hook = routing_hook(producer) if producer is not None else None
             return await action(RoutingRegistry(store, hook))
@@ -145,7 +139,9 @@ def show(
 
 
 @app.command("set")
+@kafka_options
 def set_route(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -158,7 +154,6 @@ def set_route(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option("set from CLI"),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
@@ -176,7 +171,7 @@ def set_route(
     saved = _with_registry(
         registry,
         lambda r: r.set_route(route, actor=actor, reason=reason),
-        bootstrap,
+        kafka.settings_if_any(),
         audit_topic,
         create=True,
     )
@@ -184,7 +179,9 @@ def set_route(
 
 
 @app.command()
+@kafka_options
 def switch(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -201,7 +198,6 @@ def switch(
         False, "--split-readers", help="Leave the event_stream route where it is, on purpose."
     ),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
 ) -> None:
     """Point a route at another backend, recording who, when, from, to and why.
@@ -217,7 +213,7 @@ def switch(
     moved = _with_registry(
         registry,
         lambda r: switch_scope(r, key, backend, cfg, actor=actor, reason=reason, readers=readers),
-        bootstrap,
+        kafka.settings_if_any(),
         audit_topic,
     )
     for saved in moved:
@@ -254,7 +250,9 @@ def history(
 
 
 @app.command()
+@kafka_options
 def update(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -265,7 +263,6 @@ def update(
     cost_notes: str | None = typer.Option(None),
     actor: str = typer.Option("cli"),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
 ) -> None:
     """Edit a route's tier, health status or cost notes (not a switch)."""
@@ -278,7 +275,7 @@ def update(
         lambda r: r.update_metadata(
             key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
         ),
-        bootstrap,
+        kafka.settings_if_any(),
         audit_topic,
     )
     console.print(

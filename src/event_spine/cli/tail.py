@@ -18,7 +18,9 @@ from event_spine.cli.audit import (
     TenantOption,
     scope_fields,
 )
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent
@@ -30,8 +32,9 @@ def event_line(event: StoredEvent) -> str:
     return orjson.dumps({"position": event.position, **msgspec.to_builtins(event.record)}).decode()
 
 
+@kafka_options
 def tail(
-    bootstrap: str = typer.Option(..., "--bootstrap", envvar="SPINE_BOOTSTRAP"),
+    kafka: KafkaFlags,
     registry: str = RegistryOption,
     tenant: str = TenantOption,
     env: str = EnvOption,
@@ -51,14 +54,22 @@ def tail(
     event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            _tail(ctx, event_filter, bootstrap, registry, topic, dict.fromkeys(catch_up), limit)
+            _tail(
+                ctx,
+                event_filter,
+                kafka.settings(),
+                registry,
+                topic,
+                dict.fromkeys(catch_up),
+                limit,
+            )
         )
 
 
 async def _tail(
     ctx: RequestContext,
     event_filter: EventFilter,
-    bootstrap: str,
+    kafka: KafkaSettings,
     location: str,
     topic: str,
     after: dict[str, str | None],
@@ -71,7 +82,7 @@ async def _tail(
         event_filter,
         registry=RoutingRegistry(registry_store),
         stores=stores,
-        bootstrap_servers=bootstrap,
+        kafka=kafka,
         topic=topic,
         after=after,
     )

@@ -43,11 +43,13 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_spine.backends.factory import StoreFactory
+from event_spine.backends.factory import StoreFactory, check_route_allowed
 from event_spine.errors import ConfigurationError, SpineError
+from event_spine.kafka.clients import make_consumer
+from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
@@ -83,7 +85,7 @@ StepCallback = Callable[[CutoverStep, str], None]
 class CutoverPlan:
     """What to move where, and what the live side looks like."""
 
-    bootstrap_servers: str
+    kafka: KafkaTarget
     topic: str
     route: RouteKey
     backend_type: BackendType
@@ -226,6 +228,9 @@ class Cutover:
         )
 
     async def _steps(self, old: ResourceRoute, new: ResourceRoute) -> None:
+        # The backend spec's rules first (e.g. no non-durable store outside lab):
+        # refused before anything is replayed, as the registry would refuse the switch.
+        check_route_allowed(new)
         ends = await self._replay(CutoverStep.REPLAY, new)
         first = await self._verify(CutoverStep.VERIFY, old, new, ends, wait_live=True)
         if not first.identical:
@@ -374,7 +379,7 @@ class Cutover:
         """Replay (by default resuming the shared group) and return the end per partition."""
         p = self.plan
         config = ReplayConfig(
-            bootstrap_servers=p.bootstrap_servers,
+            kafka=p.kafka,
             topic=p.topic,
             name=name or p.replay_name,
             target=ReplayTarget.of_route(new),
@@ -403,7 +408,7 @@ class Cutover:
         if wait_live and p.live_group is not None:
             self._step(step, f"waiting for live group {p.live_group!r} to commit the replay's end")
             behind = await wait_for_group(
-                p.bootstrap_servers, p.topic, p.live_group, ends, p.live_wait_timeout_s
+                p.kafka, p.topic, p.live_group, ends, p.live_wait_timeout_s
             )
             if behind:
                 raise CutoverFailed(
@@ -414,9 +419,7 @@ class Cutover:
         scope = Scope(
             tenant_id=old.tenant_id, env=old.env, mode=old.mode, project_id=old.project_id
         )
-        found = await discover_streams(
-            p.bootstrap_servers, p.topic, EventFilter.of(tenants=[old.tenant_id])
-        )
+        found = await discover_streams(p.kafka, p.topic, EventFilter.of(tenants=[old.tenant_id]))
         streams = streams_of_scope(found, scope)
         until = {stream: ends[partition] for stream, partition in streams.items()}
         report = await verify(
@@ -459,7 +462,7 @@ def _store_of(route: ResourceRoute) -> tuple[BackendType, dict[str, Any]]:
 
 
 async def wait_for_group(
-    bootstrap_servers: str, topic: str, group_id: str, ends: Mapping[int, int], timeout_s: float
+    kafka: KafkaTarget, topic: str, group_id: str, ends: Mapping[int, int], timeout_s: float
 ) -> list[int]:
     """Wait until ``group_id`` has committed at least ``ends`` on every partition.
 
@@ -469,8 +472,12 @@ async def wait_for_group(
     tps = {p: TopicPartition(topic, p) for p, end in ends.items() if end > 0}
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
+    settings = as_kafka(kafka)
+    consumer = make_consumer(
+        settings,
+        client_id=settings.client_id_for(f"{group_id}-watch"),
+        group_id=group_id,  # only to read its committed offsets: never joins
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
