@@ -24,6 +24,7 @@ import pytest
 
 from event_spine.backends import StoreFactory
 from event_spine.broker.tansu import TansuBroker
+from event_spine.cli.options import open_registry_at
 from event_spine.dlq import read_dead_letters, replay_dead_letters
 from event_spine.errors import KafkaAuthFailed
 from event_spine.observability.lag import LagProbe
@@ -116,6 +117,7 @@ def _replay(bootstrap: str, tmp_path: Path) -> Replayer:
             name=unique("replay"),
             target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "r.db")}),
             start=StartFrom.beginning(),
+            include_unrouted=True,  # no registry here: every scope read is written
         )
     )
 
@@ -161,7 +163,9 @@ async def test_component_refused_with_one_clear_error(
 async def test_cli_refused_with_one_line(refused: str, command: list[str], tmp_path: Path) -> None:
     args = [*command, "--bootstrap", refused]
     if command[0] == "tail":
-        args += ["--registry", f"sqlite:{tmp_path / 'registry.db'}", "--env", "dev"]
+        registry = f"sqlite:{tmp_path / 'registry.db'}"
+        await (await open_registry_at(registry, create=True)).close()  # tail needs one
+        args += ["--registry", registry, "--env", "dev"]
         args += ["--mode", "lab", "--project", "p_core"]
     result = await asyncio.to_thread(
         subprocess.run,
