@@ -11,7 +11,6 @@ them once restarted with working settings (counted in the topic).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import subprocess
@@ -22,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from event_spine.backends import StoreFactory
 from event_spine.broker.tansu import TansuBroker
 from event_spine.cli.options import open_registry_at
 from event_spine.dlq import read_dead_letters, replay_dead_letters
@@ -33,12 +31,11 @@ from event_spine.producers.acked import emit_acked
 from event_spine.replay import ReplayConfig, Replayer, ReplayTarget, StartFrom
 from event_spine.replay.cutover import wait_for_group
 from event_spine.sink_workers import SinkWorker
-from event_spine.subscriptions import EventFilter, subscribe
 from support.pipeline import (
     ctx,
+    first_subscribed,
     producer_for,
     read_topic,
-    registry_at,
     sink_settings,
     unique,
 )
@@ -81,18 +78,6 @@ async def refusal(call: Any) -> KafkaAuthFailed:
     return info.value
 
 
-async def _subscribe(bootstrap: str, tmp_path: Path) -> None:
-    registry = await registry_at(tmp_path / "subscribe.db")
-    stores = StoreFactory()
-    events = subscribe(ctx(), EventFilter(), registry=registry, stores=stores, kafka=bootstrap)
-    try:
-        async with contextlib.aclosing(events):
-            await anext(events)
-    finally:
-        await stores.close()
-        await registry.store.close()
-
-
 async def _worker(bootstrap: str, tmp_path: Path) -> None:
     worker = SinkWorker(sink_settings(bootstrap, unique("t"), tmp_path / "registry.db"))
     try:
@@ -132,7 +117,7 @@ def _components(bootstrap: str, tmp_path: Path) -> dict[str, Callable[[], Awaita
         "lag-probe": lambda: _lag(bootstrap),
         "dlq-read": lambda: read_dead_letters(bootstrap, unique("t.dlq")),
         "dlq-replay": lambda: replay_dead_letters(bootstrap, unique("t.dlq")),
-        "subscribe": lambda: _subscribe(bootstrap, tmp_path),
+        "subscribe": lambda: first_subscribed(ctx(), bootstrap, tmp_path),
         "emit-acked": lambda: asyncio.to_thread(
             emit_acked,
             ProducerSettings(bootstrap_servers=bootstrap, topic=unique("t")),
