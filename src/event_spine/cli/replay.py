@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -25,6 +27,7 @@ from event_spine.cli.replay_args import (
     parse_start,
 )
 from event_spine.cli.replay_view import console, print_report, progress_bar
+from event_spine.emitters.routing import audited_registry
 from event_spine.errors import SpineError
 from event_spine.replay.cutover import CutoverPlan, CutoverReport, CutoverStep, run_cutover
 from event_spine.replay.filters import EventFilter
@@ -34,7 +37,6 @@ from event_spine.replay.replayer import ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
 
@@ -52,11 +54,36 @@ def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(2) from exc
 
 
-async def _open_registry(location: str | None) -> RoutingRegistry:
-    if location is None:
-        raise typer.BadParameter("a route needs `--registry`")
-    backend, config = parse_location(location)
-    return RoutingRegistry(await open_registry_store(backend, config))
+NO_AUDIT_HELP = (
+    "Explicit opt-out: do not audit the registry lookups and changes (by default each "
+    "one becomes an audit event in --topic through --bootstrap)."
+)
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Where the registry is, and where its lookups and changes are audited."""
+
+    location: str | None
+    bootstrap: str | None
+    topic: str
+    no_audit: bool
+
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[RoutingRegistry]:
+        if self.location is None:
+            raise typer.BadParameter("a route needs `--registry`")
+        if not self.no_audit and not self.bootstrap:
+            raise typer.BadParameter(
+                "registry lookups are audited by default: give `--bootstrap`, or "
+                "`--no-audit` to opt out"
+            )
+        backend, config = parse_location(self.location)
+        bootstrap = None if self.no_audit else self.bootstrap
+        async with audited_registry(
+            backend, config, audit_bootstrap=bootstrap, audit_topic=self.topic
+        ) as registry:
+            yield registry
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -72,18 +99,15 @@ def default_replay_name(topic: str, target: ReplayTarget, filters: EventFilter) 
 
 
 async def _resolve_target(
-    into_route: str | None, registry: str | None, into_backend: str | None, into_config: str
+    into_route: str | None, registry: _Registry, into_backend: str | None, into_config: str
 ) -> ReplayTarget:
     if (into_route is None) == (into_backend is None):
         raise typer.BadParameter("give exactly one of --into-route and --into-backend")
     if into_backend is not None:
         return ReplayTarget.of_backend(into_backend, parse_json(into_config, "--into-config"))
     assert into_route is not None
-    reg = await _open_registry(registry)
-    try:
+    async with registry.opened() as reg:
         return await ReplayTarget.from_registry(reg, parse_route(into_route))
-    finally:
-        await reg.store.close()
 
 
 def replay_command(
@@ -105,6 +129,7 @@ def replay_command(
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
 ) -> None:
     """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped."""
     filters = EventFilter.of(
@@ -118,7 +143,8 @@ def replay_command(
     start = parse_start(from_beginning, from_offsets, from_time)
 
     async def go() -> ReplayProgress:
-        target = await _resolve_target(into_route, registry, into_backend, into_config)
+        where = _Registry(registry, bootstrap, topic, no_audit)
+        target = await _resolve_target(into_route, where, into_backend, into_config)
         config = ReplayConfig(
             bootstrap_servers=bootstrap,
             topic=topic,
@@ -153,7 +179,7 @@ def replay_command(
 
 
 async def _open_side(
-    location: str | None, route: str | None, registry: str | None, what: str
+    location: str | None, route: str | None, registry: _Registry, what: str
 ) -> EventStore:
     if (location is None) == (route is None):
         raise typer.BadParameter(f"give exactly one of --{what} and --{what}-route")
@@ -163,14 +189,11 @@ async def _open_side(
         await store.open()
         return store
     assert route is not None
-    reg = await _open_registry(registry)
-    try:
+    async with registry.opened() as reg:
         key = parse_route(route, f"--{what}-route")
         found = await reg.get_route(
             key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
         )
-    finally:
-        await reg.store.close()
     routed = build_event_store(found)
     await routed.open()
     return routed
@@ -194,6 +217,7 @@ def verify_command(
     ),
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
 ) -> None:
     """Compare two stores stream by stream; exit 1 when they differ."""
     try:
@@ -209,9 +233,10 @@ def verify_command(
             assert bootstrap is not None
             found = await discover_streams(bootstrap, topic, EventFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
-        left = await _open_side(source, source_route, registry, "source")
+        where = _Registry(registry, bootstrap, topic, no_audit)
+        left = await _open_side(source, source_route, where, "source")
         try:
-            right = await _open_side(target, target_route, registry, "target")
+            right = await _open_side(target, target_route, where, "target")
             try:
                 return await verify(left, right, scope, streams, max_samples=samples)
             finally:
@@ -241,6 +266,7 @@ def cutover_command(
     live_group: str = typer.Option("spine-sink", help="The live sink workers' group."),
     no_live_group: bool = typer.Option(False, help="No live workers: do not wait for them."),
     live_cache_ttl: float = typer.Option(5.0, min=0, help="The workers' route_cache_ttl_s."),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
 ) -> None:
     """Replay, verify, switch the route, wait out the workers' cache, catch up, verify."""
     if into_backend not in {b.value for b in BackendType}:
@@ -262,12 +288,9 @@ def cutover_command(
         console.print(f"[bold]{step.value}[/bold]: {message}")
 
     async def go() -> CutoverReport:
-        reg = await _open_registry(registry)
-        try:
+        async with _Registry(registry, bootstrap, topic, no_audit).opened() as reg:
             with progress_bar() as view:
                 return await run_cutover(plan, reg, on_step=on_step, on_progress=view)
-        finally:
-            await reg.store.close()
 
     report = _run(go)
     for checked in (report.verify, report.final_verify):

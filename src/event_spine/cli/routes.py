@@ -12,12 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from event_spine.cli.options import parse_location
-from event_spine.emitters.routing import routing_hook
+from event_spine.emitters.routing import audited_registry
 from event_spine.errors import SpineError
-from event_spine.producers.producer import EventSpineProducer
-from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 
 app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
@@ -28,7 +25,13 @@ AuditBootstrap = typer.Option(
     None,
     "--bootstrap",
     envvar="SPINE_BOOTSTRAP",
-    help="Kafka bootstrap servers: when given, changes are audited through the spine.",
+    help="Kafka bootstrap servers the audit events of this lookup or change go to "
+    "(required unless --no-audit).",
+)
+NoAudit = typer.Option(
+    False,
+    "--no-audit",
+    help="Explicit opt-out: do not audit this lookup or change (by default every one is).",
 )
 AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
 RegistryOption = typer.Option(
@@ -39,6 +42,19 @@ RegistryOption = typer.Option(
 )
 
 
+def _audited(bootstrap: str | None, no_audit: bool) -> str | None:
+    """The bootstrap to audit through; exits 2 when neither it nor --no-audit is given."""
+    if no_audit:
+        return None
+    if not bootstrap:
+        console.print(
+            "[red]error:[/red] route lookups and changes are audited by default: pass "
+            "`--bootstrap` (or SPINE_BOOTSTRAP), or `--no-audit` to opt out."
+        )
+        raise typer.Exit(2)
+    return bootstrap
+
+
 def _with_registry(
     location: str,
     action: Callable[[RoutingRegistry], Awaitable[T]],
@@ -47,22 +63,11 @@ def _with_registry(
 ) -> T:
     async def go() -> T:
         backend, config = parse_location(location)
-        store = await open_registry_store(backend, config)
-        producer = None
-        if audit_bootstrap:
-            # Changes become audit events (and switches timeline entries) in the spine.
-            producer = EventSpineProducer(
-                ProducerSettings(bootstrap_servers=audit_bootstrap, topic=audit_topic)
-            )
-        try:
-            hook = routing_hook(producer) if producer is not None else None
-            return await action(RoutingRegistry(store, hook))
-        finally:
-            await store.close()
-            if producer is not None:
-                report = await asyncio.to_thread(producer.close)
-                if report.unsent:
-                    console.print(f"[yellow]{report.unsent} audit event(s) not delivered[/yellow]")
+        # Lookups and changes become audit events (and switches timeline entries).
+        async with audited_registry(
+            backend, config, audit_bootstrap=audit_bootstrap, audit_topic=audit_topic
+        ) as registry:
+            return await action(registry)
 
     try:
         return asyncio.run(go())
@@ -109,10 +114,23 @@ def list_routes(registry: str = RegistryOption) -> None:
 
 @app.command()
 def show(
-    kind: str, tenant: str, env: str, project: str, mode: str, registry: str = RegistryOption
+    kind: str,
+    tenant: str,
+    env: str,
+    project: str,
+    mode: str,
+    registry: str = RegistryOption,
+    bootstrap: str | None = AuditBootstrap,
+    audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
-    """One route as JSON."""
-    found = _with_registry(registry, lambda r: r.get_route(kind, tenant, env, project, mode))
+    """One route as JSON (the lookup is audited, found or not)."""
+    found = _with_registry(
+        registry,
+        lambda r: r.get_route(kind, tenant, env, project, mode),
+        _audited(bootstrap, no_audit),
+        audit_topic,
+    )
     console.print_json(found.model_dump_json())
 
 
@@ -132,6 +150,7 @@ def set_route(
     registry: str = RegistryOption,
     bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
     route = ResourceRoute(
@@ -146,7 +165,10 @@ def set_route(
         cost_notes=cost_notes,
     )
     saved = _with_registry(
-        registry, lambda r: r.set_route(route, actor=actor, reason=reason), bootstrap, audit_topic
+        registry,
+        lambda r: r.set_route(route, actor=actor, reason=reason),
+        _audited(bootstrap, no_audit),
+        audit_topic,
     )
     console.print(f"saved {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
 
@@ -165,6 +187,7 @@ def switch(
     registry: str = RegistryOption,
     bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Point a route at another backend, recording who, when, from, to and why."""
     key = _key(kind, tenant, env, project, mode)
@@ -172,7 +195,7 @@ def switch(
     saved = _with_registry(
         registry,
         lambda r: r.switch_route(key, backend, cfg, actor=actor, reason=reason),
-        bootstrap,
+        _audited(bootstrap, no_audit),
         audit_topic,
     )
     console.print(f"switched {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
@@ -210,6 +233,7 @@ def update(
     registry: str = RegistryOption,
     bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Edit a route's tier, health status or cost notes (not a switch)."""
     key = _key(kind, tenant, env, project, mode)
@@ -218,7 +242,7 @@ def update(
         lambda r: r.update_metadata(
             key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
         ),
-        bootstrap,
+        _audited(bootstrap, no_audit),
         audit_topic,
     )
     console.print(
