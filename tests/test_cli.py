@@ -200,3 +200,17 @@ async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, 
     )
     assert switch["metadata"]["user_id"] == "ops"
     assert switch["routing"]["tenant_id"] == "t_acme"
+
+
+def test_verify_by_route_needs_an_audit_target_or_an_explicit_opt_out(tmp_path: Path) -> None:
+    registry = f"sqlite:{tmp_path / 'registry.db'}"
+    args = ["verify", "--tenant", "t_acme", "--env", "dev", "--mode", "saas"]
+    args += ["--project", "p_core", "--stream", "s", "--target", f"sqlite:{tmp_path / 'b.db'}"]
+    args += ["--source-route", "event_spine:t_acme:dev:p_core:saas", "--registry", registry]
+    refused = spine(*args)
+    assert refused.returncode == 2
+    assert "--no-audit" in refused.stdout + refused.stderr
+    # Opted out: the lookup runs (and fails: no such route), unaudited.
+    missing = spine(*args, "--no-audit")
+    assert missing.returncode == 2
+    assert "No `event_spine` route" in missing.stdout

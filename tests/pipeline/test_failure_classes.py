@@ -88,3 +88,43 @@ async def test_hold_on_missing_route_waits_for_the_operator(broker, tmp_path) ->
         await worker.stop()
         producer.close()
         await registry.store.close()
+
+
+async def test_hold_stalls_other_tenants_behind_the_held_event_on_its_partition(
+    broker, tmp_path
+) -> None:
+    """What `hold` stalls (docs/operations.md): the whole batch is rewound, so other
+    tenants' events on the partition wait behind the held one; none is lost."""
+    topic = await new_topic(broker.bootstrap_servers, partitions=1)
+    registry = await registry_at(tmp_path / "registry.db")
+    pending, routed = ctx("t_pending"), ctx("t_routed")
+    await route_to_sqlite(registry, routed, tmp_path / "events.db")
+    producer = producer_for(broker.bootstrap_servers, topic)
+    held = producer.emit_event(pending, "e", "s", {"n": 0})
+    behind = [producer.emit_event(routed, "e", "s", {"n": n}) for n in range(3)]
+    assert producer.flush(30)
+    worker = await started_worker(
+        sink_settings(
+            broker.bootstrap_servers,
+            topic,
+            tmp_path / "registry.db",
+            on_route_missing="hold",
+            retry_backoff_initial_ms=50,
+            retry_backoff_max_ms=200,
+        )
+    )
+    service = EventStreamService(routed, registry, StoreFactory())
+    try:
+        await wait_until(lambda: worker.stats.retries >= 3, 30, message="held, retrying")
+        assert await service.list_after("s") == []  # the routed tenant waits too
+        assert worker.stats.written == 0
+        await route_to_sqlite(registry, pending, tmp_path / "events.db")
+        await wait_until(lambda: worker.stats.written == 4, 30, message="stored after the fix")
+        assert [e.event_id for e in await service.list_after("s")] == behind
+        late = EventStreamService(pending, registry, StoreFactory())
+        assert [e.event_id for e in await late.list_after("s")] == [held]
+        assert worker.stats.dead_lettered == {}
+    finally:
+        await worker.stop()
+        producer.close()
+        await registry.store.close()
