@@ -214,5 +214,7 @@ class RouteChecker:
                 # Forget the miss: the next emit of this scope looks it up again.
                 self._missing_since.pop(key, None)
                 self._answers.pop(key, None)
-        for key in [k for k, v in self._answers.items() if v is None and not self.exempt(k)]:
+        # copy() is one C call (atomic under the GIL): emit threads insert meanwhile.
+        snapshot = self._answers.copy()
+        for key in [k for k, v in snapshot.items() if v is None and not self.exempt(k)]:
             await self._lookup(key)
