@@ -181,6 +181,9 @@ def json_logger() -> logging.Logger:
     return logger
 
 
+#: Times ``count`` calls from index ``first`` into ``out`` (ns). Each timer below
+#: repeats the same loop with its call inlined on purpose: a shared loop taking the
+#: call as a function would add a call frame (~0.05-0.1 µs) inside every timed window.
 Timer = Callable[[int, int, list[int]], None]
 
 

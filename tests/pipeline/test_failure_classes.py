@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from event_spine.backends import StoreFactory
 from event_spine.consumers import EventStreamService
 from event_spine.dlq import read_dead_letters
@@ -57,16 +59,11 @@ async def test_refused_event_is_retried_then_dead_lettered_alone(broker, tmp_pat
         await registry.store.close()
 
 
-async def test_hold_on_missing_route_waits_for_the_operator(broker, tmp_path) -> None:
-    topic = await new_topic(broker.bootstrap_servers, partitions=1)
-    registry = await registry_at(tmp_path / "registry.db")
-    c = ctx("t_pending")
-    producer = producer_for(broker.bootstrap_servers, topic)
-    ids = [producer.emit_event(c, "e", "s", {"n": n}) for n in range(5)]
-    assert producer.flush(30)
-    worker = await started_worker(
+async def holding_worker(bootstrap: str, topic: str, tmp_path: Path) -> SinkWorker:
+    """A worker with on_route_missing=hold and a short backoff."""
+    return await started_worker(
         sink_settings(
-            broker.bootstrap_servers,
+            bootstrap,
             topic,
             tmp_path / "registry.db",
             on_route_missing="hold",
@@ -74,6 +71,16 @@ async def test_hold_on_missing_route_waits_for_the_operator(broker, tmp_path) ->
             retry_backoff_max_ms=200,
         )
     )
+
+
+async def test_hold_on_missing_route_waits_for_the_operator(broker, tmp_path) -> None:
+    topic = await new_topic(broker.bootstrap_servers, partitions=1)
+    registry = await registry_at(tmp_path / "registry.db")
+    c = ctx("t_pending")
+    producer = producer_for(broker.bootstrap_servers, topic)
+    ids = [producer.emit_event(c, "e", "s", {"n": n}) for n in range(5)]
+    assert producer.flush(30)
+    worker = await holding_worker(broker.bootstrap_servers, topic, tmp_path)
     try:
         await wait_until(lambda: worker.stats.retries >= 2, 30, message="held, retrying")
         assert not worker.ready
@@ -103,16 +110,7 @@ async def test_hold_stalls_other_tenants_behind_the_held_event_on_its_partition(
     held = producer.emit_event(pending, "e", "s", {"n": 0})
     behind = [producer.emit_event(routed, "e", "s", {"n": n}) for n in range(3)]
     assert producer.flush(30)
-    worker = await started_worker(
-        sink_settings(
-            broker.bootstrap_servers,
-            topic,
-            tmp_path / "registry.db",
-            on_route_missing="hold",
-            retry_backoff_initial_ms=50,
-            retry_backoff_max_ms=200,
-        )
-    )
+    worker = await holding_worker(broker.bootstrap_servers, topic, tmp_path)
     service = EventStreamService(routed, registry, StoreFactory())
     try:
         await wait_until(lambda: worker.stats.retries >= 3, 30, message="held, retrying")
