@@ -63,7 +63,7 @@ async def _replayer(bootstrap: str, topic: str, db: Path, events: int) -> float:
     )
 
     config = ReplayConfig(
-        bootstrap_servers=bootstrap,
+        kafka=bootstrap,
         topic=topic,
         name=f"bench-{uuid.uuid4().hex[:8]}",
         target=ReplayTarget.of_backend("sqlite", {"path": str(db)}),

@@ -18,6 +18,7 @@ PACKAGES = [
     "event_spine.routing",
     "event_spine.backends",
     "event_spine.tabular",
+    "event_spine.kafka",
 ]
 
 

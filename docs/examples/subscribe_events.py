@@ -24,7 +24,7 @@ async def main(bootstrap_servers: str, workdir: Path) -> list[StoredEvent]:
             EventFilter(type_prefixes=("order.",), stream_prefixes=("orders/",)),
             registry=spine.registry,
             stores=spine.stores,
-            bootstrap_servers=bootstrap_servers,
+            kafka=bootstrap_servers,
             topic=spine.topic,
             after={"orders/o_1": None},  # catch this stream up from its start
         )

@@ -8,11 +8,13 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   ├── BackendNotAllowed          e.g. the filesystem store outside lab mode
     │   ├── UnknownBackend             a route names a backend type nobody implements
     │   ├── MissingDependency          an optional extra is not installed
-    │   └── ConcurrentUpdate           (retriable) a registry write lost a race
+    │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
+    │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
     │   ├── EventValidationError       a field is missing or malformed
     │   ├── EventTooLarge              serialized size above the configured limit
     │   └── UnknownSchemaVersion       a wire schema_version this build cannot read
+    ├── BrokerUnavailable              (retriable) no answer from the Kafka cluster in time
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
     ├── ProducerError
@@ -80,6 +82,23 @@ class MissingDependency(ConfigurationError):
 
 class ConcurrentUpdate(ConfigurationError):
     """A compare-and-set write found a newer version; re-read and try again."""
+
+    retriable = True
+
+
+class TopicNotFound(ConfigurationError):
+    """The Kafka cluster does not know a topic (after waiting for its metadata)."""
+
+    def __init__(self, topic: str, bootstrap_servers: str, waited_s: float) -> None:
+        self.topic = topic
+        super().__init__(
+            f"Topic {topic!r} does not exist on {bootstrap_servers} (waited {waited_s}s): "
+            f"create it (`spine broker`, ensure_topic) or check the `topic` setting."
+        )
+
+
+class BrokerUnavailable(SpineError):
+    """The Kafka cluster did not answer within a deadline (unreachable, or refusing)."""
 
     retriable = True
 

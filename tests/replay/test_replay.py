@@ -128,7 +128,7 @@ def replay_config(bootstrap: str, topic: str, target: ReplayTarget, **kw: Any) -
         "start": StartFrom.beginning(),
         "fetch_max_wait_ms": 50,
     }
-    return ReplayConfig(bootstrap_servers=bootstrap, topic=topic, target=target, **(fields_ | kw))
+    return ReplayConfig(kafka=bootstrap, topic=topic, target=target, **(fields_ | kw))
 
 
 # -- the 100k history, written once by a live sink worker ------------------------------
@@ -437,7 +437,7 @@ async def test_verify_reports_missing_extra_payload_and_position_differences(tmp
 
 def cutover_plan(bootstrap: str, topic: str, key: RouteKey, new_db: Path) -> CutoverPlan:
     return CutoverPlan(
-        bootstrap_servers=bootstrap,
+        kafka=bootstrap,
         topic=topic,
         route=key,
         backend_type=BackendType.SQLITE,
@@ -647,7 +647,7 @@ async def test_route_target_keeps_only_the_route_scope(mixed: Mixed, tmp_path) -
     assert ids == mixed.ids(tenant="t_globex")
     with pytest.raises(ConfigurationError, match="exclude the target route"):
         ReplayConfig(
-            bootstrap_servers=mixed.bootstrap,
+            kafka=mixed.bootstrap,
             topic=mixed.topic,
             name="x",
             target=ReplayTarget.of_route(route),

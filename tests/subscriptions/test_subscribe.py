@@ -54,7 +54,7 @@ def subscription(app: App, c: RequestContext, after: dict[str, str | None] | Non
         ORDERS,
         registry=app.registry,
         stores=app.stores,
-        bootstrap_servers=app.bootstrap,
+        kafka=app.bootstrap,
         topic=app.topic,
         after=after,
     )

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from event_spine.errors import ConfigurationError
+from event_spine.kafka.settings import KafkaSettings
 
 DEFAULT_STORAGE = "memory://tansu/"
 
@@ -80,6 +81,12 @@ class TansuBroker:
     def bootstrap_servers(self) -> str:
         """host:port for clients."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """Plaintext settings for this broker, whatever SPINE_KAFKA_* says (those may
+        describe the user's real cluster)."""
+        return KafkaSettings.model_construct(bootstrap_servers=self.bootstrap_servers)
 
     @property
     def pid(self) -> int | None:

@@ -8,25 +8,24 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.dlq.tools import read_dead_letters, replay_dead_letters
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter topic.")
 console = Console()
-Bootstrap = typer.Option(
-    ..., "--bootstrap", envvar="SPINE_BOOTSTRAP", help="Kafka bootstrap servers."
-)
 Topic = typer.Option("spine.events.dlq", "--topic", help="The dead-letter topic.")
 
 
 @app.command("list")
+@kafka_options
 def list_letters(
-    bootstrap: str = Bootstrap,
+    kafka: KafkaFlags,
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only this reason."),
     limit: int = typer.Option(100, min=1),
 ) -> None:
     """One line per dead letter: where it came from and why it was parked."""
-    letters = asyncio.run(read_dead_letters(bootstrap, topic, reason=reason, limit=limit))
+    letters = asyncio.run(read_dead_letters(kafka.settings(), topic, reason=reason, limit=limit))
     table = Table("dlq offset", "reason", "error", "source", "worker", "message")
     for letter in letters:
         src_topic, src_partition, src_offset = letter.source
@@ -43,14 +42,15 @@ def list_letters(
 
 
 @app.command()
+@kafka_options
 def show(
+    kafka: KafkaFlags,
     position: str = typer.Argument(..., help="PARTITION:OFFSET in the dead-letter topic."),
-    bootstrap: str = Bootstrap,
     topic: str = Topic,
 ) -> None:
     """Every header and the value of one dead letter."""
     partition, _, offset = position.partition(":")
-    letters = asyncio.run(read_dead_letters(bootstrap, topic))
+    letters = asyncio.run(read_dead_letters(kafka.settings(), topic))
     match = [x for x in letters if (x.partition, x.offset) == (int(partition), int(offset))]
     if not match:
         console.print(f"[red]no dead letter at {position}[/red]")
@@ -66,8 +66,9 @@ def show(
 
 
 @app.command()
+@kafka_options
 def replay(
-    bootstrap: str = Bootstrap,
+    kafka: KafkaFlags,
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only dead letters of this reason."),
     group: str = typer.Option("spine-dlq-replay", help="Consumer group that remembers progress."),
@@ -75,7 +76,7 @@ def replay(
     """Send dead letters back to their source topic (after fixing what parked them)."""
     replayed, skipped = asyncio.run(
         replay_dead_letters(
-            bootstrap,
+            kafka.settings(),
             topic,
             group_id=group,
             select=(lambda x: x.reason == reason) if reason else (lambda _: True),

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
 from event_spine.cli import audit, bench, config, demo, dlq, replay, routes, tail
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
@@ -40,7 +41,7 @@ def broker(
 ) -> None:
     """Run the local Kafka-protocol broker (Tansu) until Ctrl-C."""
     with TansuBroker(port=port, storage_url=storage) as running:
-        asyncio.run(ensure_topic(running.bootstrap_servers, topic, partitions))
+        asyncio.run(ensure_topic(running.kafka, topic, partitions))
         typer.echo(f"broker on {running.bootstrap_servers} (pid {running.pid}), topic {topic}")
         try:
             while running.running:
@@ -50,8 +51,9 @@ def broker(
 
 
 @app.command()
+@kafka_options
 def worker(
-    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     registry: str | None = typer.Option(
         None, help="Routing registry: sqlite:/path or BACKEND:{json}."
     ),
@@ -71,11 +73,13 @@ def worker(
     """Run one sink worker until SIGTERM/SIGINT.
 
     Every option may instead come from the environment (SPINE_SINK_*, e.g.
-    SPINE_SINK_BOOTSTRAP_SERVERS, SPINE_SINK_REGISTRY_BACKEND, SPINE_SINK_REGISTRY_CONFIG);
-    a flag given here wins over the environment.
+    SPINE_SINK_BOOTSTRAP_SERVERS, SPINE_SINK_REGISTRY_BACKEND, SPINE_SINK_REGISTRY_CONFIG)
+    and SPINE_KAFKA_* (connection and security); a flag given here wins over the
+    environment.
     """
     given: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        "bootstrap_servers": kafka.bootstrap,
+        "kafka": kafka.values(),
         "topic": topic,
         "group_id": group,
         "max_records": max_records,
@@ -97,11 +101,17 @@ def worker(
 
 
 def _settings_problems(exc: ValidationError) -> str:
-    return "; ".join(
-        f"`{'.'.join(map(str, e['loc']))}` (flag or SPINE_SINK_{str(e['loc'][0]).upper()}): "
-        f"{e['msg']}"
-        for e in exc.errors(include_input=False)
-    )
+    """Each problem naming its flag/env; whole-object ones (the Kafka connection) name
+    their SPINE_KAFKA_* settings in the message itself."""
+    parts = []
+    for e in exc.errors(include_input=False):
+        message = str(e["msg"]).removeprefix("Value error, ")
+        if not e["loc"]:
+            parts.append(message)
+            continue
+        field = ".".join(map(str, e["loc"]))
+        parts.append(f"`{field}` (flag or SPINE_SINK_{str(e['loc'][0]).upper()}): {message}")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

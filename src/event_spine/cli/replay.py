@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.cli.replay_args import (
     ROUTE_HELP,
@@ -29,6 +30,7 @@ from event_spine.cli.replay_args import (
 from event_spine.cli.replay_view import console, print_report, progress_bar
 from event_spine.emitters.routing import audited_registry
 from event_spine.errors import SpineError
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.replay.cutover import CutoverPlan, CutoverReport, CutoverStep, run_cutover
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
@@ -65,7 +67,7 @@ class _Registry:
     """Where the registry is, and where its lookups and changes are audited."""
 
     location: str | None
-    bootstrap: str | None
+    kafka: KafkaSettings | None
     topic: str
     no_audit: bool
 
@@ -73,15 +75,15 @@ class _Registry:
     async def opened(self) -> AsyncIterator[RoutingRegistry]:
         if self.location is None:
             raise typer.BadParameter("a route needs `--registry`")
-        if not self.no_audit and not self.bootstrap:
+        if not self.no_audit and self.kafka is None:
             raise typer.BadParameter(
                 "registry lookups are audited by default: give `--bootstrap`, or "
                 "`--no-audit` to opt out"
             )
         backend, config = parse_location(self.location)
-        bootstrap = None if self.no_audit else self.bootstrap
+        kafka = None if self.no_audit else self.kafka
         async with audited_registry(
-            backend, config, audit_bootstrap=bootstrap, audit_topic=self.topic
+            backend, config, audit_kafka=kafka, audit_topic=self.topic
         ) as registry:
             yield registry
 
@@ -110,8 +112,9 @@ async def _resolve_target(
         return await ReplayTarget.from_registry(reg, parse_route(into_route))
 
 
+@kafka_options
 def replay_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     topic: str = typer.Option("spine.events"),
     into_route: str | None = typer.Option(None, help=f"Target route: {ROUTE_HELP}."),
     registry: str | None = typer.Option(None, envvar="SPINE_REGISTRY", help=REGISTRY_HELP),
@@ -141,12 +144,13 @@ def replay_command(
         stream_prefixes=stream_prefix,
     )
     start = parse_start(from_beginning, from_offsets, from_time)
+    settings = kafka.settings()
 
     async def go() -> ReplayProgress:
-        where = _Registry(registry, bootstrap, topic, no_audit)
+        where = _Registry(registry, settings, topic, no_audit)
         target = await _resolve_target(into_route, where, into_backend, into_config)
         config = ReplayConfig(
-            bootstrap_servers=bootstrap,
+            kafka=settings,
             topic=topic,
             name=name or default_replay_name(topic, target, filters),
             target=target,
@@ -199,7 +203,9 @@ async def _open_side(
     return routed
 
 
+@kafka_options
 def verify_command(
+    kafka: KafkaFlags,
     tenant: str = typer.Option(...),
     env: str = typer.Option(...),
     mode: str = typer.Option(...),
@@ -212,9 +218,6 @@ def verify_command(
     stream: list[str] = typer.Option(
         [], help="Streams to compare (repeat); default: from the topic."
     ),
-    bootstrap: str | None = typer.Option(
-        None, help="Find the scope's streams in this broker's topic."
-    ),
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
     no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
@@ -224,16 +227,17 @@ def verify_command(
         scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise typer.BadParameter(f"invalid scope: {exc}") from exc
-    if not stream and bootstrap is None:
+    settings = kafka.settings_if_any()  # finds the scope's streams in the topic
+    if not stream and settings is None:
         raise typer.BadParameter("give --stream (repeatable) or --bootstrap to find the streams")
 
     async def go() -> VerifyReport:
         streams = list(stream)
         if not streams:
-            assert bootstrap is not None
-            found = await discover_streams(bootstrap, topic, EventFilter.of(tenants=[tenant]))
+            assert settings is not None
+            found = await discover_streams(settings, topic, EventFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
-        where = _Registry(registry, bootstrap, topic, no_audit)
+        where = _Registry(registry, settings, topic, no_audit)
         left = await _open_side(source, source_route, where, "source")
         try:
             right = await _open_side(target, target_route, where, "target")
@@ -253,8 +257,9 @@ def verify_command(
 # -- cutover ---------------------------------------------------------------------------
 
 
+@kafka_options
 def cutover_command(
-    bootstrap: str = typer.Option(..., help="Kafka bootstrap servers."),
+    kafka: KafkaFlags,
     route: str = typer.Option(..., help=f"The route to move: {ROUTE_HELP}."),
     into_backend: str = typer.Option(..., help="New backend type."),
     into_config: str = typer.Option("{}", help="New backend config as JSON."),
@@ -271,8 +276,9 @@ def cutover_command(
     """Replay, verify, switch the route, wait out the workers' cache, catch up, verify."""
     if into_backend not in {b.value for b in BackendType}:
         raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r}")
+    settings = kafka.settings()
     plan = CutoverPlan(
-        bootstrap_servers=bootstrap,
+        kafka=settings,
         topic=topic,
         route=parse_route(route, "--route"),
         backend_type=BackendType(into_backend),
@@ -288,7 +294,7 @@ def cutover_command(
         console.print(f"[bold]{step.value}[/bold]: {message}")
 
     async def go() -> CutoverReport:
-        async with _Registry(registry, bootstrap, topic, no_audit).opened() as reg:
+        async with _Registry(registry, settings, topic, no_audit).opened() as reg:
             with progress_bar() as view:
                 return await run_cutover(plan, reg, on_step=on_step, on_progress=view)
 

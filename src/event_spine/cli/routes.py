@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.emitters.routing import audited_registry
 from event_spine.errors import SpineError
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 
@@ -21,19 +23,13 @@ app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
 console = Console()
 T = TypeVar("T")
 
-AuditBootstrap = typer.Option(
-    None,
-    "--bootstrap",
-    envvar="SPINE_BOOTSTRAP",
-    help="Kafka bootstrap servers the audit events of this lookup or change go to "
-    "(required unless --no-audit).",
-)
+AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
 NoAudit = typer.Option(
     False,
     "--no-audit",
-    help="Explicit opt-out: do not audit this lookup or change (by default every one is).",
+    help="Explicit opt-out: do not audit this lookup or change (by default every one is, "
+    "through the Kafka connection flags).",
 )
-AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
 RegistryOption = typer.Option(
     ...,
     "--registry",
@@ -42,30 +38,32 @@ RegistryOption = typer.Option(
 )
 
 
-def _audited(bootstrap: str | None, no_audit: bool) -> str | None:
-    """The bootstrap to audit through; exits 2 when neither it nor --no-audit is given."""
+def _audited(kafka: KafkaFlags, no_audit: bool) -> KafkaSettings | None:
+    """Where the audit events go; exits 2 when neither Kafka nor --no-audit is given."""
     if no_audit:
         return None
-    if not bootstrap:
+    settings = kafka.settings_if_any()
+    if settings is None:
         console.print(
             "[red]error:[/red] route lookups and changes are audited by default: pass "
-            "`--bootstrap` (or SPINE_BOOTSTRAP), or `--no-audit` to opt out."
+            "`--bootstrap` (or SPINE_BOOTSTRAP / SPINE_KAFKA_BOOTSTRAP_SERVERS), or "
+            "`--no-audit` to opt out."
         )
         raise typer.Exit(2)
-    return bootstrap
+    return settings
 
 
 def _with_registry(
     location: str,
     action: Callable[[RoutingRegistry], Awaitable[T]],
-    audit_bootstrap: str | None = None,
+    audit_kafka: KafkaSettings | None = None,
     audit_topic: str = "spine.events",
 ) -> T:
     async def go() -> T:
         backend, config = parse_location(location)
         # Lookups and changes become audit events (and switches timeline entries).
         async with audited_registry(
-            backend, config, audit_bootstrap=audit_bootstrap, audit_topic=audit_topic
+            backend, config, audit_kafka=audit_kafka, audit_topic=audit_topic
         ) as registry:
             return await action(registry)
 
@@ -113,14 +111,15 @@ def list_routes(registry: str = RegistryOption) -> None:
 
 
 @app.command()
+@kafka_options
 def show(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
     project: str,
     mode: str,
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
     no_audit: bool = NoAudit,
 ) -> None:
@@ -128,14 +127,16 @@ def show(
     found = _with_registry(
         registry,
         lambda r: r.get_route(kind, tenant, env, project, mode),
-        _audited(bootstrap, no_audit),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     console.print_json(found.model_dump_json())
 
 
 @app.command("set")
+@kafka_options
 def set_route(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -148,7 +149,6 @@ def set_route(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option("set from CLI"),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
     no_audit: bool = NoAudit,
 ) -> None:
@@ -167,14 +167,16 @@ def set_route(
     saved = _with_registry(
         registry,
         lambda r: r.set_route(route, actor=actor, reason=reason),
-        _audited(bootstrap, no_audit),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     console.print(f"saved {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
 
 
 @app.command()
+@kafka_options
 def switch(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -185,7 +187,6 @@ def switch(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option(...),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
     no_audit: bool = NoAudit,
 ) -> None:
@@ -195,7 +196,7 @@ def switch(
     saved = _with_registry(
         registry,
         lambda r: r.switch_route(key, backend, cfg, actor=actor, reason=reason),
-        _audited(bootstrap, no_audit),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     console.print(f"switched {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
@@ -220,7 +221,9 @@ def history(
 
 
 @app.command()
+@kafka_options
 def update(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
@@ -231,7 +234,6 @@ def update(
     cost_notes: str | None = typer.Option(None),
     actor: str = typer.Option("cli"),
     registry: str = RegistryOption,
-    bootstrap: str | None = AuditBootstrap,
     audit_topic: str = AuditTopic,
     no_audit: bool = NoAudit,
 ) -> None:
@@ -242,7 +244,7 @@ def update(
         lambda r: r.update_metadata(
             key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
         ),
-        _audited(bootstrap, no_audit),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     console.print(

@@ -18,8 +18,10 @@ from event_spine.cli.audit import (
     TenantOption,
     scope_fields,
 )
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.errors import SpineError
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.context import RequestContext
@@ -32,8 +34,9 @@ def event_line(event: StoredEvent) -> str:
     return orjson.dumps({"position": event.position, **msgspec.to_builtins(event.record)}).decode()
 
 
+@kafka_options
 def tail(
-    bootstrap: str = typer.Option(..., "--bootstrap", envvar="SPINE_BOOTSTRAP"),
+    kafka: KafkaFlags,
     registry: str = RegistryOption,
     tenant: str = TenantOption,
     env: str = EnvOption,
@@ -54,7 +57,15 @@ def tail(
         event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(
-                _tail(ctx, event_filter, bootstrap, registry, topic, dict.fromkeys(catch_up), limit)
+                _tail(
+                    ctx,
+                    event_filter,
+                    kafka.settings(),
+                    registry,
+                    topic,
+                    dict.fromkeys(catch_up),
+                    limit,
+                )
             )
     except (SpineError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -64,7 +75,7 @@ def tail(
 async def _tail(
     ctx: RequestContext,
     event_filter: EventFilter,
-    bootstrap: str,
+    kafka: KafkaSettings,
     location: str,
     topic: str,
     after: dict[str, str | None],
@@ -78,7 +89,7 @@ async def _tail(
         event_filter,
         registry=RoutingRegistry(registry_store),
         stores=stores,
-        bootstrap_servers=bootstrap,
+        kafka=kafka,
         topic=topic,
         after=after,
     )

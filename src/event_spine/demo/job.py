@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -108,6 +109,9 @@ def _start_workers(
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # The demo's broker is local and plaintext: SPINE_KAFKA_* may describe
+                # the user's real cluster.
+                env={k: v for k, v in os.environ.items() if not k.startswith("SPINE_KAFKA_")},
             )
         )
     return workers
@@ -150,7 +154,7 @@ async def run(config: DemoConfig, console: Console) -> bool:
     ]
     with TansuBroker(log_path=workdir / "broker.log") as broker:
         console.print(f"broker: tansu on {broker.bootstrap_servers} (pid {broker.pid})")
-        await ensure_topic(broker.bootstrap_servers, TOPIC, config.partitions)
+        await ensure_topic(broker.kafka, TOPIC, config.partitions)
         registry_path = workdir / "registry.db"
         registry_store = await open_registry_store(BackendType.SQLITE, {"path": str(registry_path)})
         registry = RoutingRegistry(registry_store)
@@ -158,9 +162,7 @@ async def run(config: DemoConfig, console: Console) -> bool:
         console.print(f"routes: {len(contexts)} tenants -> SQLite files in {workdir}")
         workers = _start_workers(config.workers, broker.bootstrap_servers, registry_path, workdir)
         console.print(f"sink workers: {config.workers} processes in group spine-sink")
-        producer = EventSpineProducer(
-            ProducerSettings(bootstrap_servers=broker.bootstrap_servers, topic=TOPIC)
-        )
+        producer = EventSpineProducer(ProducerSettings(kafka=broker.kafka, topic=TOPIC))
         set_default_producer(producer)
         engine = SampleEngine(contexts, config.streams, config.events, config.rate)
         stores = StoreFactory()

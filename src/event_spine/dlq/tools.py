@@ -17,8 +17,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from event_spine.kafka.clients import make_consumer, make_producer
+from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.watermarks import assign_all
 from event_spine.sink_workers import dead_letters as h
-from event_spine.subscriptions.offsets import assign_all
 
 REPLAYED_FROM = "spine-dlq-replayed-from"
 
@@ -61,15 +63,21 @@ def _as_record(rec: Any) -> DeadLetterRecord:
 
 
 async def read_dead_letters(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     dlq_topic: str,
     *,
     reason: str | None = None,
     limit: int | None = None,
     timeout_s: float = 10.0,
 ) -> list[DeadLetterRecord]:
-    """Every dead letter up to the current end (optionally of one reason)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    """Every dead letter up to the current end (optionally of one reason).
+
+    ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
+    """
+    settings = as_kafka(kafka)
+    consumer = make_consumer(
+        settings, client_id=settings.client_id_for("spine-dlq"), enable_auto_commit=False
+    )
     await consumer.start()
     out: list[DeadLetterRecord] = []
     try:
@@ -94,7 +102,7 @@ async def read_dead_letters(
 
 
 async def replay_dead_letters(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     dlq_topic: str,
     *,
     group_id: str = "spine-dlq-replay",
@@ -105,17 +113,20 @@ async def replay_dead_letters(
 
     Skipped ones are committed too: a replay run decides once per dead letter.
     """
-    consumer = AIOKafkaConsumer(
+    settings = as_kafka(kafka)
+    client_id = settings.client_id_for("spine-dlq-replay")
+    consumer = make_consumer(
+        settings,
         dlq_topic,
-        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=6000,
         heartbeat_interval_ms=500,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, acks="all", max_request_size=8 * 1024 * 1024
+    producer = make_producer(
+        settings, client_id=client_id, acks="all", max_request_size=8 * 1024 * 1024
     )
     await consumer.start()
     await producer.start()

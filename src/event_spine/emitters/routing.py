@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from event_spine.audit.emit import registry_audit_hook, route_context
 from event_spine.errors import SpineError
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import UPDATE, AuditHook, RoutingRegistry
@@ -60,21 +61,19 @@ async def audited_registry(
     backend: BackendType | str,
     config: dict[str, Any],
     *,
-    audit_bootstrap: str | None,
+    audit_kafka: KafkaSettings | None,
     audit_topic: str = "spine.events",
     actor_type: str = "service",
 ) -> AsyncIterator[RoutingRegistry]:
     """An open registry whose lookups and changes become audit events (``routing_hook``)
-    sent to ``audit_topic``; ``audit_bootstrap=None`` is the explicit opt-out.
+    sent to ``audit_topic``; ``audit_kafka=None`` is the explicit opt-out.
 
     On exit the registry store is closed and the audit producer flushed and closed;
     undelivered audit events are logged."""
     store = await open_registry_store(backend, config)
     producer = None
-    if audit_bootstrap:
-        producer = EventSpineProducer(
-            ProducerSettings(bootstrap_servers=audit_bootstrap, topic=audit_topic)
-        )
+    if audit_kafka is not None:
+        producer = EventSpineProducer(ProducerSettings(kafka=audit_kafka, topic=audit_topic))
     try:
         hook = routing_hook(producer, actor_type=actor_type) if producer is not None else None
         yield RoutingRegistry(store, hook)

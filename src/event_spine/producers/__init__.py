@@ -1,11 +1,11 @@
 """Producers: the fire-and-forget emit path into Kafka."""
 
+from event_spine.kafka.keys import kafka_key
 from event_spine.producers.emit import emit_event, get_default_producer, set_default_producer
 from event_spine.producers.producer import (
     CloseReport,
     EventSpineProducer,
     ProducerStats,
-    kafka_key,
 )
 from event_spine.producers.settings import OverflowPolicy, ProducerSettings
 from event_spine.producers.topics import ensure_topic, partition_count

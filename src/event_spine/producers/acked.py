@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from event_spine.errors import EventValidationError, ProducerError
+from event_spine.kafka.clients import make_producer
+from event_spine.kafka.keys import kafka_key
 from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.batching import SCHEMA_HEADER, TRACEPARENT
-from event_spine.producers.producer import kafka_key
 from event_spine.producers.settings import ProducerSettings
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE, SCHEMA_VERSION
@@ -150,8 +150,8 @@ async def _send_one(
     headers: list[tuple[str, bytes]],
     timeout_s: float,
 ) -> Acked:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+    producer = make_producer(
+        settings.kafka,
         client_id=f"{settings.client_id}-acked",
         acks="all" if settings.acks == "all" else int(settings.acks),
         enable_idempotence=settings.enable_idempotence,

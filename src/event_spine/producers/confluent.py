@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from event_spine.errors import ConfigurationError
+from event_spine.kafka.clients import confluent_module, make_confluent_producer
 from event_spine.producers.batching import TRACEPARENT, Numbered, headers_of
 from event_spine.producers.buffer import EmitBuffer
 from event_spine.producers.sender import SenderBase
@@ -36,17 +36,6 @@ _LOCAL_FAILURE = 1 << 62
 _CLIENT_LOG = logging.getLogger("event_spine.producers.librdkafka")
 
 
-def _client_module() -> Any:
-    try:
-        import confluent_kafka  # noqa: PLC0415 - optional dependency
-    except ImportError as exc:
-        raise ConfigurationError(
-            "transport 'confluent' needs the confluent-kafka package: "
-            "pip install 'event-spine[confluent]'"
-        ) from exc
-    return confluent_kafka
-
-
 class ConfluentSender(SenderBase):
     """One librdkafka producer; delivery reports are served by this thread's poll()."""
 
@@ -54,15 +43,16 @@ class ConfluentSender(SenderBase):
         self, settings: ProducerSettings, buffer: EmitBuffer, spill: SpillQueue | None
     ) -> None:
         super().__init__(settings, buffer, spill)
-        self._kafka = _client_module()
+        self._kafka = confluent_module()
         self._producer: Any = None
         self._probed = False
         self._reported_failures = 0
 
     def _config(self) -> dict[str, Any]:
+        """librdkafka options of this sender; address and security come from
+        ``settings.kafka`` through ``make_confluent_producer``."""
         s = self.settings
         return {
-            "bootstrap.servers": s.bootstrap_servers,
             "client.id": s.client_id,
             "acks": s.acks,
             "compression.type": s.compression_type,
@@ -89,7 +79,7 @@ class ConfluentSender(SenderBase):
         in the emit buffer (bounded, spilled) instead of librdkafka's queue.
         """
         if self._producer is None:
-            self._producer = self._kafka.Producer(self._config())
+            self._producer = make_confluent_producer(self.settings.kafka, **self._config())
         if not self._probed:
             try:
                 self._producer.list_topics(self.settings.topic, timeout=_PROBE_TIMEOUT_S)

@@ -28,6 +28,8 @@ from typing import Any, Final
 from aiokafka import codec
 
 from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
+from event_spine.kafka.clients import aiokafka_security_kwargs
+from event_spine.kafka.keys import kafka_key
 from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.sender import AiokafkaSender, SenderBase
@@ -77,18 +79,15 @@ def _check_codec(compression_type: str) -> None:
 def _sender_for(
     settings: ProducerSettings, buffer: EmitBuffer, spill: SpillQueue | None
 ) -> SenderBase:
-    """The transport's sender; a missing client library fails here, not in the thread."""
+    """The transport's sender; a missing client library or unreadable TLS files fail
+    here, not in the thread."""
+    aiokafka_security_kwargs(settings.kafka)  # loads the TLS files once, or raises
     if settings.transport == "confluent":
         from event_spine.producers.confluent import ConfluentSender  # noqa: PLC0415
 
         return ConfluentSender(settings, buffer, spill)
     _check_codec(settings.compression_type)
     return AiokafkaSender(settings, buffer, spill)
-
-
-def kafka_key(tenant_id: str, stream_id: str) -> bytes:
-    """Partition key: tenant + stream, so each stream stays in one partition, in order."""
-    return f"{tenant_id}:{stream_id}".encode()
 
 
 @dataclass(frozen=True, slots=True)

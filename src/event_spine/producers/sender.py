@@ -22,6 +22,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from event_spine.kafka.clients import make_producer
 from event_spine.producers.batching import Numbered, PartitionBatcher
 from event_spine.producers.buffer import EmitBuffer
 from event_spine.producers.settings import ProducerSettings
@@ -166,8 +167,8 @@ class AiokafkaSender(SenderBase):
 
     async def _connect(self) -> AIOKafkaProducer | None:
         s = self.settings
-        producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
+        producer = make_producer(
+            s.kafka,
             client_id=s.client_id,
             acks="all" if s.acks == "all" else int(s.acks),
             compression_type=None if s.compression_type == "none" else s.compression_type,

@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from event_spine.kafka.settings import KafkaComponentSettings
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 
 OverflowPolicy = Literal["drop_newest", "block", "raise"]
 
 
-class ProducerSettings(BaseSettings):
+class ProducerSettings(KafkaComponentSettings):
     """How emit() buffers and how the sender talks to Kafka."""
 
-    model_config = SettingsConfigDict(env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
-    bootstrap_servers: str = Field(description="host:port[,host:port]")
     topic: str = "spine.events"
-    client_id: str = "event-spine-producer"
+    client_id: str = Field(
+        default="event-spine-producer", description="Default: SPINE_KAFKA_CLIENT_ID if set."
+    )
     # Buffer between emit() and the sender thread.
     buffer_max_events: int = Field(default=100_000, ge=1)
     overflow_policy: OverflowPolicy = Field(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from event_spine.errors import ConfigurationError
+from event_spine.kafka.clients import make_admin, make_consumer
+from event_spine.kafka.internals import refresh_metadata
+from event_spine.kafka.settings import KafkaSettings, KafkaTarget, as_kafka
 
 
 async def ensure_topic(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topic: str,
     partitions: int,
     replication_factor: int = 1,
@@ -24,20 +26,23 @@ async def ensure_topic(
     An existing topic with another partition count raises: the count is fixed for a
     topic's life (changing it moves streams between partitions and breaks order).
     """
+    settings = as_kafka(kafka)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return await _ensure_once(bootstrap_servers, topic, partitions, replication_factor)
+            return await _ensure_once(settings, topic, partitions, replication_factor)
         except (KafkaError, OSError) as exc:
             if time.monotonic() >= deadline:
                 raise ConfigurationError(
-                    f"Could not create topic {topic!r} on {bootstrap_servers}: {exc!r}"
+                    f"Could not create topic {topic!r} on {settings.bootstrap_servers}: {exc!r}"
                 ) from exc
             await asyncio.sleep(0.2)
 
 
-async def _ensure_once(bootstrap: str, topic: str, partitions: int, replication: int) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _ensure_once(
+    settings: KafkaSettings, topic: str, partitions: int, replication: int
+) -> int:
+    admin = make_admin(settings)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, replication)])
@@ -45,7 +50,7 @@ async def _ensure_once(bootstrap: str, topic: str, partitions: int, replication:
         pass
     finally:
         await admin.close()
-    actual = await partition_count(bootstrap, topic)
+    actual = await partition_count(settings, topic)
     if actual != partitions:
         raise ConfigurationError(
             f"Topic {topic!r} has {actual} partitions, configured {partitions}. A topic's "
@@ -54,12 +59,12 @@ async def _ensure_once(bootstrap: str, topic: str, partitions: int, replication:
     return actual
 
 
-async def partition_count(bootstrap_servers: str, topic: str) -> int:
+async def partition_count(kafka: KafkaTarget, topic: str) -> int:
     """How many partitions ``topic`` has (0 if the broker does not know it)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers)
+    consumer = make_consumer(as_kafka(kafka))
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         return len(consumer.partitions_for_topic(topic) or ())
     finally:
         await consumer.stop()

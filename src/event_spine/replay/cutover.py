@@ -36,11 +36,13 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, SpineError
+from event_spine.kafka.clients import make_consumer
+from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
@@ -74,7 +76,7 @@ StepCallback = Callable[[CutoverStep, str], None]
 class CutoverPlan:
     """What to move where, and what the live side looks like."""
 
-    bootstrap_servers: str
+    kafka: KafkaTarget
     topic: str
     route: RouteKey
     backend_type: BackendType
@@ -220,7 +222,7 @@ class Cutover:
         """Replay (resuming the shared group) and return the end per partition."""
         p = self.plan
         config = ReplayConfig(
-            bootstrap_servers=p.bootstrap_servers,
+            kafka=p.kafka,
             topic=p.topic,
             name=p.replay_name,
             target=ReplayTarget.of_route(new),
@@ -249,7 +251,7 @@ class Cutover:
         if wait_live and p.live_group is not None:
             self._step(step, f"waiting for live group {p.live_group!r} to commit the replay's end")
             behind = await wait_for_group(
-                p.bootstrap_servers, p.topic, p.live_group, ends, p.live_wait_timeout_s
+                p.kafka, p.topic, p.live_group, ends, p.live_wait_timeout_s
             )
             if behind:
                 raise CutoverFailed(
@@ -260,9 +262,7 @@ class Cutover:
         scope = Scope(
             tenant_id=old.tenant_id, env=old.env, mode=old.mode, project_id=old.project_id
         )
-        found = await discover_streams(
-            p.bootstrap_servers, p.topic, EventFilter.of(tenants=[old.tenant_id])
-        )
+        found = await discover_streams(p.kafka, p.topic, EventFilter.of(tenants=[old.tenant_id]))
         streams = streams_of_scope(found, scope)
         until = {stream: ends[partition] for stream, partition in streams.items()}
         report = await verify(
@@ -298,7 +298,7 @@ class Cutover:
 
 
 async def wait_for_group(
-    bootstrap_servers: str, topic: str, group_id: str, ends: Mapping[int, int], timeout_s: float
+    kafka: KafkaTarget, topic: str, group_id: str, ends: Mapping[int, int], timeout_s: float
 ) -> list[int]:
     """Wait until ``group_id`` has committed at least ``ends`` on every partition.
 
@@ -308,8 +308,12 @@ async def wait_for_group(
     tps = {p: TopicPartition(topic, p) for p, end in ends.items() if end > 0}
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False
+    settings = as_kafka(kafka)
+    consumer = make_consumer(
+        settings,
+        client_id=settings.client_id_for(f"{group_id}-watch"),
+        group_id=group_id,  # only to read its committed offsets: never joins
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

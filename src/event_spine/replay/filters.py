@@ -18,6 +18,7 @@ import msgspec
 
 from event_spine.backends.base import StreamKey
 from event_spine.errors import ConfigurationError
+from event_spine.kafka.keys import split_key
 
 
 class _ProbeRouting(msgspec.Struct):
@@ -48,14 +49,6 @@ def probe_stream(value: bytes | None) -> tuple[StreamKey, str] | None:
         return None
     r = probe.routing
     return StreamKey(r.tenant_id, r.env, r.mode, r.project_id, probe.stream_id), probe.event_type
-
-
-def _split_key(key: bytes | None) -> tuple[str, str] | None:
-    """(tenant, stream) from a Kafka key; tenant ids never contain ``:``, stream ids may."""
-    if key is None:
-        return None
-    tenant, sep, stream = key.decode("utf-8", "replace").partition(":")
-    return (tenant, stream) if sep else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +121,7 @@ class EventFilter:
         """False only when the record certainly fails a criterion."""
         if self.empty:
             return True
-        from_key = _split_key(key)
+        from_key = split_key(key)
         if from_key is not None and not self._stream_matches(*from_key):
             return False
         if from_key is not None and not (

@@ -7,13 +7,13 @@ touched. With a ``group_id`` the reader commits its positions there (offsets onl
 Why the end comes from a fetch response: on the local broker (Tansu) ``end_offsets``
 and ``seek_to_end`` return the base offset of the last record batch, not the high
 watermark (shared/SERVERS.md). The high watermark a fetch response carries is right,
-so ``open()`` fetches once per partition and reads ``consumer.highwater``.
+so ``open()`` fetches once per partition and reads ``consumer.highwater``
+(``event_spine.kafka.watermarks``: a missing topic raises TopicNotFound, no fetch
+response within ``open_timeout_s`` BrokerUnavailable).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,9 +21,11 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from event_spine.errors import ConfigurationError
+from event_spine.kafka.clients import make_consumer
+from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.watermarks import high_watermarks, topic_partitions
 
 StartKind = Literal["resume", "beginning", "offsets", "time"]
 
@@ -107,7 +109,7 @@ class PartitionProgress:
 class ReaderSettings:
     """Where to read and how the consumer fetches."""
 
-    bootstrap_servers: str
+    kafka: KafkaTarget
     topic: str
     group_id: str | None = None
     client_id: str = "spine-replay"
@@ -152,17 +154,19 @@ class TopicReader:
     async def open(self, start: StartFrom, *, follow: bool = False) -> None:
         """Connect, assign, resolve start positions and capture the end of each partition."""
         s = self.settings
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
+        kafka = as_kafka(s.kafka)
+        self._consumer = make_consumer(
+            kafka,
             group_id=s.group_id,
-            client_id=s.client_id,
+            client_id=kafka.client_id_for(s.client_id),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_max_wait_ms,
             max_partition_fetch_bytes=s.max_partition_fetch_bytes,
         )
         await self._consumer.start()
-        self._assign(self._wanted(start, await self._topic_partitions()))
+        partitions = await topic_partitions(self.consumer, s.topic, s.open_timeout_s)
+        self._assign(self._wanted(start, partitions))
         starts = await self._starts(start)
         if set(starts) != set(self._tps):  # a resume covers the partitions it committed
             self._assign(sorted(starts))
@@ -195,20 +199,6 @@ class TopicReader:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
 
-    async def _topic_partitions(self) -> list[int]:
-        deadline = time.monotonic() + self.settings.open_timeout_s
-        while True:
-            await self.consumer._client.force_metadata_update()
-            found = self.consumer.partitions_for_topic(self.settings.topic)
-            if found:
-                return sorted(found)
-            if time.monotonic() >= deadline:
-                raise ConfigurationError(
-                    f"Topic {self.settings.topic!r} does not exist on "
-                    f"{self.settings.bootstrap_servers}."
-                )
-            await asyncio.sleep(0.1)
-
     async def _starts(self, start: StartFrom) -> dict[int, int | None]:
         """Start offset per partition; None means "at its end" (nothing after a time)."""
         tps = list(self._tps.values())
@@ -236,25 +226,11 @@ class TopicReader:
         return dict(committed or beginning)  # nothing committed: a first run
 
     async def _probe_highwaters(self, starts: Mapping[int, int | None]) -> dict[int, int]:
-        """Fetch once per partition and read the high watermark from the response."""
-        for p, tp in self._tps.items():
-            if starts[p] is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, starts[p])
-        deadline = time.monotonic() + self.settings.open_timeout_s
-        ends: dict[int, int] = {}
-        while len(ends) < len(self._tps):
-            if time.monotonic() >= deadline:
-                missing = sorted(set(self._tps) - set(ends))
-                raise KafkaError(f"no fetch response for partitions {missing} of the topic")
-            # The records fetched here are dropped: open() seeks every partition again.
-            await self.consumer.getmany(timeout_ms=self.settings.fetch_max_wait_ms, max_records=1)
-            for p, tp in self._tps.items():
-                highwater = self.consumer.highwater(tp)
-                if highwater is not None:
-                    ends.setdefault(p, highwater)
-        return ends
+        """The end of every partition, from fetch responses (BrokerUnavailable if none)."""
+        s = self.settings
+        start_at = {tp: starts[p] for p, tp in self._tps.items()}
+        ends = await high_watermarks(self.consumer, start_at, s.open_timeout_s, s.fetch_max_wait_ms)
+        return {tp.partition: offset for tp, offset in ends.items()}
 
     async def poll(self, *, follow: bool, timeout_ms: int = 500) -> list[Any]:
         """The next records (ConsumerRecords) below each partition's end.

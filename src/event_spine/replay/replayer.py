@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import SpineError, StoreUnavailable
+from event_spine.kafka.settings import KafkaTarget
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, ReaderSettings, StartFrom, TopicReader
@@ -68,7 +69,7 @@ def replay_group(name: str) -> str:
 class ReplayConfig:
     """One replay: source topic, target store, filter, start, and tuning."""
 
-    bootstrap_servers: str
+    kafka: KafkaTarget
     topic: str
     name: str
     target: ReplayTarget
@@ -128,7 +129,7 @@ class Replayer:
         self.progress.started_at = time.monotonic()
         reader = TopicReader(
             ReaderSettings(
-                bootstrap_servers=c.bootstrap_servers,
+                kafka=c.kafka,
                 topic=c.topic,
                 group_id=c.group_id,
                 client_id=c.group_id,

@@ -21,6 +21,7 @@ from typing import Final
 import orjson
 
 from event_spine.backends.base import MAX_PAGE, EventStore, StreamKey
+from event_spine.kafka.settings import KafkaTarget
 from event_spine.replay.filters import EventFilter, probe_stream
 from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader
 from event_spine.schemas.scope import Scope
@@ -245,7 +246,7 @@ async def verify(
 
 
 async def discover_streams(
-    bootstrap_servers: str, topic: str, filters: EventFilter | None = None
+    kafka: KafkaTarget, topic: str, filters: EventFilter | None = None
 ) -> dict[StreamKey, int]:
     """Every stream the topic holds (that ``filters`` keeps), with its partition.
 
@@ -255,9 +256,7 @@ async def discover_streams(
     """
     keep = filters or EventFilter()
     found: dict[StreamKey, int] = {}
-    settings = ReaderSettings(
-        bootstrap_servers, topic, client_id="spine-verify", max_records=20_000
-    )
+    settings = ReaderSettings(kafka, topic, client_id="spine-verify", max_records=20_000)
     async with TopicReader(settings) as reader:
         await reader.open(StartFrom.beginning())
         while not reader.done:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from event_spine.errors import SpineError
 from event_spine.observability.http import HealthServer
 from event_spine.observability.lag import LagProbe
 from event_spine.observability.metrics import CONTENT_TYPE, SinkMetrics
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from event_spine.sink_workers.worker import SinkWorker
@@ -21,7 +25,7 @@ class WorkerEndpoints:
         self.metrics = SinkMetrics(
             s.topic, lambda: worker.stats, worker.route_cache_counts, lambda: worker.ready
         )
-        self.lag_probe = LagProbe(s.bootstrap_servers, s.topic, s.group_id)
+        self.lag_probe = LagProbe(s.kafka, s.topic, s.group_id)
         self.server: HealthServer | None = None
         if s.http_port is not None:
             self.server = HealthServer(
@@ -44,7 +48,11 @@ class WorkerEndpoints:
     async def refresh_lag(self) -> None:
         """Measure lag for the partitions this worker owns."""
         owned = {tp.partition for tp in self.worker.assignment()}
-        measured = await self.lag_probe.measure()
+        try:
+            measured = await self.lag_probe.measure()
+        except SpineError as exc:  # the scrape still answers, with the last lag measured
+            log.warning("lag not measured: %s", exc)
+            return
         self.metrics.set_lag([lag for p, lag in sorted(measured.items()) if p in owned])
 
     async def _metrics(self) -> tuple[int, str, bytes]:

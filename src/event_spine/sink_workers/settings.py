@@ -7,8 +7,9 @@ import socket
 from typing import Any, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from event_spine.kafka.settings import KafkaComponentSettings
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.routes import BackendType
 
@@ -17,12 +18,13 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class SinkSettings(BaseSettings):
+class SinkSettings(KafkaComponentSettings):
     """One sink worker: where to consume, where routes live, how to back off."""
 
-    model_config = SettingsConfigDict(env_prefix="SPINE_SINK_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="SPINE_SINK_", frozen=True, extra="forbid", hide_input_in_errors=True
+    )
 
-    bootstrap_servers: str
     topic: str = "spine.events"
     group_id: str = "spine-sink"
     dlq_topic: str | None = Field(default=None, description="Default: `<topic>.dlq`.")

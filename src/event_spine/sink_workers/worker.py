@@ -28,7 +28,9 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from event_spine.audit.emit import registry_audit_hook
+from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
+from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
@@ -113,6 +115,7 @@ class SinkWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._consumer: AIOKafkaConsumer | None = None
+        self._sink_audit: SinkAudit | None = None
         self._paused: set[TopicPartition] = set()
         self._resume_handle: asyncio.TimerHandle | None = None
         self._dlq: AIOKafkaProducer | None = None
@@ -164,6 +167,7 @@ class SinkWorker:
                 self._audit_producer = EventSpineProducer(
                     ProducerSettings(
                         bootstrap_servers=s.bootstrap_servers,
+                        kafka=s.kafka,
                         topic=s.topic,
                         client_id=f"{s.worker_id}-audit",
                     )
@@ -171,16 +175,18 @@ class SinkWorker:
                 audit = registry_audit_hook(self._audit_producer)
             self._registry = RoutingRegistry(self._own_registry_store, audit)
         self._routes = RouteCache(self._registry, ttl_s=s.route_cache_ttl_s)
+        self._sink_audit = SinkAudit.from_env(self._routes)
         self._processor = BatchProcessor(
             self._routes,
             self.stores,
             max_event_bytes=s.max_event_bytes,
             hold_on_missing_route=s.on_route_missing == "hold",
             max_attempts=s.max_attempts,
+            audit=self._sink_audit,
         )
-        await ensure_topic(s.bootstrap_servers, s.dead_letter_topic, s.dlq_partitions)
-        self._dlq = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers,
+        await ensure_topic(s.kafka, s.dead_letter_topic, s.dlq_partitions)
+        self._dlq = make_producer(
+            s.kafka,
             client_id=f"{s.worker_id}-dlq",
             acks="all",
             # A dead letter may be an oversize record: anything a fetch can return fits.
@@ -193,8 +199,8 @@ class SinkWorker:
 
     def _build_broker(self) -> KafkaBroker:
         s = self.settings
-        broker = KafkaBroker(
-            s.bootstrap_servers,
+        broker = make_broker(
+            s.kafka,
             client_id=s.worker_id,
             graceful_timeout=s.shutdown_timeout_s,
             allow_auto_create_topics=False,  # created explicitly with a fixed partition count
@@ -236,6 +242,8 @@ class SinkWorker:
             await self._dlq.stop()
             self._dlq = None
         await self.stores.close()
+        if self._sink_audit is not None:
+            await self._sink_audit.close()
         if self._audit_producer is not None:
             await asyncio.to_thread(self._audit_producer.close)
         if self._own_registry_store is not None:

@@ -29,17 +29,17 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer
-
 from event_spine.backends.factory import StoreFactory
 from event_spine.consumers.event_stream import EventStreamService
 from event_spine.errors import EventRejected, UnknownCursor
-from event_spine.producers.producer import kafka_key
+from event_spine.kafka.clients import make_consumer
+from event_spine.kafka.keys import kafka_key, partition_of
+from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.watermarks import assign_all, high_watermarks
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent, decode_record
 from event_spine.subscriptions.filters import EventFilter
-from event_spine.subscriptions.offsets import assign_all, capture_high_watermarks, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ async def subscribe(
     *,
     registry: RoutingRegistry,
     stores: StoreFactory,
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     topic: str = "spine.events",
     after: Mapping[str, str | None] | None = None,
     options: SubscribeOptions | None = None,
@@ -134,12 +134,15 @@ async def subscribe(
     (None: the stream from its start); other streams are delivered from now on. An
     id the stream does not hold raises UnknownCursor. Runs until the caller stops:
     use ``contextlib.aclosing(subscribe(...))`` so the consumer closes at once.
+    ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
     """
     opts = options or SubscribeOptions()
     after = dict(after or {})
     service = EventStreamService(ctx, registry, stores)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+    settings = as_kafka(kafka)
+    consumer = make_consumer(
+        settings,
+        client_id=settings.client_id_for("spine-subscribe"),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -148,7 +151,11 @@ async def subscribe(
     await consumer.start()
     try:
         tps = await assign_all(consumer, topic, opts.metadata_timeout_s)
-        hw = await capture_high_watermarks(consumer, tps, opts.metadata_timeout_s)
+        # ListOffsets' answer is a lower bound of the end (exact on Kafka): fetching
+        # from there reads little before the high watermark comes back.
+        estimates = await consumer.end_offsets(tps)
+        highs = await high_watermarks(consumer, estimates, opts.metadata_timeout_s)
+        hw = {tp.partition: offset for tp, offset in highs.items()}
         start = await _start_offsets(ctx, service, after, hw)
         for tp in tps:
             consumer.seek(tp, start[tp.partition])
