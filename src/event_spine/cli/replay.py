@@ -39,6 +39,7 @@ from event_spine.replay.replayer import ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
 from event_spine.routing.registry import RoutingRegistry
+from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
 
@@ -133,8 +134,24 @@ def replay_command(
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
     no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
+    include_unrouted: bool = typer.Option(
+        False,
+        "--include-unrouted",
+        help=(
+            "Write every scope read. Without it, the live sink's rules apply (they need "
+            "--registry when the target is --into-backend): scopes without an "
+            "event_spine route, or routed to a non-durable backend outside lab, are "
+            "skipped and counted (route_missing, route_not_durable)."
+        ),
+    ),
 ) -> None:
-    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped."""
+    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped.
+
+    Like the live sink, it stores only events whose scope has a durable event_spine
+    route in --registry (unless --include-unrouted); the final line counts the events
+    written, the duplicates, and the events skipped by reason (route_missing,
+    route_not_durable, poison reasons).
+    """
     filters = EventFilter.of(
         tenants=tenant,
         envs=env,
@@ -149,6 +166,19 @@ def replay_command(
     async def go() -> ReplayProgress:
         where = _Registry(registry, settings, topic, no_audit)
         target = await _resolve_target(into_route, where, into_backend, into_config)
+        live = None
+        if registry is not None and not include_unrouted:
+            # The per-event rule checks are not audited: their audit events would go
+            # into the topic being replayed (and back into the target with --follow).
+            backend, config = parse_location(registry)
+            live = RoutingRegistry(await open_registry_store(backend, config))
+        try:
+            return await _replay(target, live)
+        finally:
+            if live is not None:
+                await live.store.close()
+
+    async def _replay(target: ReplayTarget, live: RoutingRegistry | None) -> ReplayProgress:
         config = ReplayConfig(
             kafka=settings,
             topic=topic,
@@ -158,6 +188,8 @@ def replay_command(
             start=start,
             follow=follow,
             max_records=max_records,
+            registry=live,
+            include_unrouted=include_unrouted,
         )
         keeping = config.effective_filter().describe()
         console.print(
@@ -173,6 +205,12 @@ def replay_command(
         console.print("interrupted: rerun with the same --name (and no --from-*) to resume")
         raise typer.Exit(130) from None
     console.print(done.summary())
+    unrouted = {r: done.skipped.get(r, 0) for r in ("route_missing", "route_not_durable")}
+    if not include_unrouted:
+        console.print(
+            "not stored by the live sink's rules: "
+            + ", ".join(f"{reason}={count}" for reason, count in unrouted.items())
+        )
     for sample in done.skipped_samples:
         console.print(
             f"  skipped p{sample.partition}@{sample.offset} {sample.reason}: {sample.message[:200]}"
