@@ -5,6 +5,11 @@ Baseline in the same run: stdlib ``logging`` of the same facts as one JSON line
 Calls are timed one by one with ``time.perf_counter_ns``; our calls and the
 baseline's alternate in chunks so both see the same noise (GC and the producer's
 sender thread included: that is the caller's real experience).
+
+Two more sides in the same chunks: the same producer with its emit-time route check
+on (a ``RouteChecker`` over a SQLite registry routing the scope; the answer is cached,
+so this times the check's hot path), and the floor of any in-process emit: orjson of
+the same facts appended to a deque.
 """
 
 from __future__ import annotations
@@ -12,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from benchmarks.common import Comparison, Goal, Measured, latency_summary, log
-from benchmarks.pipeline import CTX, EVENT_TYPE, new_topic, payload, stream_ids
+from benchmarks.pipeline import CTX, EVENT_TYPE, new_topic, payload, registry_to, stream_ids
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.emit import emit_event, set_default_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
+from event_spine.routing.checker import RouteChecker, RouteCheckSettings
 
 NAME = "emit"
 DESCRIPTION = (
@@ -52,6 +63,43 @@ COMPARISONS = [
         None,
         "emit_event",
         _LOGGING,
+    ),
+    Comparison(
+        "emit p50 with route check, broker up",
+        "check_up_p50_us",
+        "up_p50_us",
+        "lower",
+        None,
+        "emit_event + route check",
+        "emit_event",
+    ),
+    Comparison(
+        "route check added at p50, broker up",
+        "check_added_up_p50_us",
+        None,
+        "lower",
+        Goal("max", 0.5, "<= 0.5 µs added at p50"),
+        "route check",
+        note="check_up_p50_us - up_p50_us of the same run (same producer, chunks alternate); "
+        "0 when the difference is below the noise (negative).",
+    ),
+    Comparison(
+        "emit p99 with route check, broker up",
+        "check_up_p99_us",
+        "up_p99_us",
+        "lower",
+        None,
+        "emit_event + route check",
+        "emit_event",
+    ),
+    Comparison(
+        "emit p50 vs the deque floor, broker up",
+        "up_p50_us",
+        "floor_up_p50_us",
+        "lower",
+        None,
+        "emit_event",
+        "orjson + deque.append",
     ),
     Comparison(
         "emit p99, broker down",
@@ -133,49 +181,101 @@ def json_logger() -> logging.Logger:
     return logger
 
 
-def _time_emits(first: int, count: int, out: list[int]) -> None:
-    streams = stream_ids()
-    clock = time.perf_counter_ns
-    for i in range(first, first + count):
-        body = payload(i)
-        stream = streams[i % len(streams)]
-        started = clock()
-        emit_event(CTX, EVENT_TYPE, stream, body)
-        out.append(clock() - started)
+#: Times ``count`` calls from index ``first`` into ``out`` (ns). Each timer below
+#: repeats the same loop with its call inlined on purpose: a shared loop taking the
+#: call as a function would add a call frame (~0.05-0.1 µs) inside every timed window.
+Timer = Callable[[int, int, list[int]], None]
 
 
-def _time_logs(logger: logging.Logger, first: int, count: int, out: list[int]) -> None:
-    streams = stream_ids()
-    clock = time.perf_counter_ns
-    for i in range(first, first + count):
-        body = payload(i)
-        stream = streams[i % len(streams)]
-        started = clock()
-        logger.info(EVENT_TYPE, extra={"stream_id": stream, "payload": body})
-        out.append(clock() - started)
+def _emit_timer(producer: EventSpineProducer, checker: RouteChecker | None) -> Timer:
+    """Times emit_event with the producer's route check on (checker) or off (None)."""
+
+    def timed(first: int, count: int, out: list[int]) -> None:
+        producer.route_checker = checker
+        streams = stream_ids()
+        clock = time.perf_counter_ns
+        for i in range(first, first + count):
+            body = payload(i)
+            stream = streams[i % len(streams)]
+            started = clock()
+            emit_event(CTX, EVENT_TYPE, stream, body)
+            out.append(clock() - started)
+
+    return timed
 
 
-def interleaved(logger: logging.Logger, calls: int, chunk: int) -> tuple[list[int], list[int]]:
-    """``calls`` timed emits and as many timed log lines, alternating in chunks."""
-    ours: list[int] = []
-    base: list[int] = []
+def _log_timer(logger: logging.Logger) -> Timer:
+    def timed(first: int, count: int, out: list[int]) -> None:
+        streams = stream_ids()
+        clock = time.perf_counter_ns
+        for i in range(first, first + count):
+            body = payload(i)
+            stream = streams[i % len(streams)]
+            started = clock()
+            logger.info(EVENT_TYPE, extra={"stream_id": stream, "payload": body})
+            out.append(clock() - started)
+
+    return timed
+
+
+def _floor_timer() -> Timer:
+    """orjson of the event's facts + deque.append: the floor of any in-process emit."""
+    sink: deque[bytes] = deque(maxlen=100_000)
+    envelope = CTX.metadata()
+
+    def timed(first: int, count: int, out: list[int]) -> None:
+        streams = stream_ids()
+        clock = time.perf_counter_ns
+        for i in range(first, first + count):
+            body = payload(i)
+            stream = streams[i % len(streams)]
+            started = clock()
+            doc = {"event_type": EVENT_TYPE, "stream_id": stream, "metadata": envelope}
+            doc["payload"] = body
+            sink.append(orjson.dumps(doc))
+            out.append(clock() - started)
+
+    return timed
+
+
+def interleaved(timers: list[Timer], calls: int, chunk: int) -> list[list[int]]:
+    """``calls`` timed calls per timer, in chunks whose order rotates (same noise)."""
+    out: list[list[int]] = [[] for _ in timers]
     for k, start in enumerate(range(0, calls, chunk)):
         n = min(chunk, calls - start)
-        if k % 2 == 0:
-            _time_emits(start, n, ours)
-            _time_logs(logger, start, n, base)
-        else:
-            _time_logs(logger, start, n, base)
-            _time_emits(start, n, ours)
-    return ours, base
+        for j in range(len(timers)):
+            index = (j + k) % len(timers)
+            timers[index](start, n, out[index])
+    return out
 
 
-def _one_run(p: dict[str, Any]) -> dict[str, float]:
+def _route_checker(workdir: Path) -> RouteChecker:
+    """A checker over a SQLite registry that routes CTX (enforced in lab/dev too)."""
+    registry_db = workdir / "registry.db"
+
+    async def route() -> None:
+        registry = await registry_to(registry_db, "sqlite", {"path": str(workdir / "events.db")})
+        await registry.store.close()
+
+    asyncio.run(route())
+    checker = RouteChecker(
+        RouteCheckSettings(
+            registry_backend="sqlite",
+            registry_config={"path": str(registry_db)},
+            lab_and_dev="enforce",
+        )
+    )
+    checker.check(CTX.key())  # the first sight looks the scope up; then it is cached
+    return checker
+
+
+def _one_run(p: dict[str, Any], workdir: Path) -> dict[str, float]:
     calls, chunk, warmup = p["calls"], p["chunk"], p["warmup"]
     logger = json_logger()
     broker = TansuBroker()
     broker.start()
     producer = None
+    checker = _route_checker(workdir)
     try:
         topic = asyncio.run(new_topic(broker.bootstrap_servers))
         producer = EventSpineProducer(
@@ -183,31 +283,42 @@ def _one_run(p: dict[str, Any]) -> dict[str, float]:
                 bootstrap_servers=broker.bootstrap_servers,
                 topic=topic,
                 # Room for every call of both phases: we time acceptance, not drops.
-                buffer_max_events=2 * (calls + warmup) + 1000,
+                buffer_max_events=4 * (calls + warmup) + 1000,
             )
         )
         set_default_producer(producer)
-        interleaved(logger, warmup, chunk)
+        timers = [
+            _emit_timer(producer, None),
+            _log_timer(logger),
+            _emit_timer(producer, checker),
+            _floor_timer(),
+        ]
+        interleaved(timers, warmup, chunk)
         if not producer.flush(60):
             raise RuntimeError("warm-up events were not acked")
-        up, log_up = interleaved(logger, calls, chunk)
+        up, log_up, check_up, floor_up = interleaved(timers, calls, chunk)
         if not producer.flush(120):
             raise RuntimeError("broker-up events were not acked")
         broker.stop()  # broker down from here on: the sender fails and retries
         time.sleep(0.3)
-        interleaved(logger, warmup, chunk)
-        down, log_down = interleaved(logger, calls, chunk)
+        interleaved(timers, warmup, chunk)
+        down, log_down, check_down, floor_down = interleaved(timers, calls, chunk)
         stats = producer.stats
         metrics = {
             **latency_summary(up, "up"),
             **latency_summary(log_up, "log_up"),
+            **latency_summary(check_up, "check_up"),
+            **latency_summary(floor_up, "floor_up"),
             **latency_summary(down, "down"),
             **latency_summary(log_down, "log_down"),
+            **latency_summary(check_down, "check_down"),
+            **latency_summary(floor_down, "floor_down"),
             "down_calls_over_1ms_count": float(sum(1 for x in down if x > 1_000_000)),
             "log_down_calls_over_1ms_count": float(sum(1 for x in log_down if x > 1_000_000)),
             "up_calls_over_1ms_count": float(sum(1 for x in up if x > 1_000_000)),
             "log_up_calls_over_1ms_count": float(sum(1 for x in log_up if x > 1_000_000)),
             "down_dropped_count": float(stats.dropped),
+            "check_lookups_count": float(checker.lookups),
             "down_buffered_count": float(stats.buffered),
         }
     finally:
@@ -215,6 +326,12 @@ def _one_run(p: dict[str, Any]) -> dict[str, float]:
         if producer is not None:
             producer.close(timeout_s=0.2)
         broker.stop()
+        checker.close()
+    # The check's cost is below the run-to-run noise, so the difference of two medians
+    # can come out negative; recorded as 0 then (both medians are in the result).
+    for phase in ("up", "down"):
+        added = metrics[f"check_{phase}_p50_us"] - metrics[f"{phase}_p50_us"]
+        metrics[f"check_added_{phase}_p50_us"] = max(added, 0.0)
     return metrics
 
 
@@ -223,5 +340,6 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
     measured = Measured(info={"gc": "enabled (part of the caller's experience)"})
     for k in range(repeats):
         log(f"emit: repeat {k + 1}/{repeats}")
-        measured.runs.append(_one_run(p))
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            measured.runs.append(_one_run(p, Path(tmp)))
     return measured

@@ -46,6 +46,7 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
         '{"path": "/tmp/a.db"}',
         "--registry",
         registry,
+        "--no-audit",
     )
     assert made.returncode == 0, made.stdout + made.stderr
     moved = spine(
@@ -62,6 +63,7 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
         "ops",
         "--registry",
         registry,
+        "--no-audit",
     )
     assert moved.returncode == 0, moved.stdout + moved.stderr
     history = spine("routes", "history", *scope, "--registry", registry)
@@ -79,6 +81,7 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
         "$$",
         "--registry",
         registry,
+        "--no-audit",
     )
     assert updated.returncode == 0, updated.stdout + updated.stderr
     listed = subprocess.run(
@@ -91,10 +94,19 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
     )
     assert "gold" in listed.stdout
     assert "degraded" in listed.stdout
-    shown = spine("routes", "show", *scope, "--registry", registry)
+    shown = spine("routes", "show", *scope, "--registry", registry, "--no-audit")
     assert "/tmp/b.db" in shown.stdout
     missing = spine(
-        "routes", "show", "event_spine", "t_none", "dev", "p_core", "saas", "--registry", registry
+        "routes",
+        "show",
+        "event_spine",
+        "t_none",
+        "dev",
+        "p_core",
+        "saas",
+        "--registry",
+        registry,
+        "--no-audit",
     )
     assert missing.returncode == 3  # configuration: no such route (docs/operations.md)
     assert "t_none" in missing.stderr
@@ -108,9 +120,29 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
         '{"root": "/tmp/x"}',
         "--registry",
         registry,
+        "--no-audit",
     )
     assert refused.returncode == 3
     assert "only in mode 'lab'" in refused.stderr
+
+
+def test_routes_lookups_and_changes_need_an_audit_target_or_an_explicit_opt_out(
+    tmp_path: Path,
+) -> None:
+    registry = f"sqlite:{tmp_path / 'registry.db'}"
+    scope = ["event_spine", "t_acme", "dev", "p_core", "saas"]
+    for args in (
+        ["set", *scope, "--backend", "sqlite", "--config", '{"path": "/tmp/a.db"}'],
+        ["show", *scope],
+    ):
+        refused = spine("routes", *args, "--registry", registry)
+        assert refused.returncode == 2
+        assert "--bootstrap" in refused.stdout
+        assert "--no-audit" in refused.stdout
+    # Nothing was saved by the refused `set`.
+    shown = spine("routes", "show", *scope, "--registry", registry, "--no-audit")
+    assert shown.returncode == 2
+    assert "No `event_spine` route" in shown.stdout
 
 
 async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, tmp_path) -> None:
@@ -154,13 +186,31 @@ async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, 
         assert done.returncode == 0, done.stdout + done.stderr
     records = await read_topic(broker.bootstrap_servers, topic, 3)
     types = [orjson.loads(r.value)["event_type"] for r in records]
-    assert "audit.route.set" in types
-    assert "audit.route.switch" in types
+    changes = [
+        orjson.loads(r.value)["payload"]["output"]["change"]
+        for r in records
+        if orjson.loads(r.value)["event_type"] == "audit.routing.update"
+    ]
+    assert {"set", "switch"} <= set(changes)
     assert any(t.startswith("timeline.") for t in types), types
     switch = next(
         orjson.loads(r.value)
         for r in records
-        if orjson.loads(r.value)["event_type"] == "audit.route.switch"
+        if orjson.loads(r.value)["payload"]["output"].get("change") == "switch"
     )
     assert switch["metadata"]["user_id"] == "ops"
     assert switch["routing"]["tenant_id"] == "t_acme"
+
+
+def test_verify_by_route_needs_an_audit_target_or_an_explicit_opt_out(tmp_path: Path) -> None:
+    registry = f"sqlite:{tmp_path / 'registry.db'}"
+    args = ["verify", "--tenant", "t_acme", "--env", "dev", "--mode", "saas"]
+    args += ["--project", "p_core", "--stream", "s", "--target", f"sqlite:{tmp_path / 'b.db'}"]
+    args += ["--source-route", "event_spine:t_acme:dev:p_core:saas", "--registry", registry]
+    refused = spine(*args)
+    assert refused.returncode == 2
+    assert "--no-audit" in refused.stdout + refused.stderr
+    # Opted out: the lookup runs (and fails: no such route), unaudited.
+    missing = spine(*args, "--no-audit")
+    assert missing.returncode == 2
+    assert "No `event_spine` route" in missing.stdout

@@ -26,7 +26,9 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ProducerError
     │   ├── BufferFull                 the emit buffer is full (policy "raise"/"block")
     │   ├── ProducerClosed             emit after close()
-    │   └── ProducerNotConfigured      module-level emit without a default producer
+    │   ├── ProducerNotConfigured      module-level emit without a default producer
+    │   └── AuditPersistFailed         (retriable) strict audit: not confirmed stored
+    │                                  and chained in the routed store in time
     └── StoreError                     raised by backends, SDK errors mapped to these
         ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
         └── StorePermanentError        (not retriable) the store refused the data
@@ -217,6 +219,25 @@ class ProducerClosed(ProducerError):
 
 class ProducerNotConfigured(ProducerError):
     """The module-level emit was called before a default producer was set."""
+
+
+class AuditPersistFailed(ProducerError):
+    """A strict audit event was not confirmed durable and linked into the audit chain.
+
+    ``route`` names the route (or the scope whose route is missing), ``cause`` why.
+    Not confirmed is not "not stored": after a timeout the sink may still store it
+    (linked, the chain stays whole). Nothing is ever stored half-linked.
+    """
+
+    retriable = True
+
+    def __init__(self, event_id: str, route: str, cause: BaseException | str) -> None:
+        self.event_id = event_id
+        self.route = route
+        self.cause = cause
+        super().__init__(
+            f"Strict audit event {event_id} was not confirmed stored via {route}: {cause}"
+        )
 
 
 class StoreError(SpineError):

@@ -168,4 +168,5 @@ async def test_route_switch_becomes_a_timeline_entry(app: App) -> None:
     assert entry.detail["reason"] == "disk full"
     assert entry.detail["resource_kind"] == "tabular_store"
     audit = await app.wait_stored(c, "audit", 2)
-    assert [e.record.payload["action"] for e in audit] == ["route.set", "route.switch"]
+    changes = [(e.record.payload["action"], e.record.payload["output"]["change"]) for e in audit]
+    assert changes == [("routing.update", "set"), ("routing.update", "switch")]

@@ -772,6 +772,7 @@ async def test_cli_cutover_without_live_workers(mixed: Mixed, tmp_path) -> None:
             "--no-live-group",
             "--live-cache-ttl",
             "0",
+            "--no-audit",  # audit events of the scope would land in the replayed topic
         ),
         capture_output=True,
         text=True,

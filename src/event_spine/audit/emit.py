@@ -14,9 +14,11 @@ What "handed over" means, and what a failure does:
   ``audit_failures()``, never raised; under ``drop_newest`` a full buffer drops the
   event and the producer counts it in ``ProducerStats.dropped``.
 - Strict (``strict=True``, or ``strict=None`` with env ``AUDIT_STRICT=1``): handed
-  over = the broker acknowledged the record (``event_spine.producers.acked``). The
-  call blocks up to ``AUDIT_ACK_TIMEOUT_S`` (default 5 s) and raises
-  ``DeliveryFailed`` instead of counting.
+  over = durable in the routed store and linked into the audit chain
+  (``event_spine.audit.strict``; the producer needs a ``route_checker``). Earlier
+  events of the producer are delivered first, so order holds. The call blocks up to
+  ``AUDIT_STRICT_TIMEOUT_S`` (default 10 s) and raises ``AuditPersistFailed`` naming
+  the route and the cause instead of counting.
 
 Invalid input (a bad action or surface) raises EventValidationError in both modes.
 """
@@ -32,8 +34,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from event_spine.audit.chain import AUDIT_EVENT_PREFIX, AUDIT_STREAM
+from event_spine.audit.strict import emit_strict
 from event_spine.errors import EventValidationError, ProducerError, SpineError
-from event_spine.producers.acked import emit_acked
 from event_spine.producers.emit import get_default_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import AuditHook
@@ -61,10 +63,14 @@ class AuditSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", frozen=True, extra="ignore")
 
     audit_strict: bool = Field(
-        default=False, description="AUDIT_STRICT=1: emit_audit_event waits for the broker's ack."
+        default=False,
+        description="AUDIT_STRICT=1: emit_audit_event returns once the event is stored "
+        "and chained.",
     )
-    audit_ack_timeout_s: float = Field(
-        default=5.0, gt=0, description="AUDIT_ACK_TIMEOUT_S: the strict mode's deadline."
+    audit_strict_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="AUDIT_STRICT_TIMEOUT_S: the strict mode's deadline (ack, store, chain).",
     )
 
 
@@ -93,7 +99,7 @@ def _strict_timeout_s(strict: bool | None) -> float | None:
     if strict is False:
         return None
     settings = AuditSettings()
-    return settings.audit_ack_timeout_s if strict or settings.audit_strict else None
+    return settings.audit_strict_timeout_s if strict or settings.audit_strict else None
 
 
 def emit_audit_event(
@@ -113,7 +119,7 @@ def emit_audit_event(
 
     ``strict`` None reads ``AUDIT_STRICT`` from the environment (see the module doc).
     Fire-and-forget returns the id also when the event could not be handed over
-    (counted in ``audit_failures()``); strict raises DeliveryFailed instead.
+    (counted in ``audit_failures()``); strict raises AuditPersistFailed instead.
     """
     if type(surface) is not str or STREAM_ID_RE.match(surface) is None:
         raise EventValidationError("surface", f"must match {STREAM_ID_PATTERN}")
@@ -129,17 +135,9 @@ def emit_audit_event(
     event_type = f"{AUDIT_EVENT_PREFIX}{action}"
     timeout_s = _strict_timeout_s(strict)
     if timeout_s is not None:
-        acked = emit_acked(
-            target.settings,
-            ctx,
-            event_type,
-            AUDIT_STREAM,
-            payload,
-            metadata,
-            event_id=event_id,
-            timeout_s=timeout_s,
+        return emit_strict(
+            target, ctx, event_type, payload, metadata, event_id or new_event_id(), timeout_s
         )
-        return acked.event_id
     return _hand_over(target, ctx, event_type, payload, metadata, event_id or new_event_id())
 
 

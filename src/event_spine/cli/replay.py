@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
@@ -28,6 +30,8 @@ from event_spine.cli.replay_args import (
 )
 from event_spine.cli.replay_view import console, print_cutover, print_report, progress_bar
 from event_spine.cli.routes import print_json
+from event_spine.emitters.routing import audited_registry
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.replay.cutover import (
     Cutover,
     CutoverPlan,
@@ -55,10 +59,34 @@ def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(action())
 
 
-async def _open_registry(location: str | None) -> RoutingRegistry:
-    if location is None:
-        raise typer.BadParameter("a route needs `--registry` (or SPINE_REGISTRY)")
-    return RoutingRegistry(await open_registry_at(location))
+NO_AUDIT_HELP = (
+    "Explicit opt-out: do not audit the registry lookups and changes (by default each "
+    "one becomes an audit event in --topic through --bootstrap)."
+)
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Where the registry is, and where its lookups and changes are audited."""
+
+    location: str | None
+    kafka: KafkaSettings | None
+    topic: str
+    no_audit: bool
+
+    @asynccontextmanager
+    async def opened(self) -> AsyncIterator[RoutingRegistry]:
+        if self.location is None:
+            raise typer.BadParameter("a route needs `--registry`")
+        if not self.no_audit and self.kafka is None:
+            raise typer.BadParameter(
+                "registry lookups are audited by default: give `--bootstrap`, or "
+                "`--no-audit` to opt out"
+            )
+        store = await open_registry_at(self.location)
+        kafka = None if self.no_audit else self.kafka
+        async with audited_registry(store, audit_kafka=kafka, audit_topic=self.topic) as registry:
+            yield registry
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -74,19 +102,15 @@ def default_replay_name(topic: str, target: ReplayTarget, filters: EventFilter) 
 
 
 async def _resolve_target(
-    into_route: str | None, registry: str | None, into_backend: str | None, into_config: str
+    into_route: str | None, registry: _Registry, into_backend: str | None, into_config: str
 ) -> ReplayTarget:
     if (into_route is None) == (into_backend is None):
         raise typer.BadParameter("give exactly one of --into-route and --into-backend")
     if into_backend is not None:
         return ReplayTarget.of_backend(into_backend, parse_json(into_config, "--into-config"))
     assert into_route is not None
-    key = parse_route(into_route)
-    reg = await _open_registry(registry)
-    try:
-        return await ReplayTarget.from_registry(reg, key)
-    finally:
-        await reg.store.close()
+    async with registry.opened() as reg:
+        return await ReplayTarget.from_registry(reg, parse_route(into_route))
 
 
 @kafka_options
@@ -109,6 +133,7 @@ def replay_command(
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
     include_unrouted: bool = typer.Option(
         False,
         "--include-unrouted",
@@ -139,10 +164,13 @@ def replay_command(
     settings = kafka.settings()
 
     async def go() -> ReplayProgress:
-        target = await _resolve_target(into_route, registry, into_backend, into_config)
+        where = _Registry(registry, settings, topic, no_audit)
+        target = await _resolve_target(into_route, where, into_backend, into_config)
         live = None
         if registry is not None and not include_unrouted:
-            live = await _open_registry(registry)
+            # The per-event rule checks are not audited: their audit events would go
+            # into the topic being replayed (and back into the target with --follow).
+            live = RoutingRegistry(await open_registry_at(registry))
         try:
             return await _replay(target, live)
         finally:
@@ -192,7 +220,7 @@ def replay_command(
 
 
 async def _open_side(
-    location: str | None, route: str | None, registry: str | None, what: str
+    location: str | None, route: str | None, registry: _Registry, what: str
 ) -> EventStore:
     if (location is None) == (route is None):
         raise typer.BadParameter(f"give exactly one of --{what} and --{what}-route")
@@ -202,14 +230,11 @@ async def _open_side(
         await store.open()
         return store
     assert route is not None
-    reg = await _open_registry(registry)
-    try:
+    async with registry.opened() as reg:
         key = parse_route(route, f"--{what}-route")
         found = await reg.get_route(
             key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
         )
-    finally:
-        await reg.store.close()
     routed = build_event_store(found)
     await routed.open()
     return routed
@@ -233,6 +258,7 @@ def verify_command(
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
 ) -> None:
     """Compare two stores stream by stream; exit 1 when they differ."""
     scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
@@ -246,9 +272,10 @@ def verify_command(
             assert settings is not None
             found = await discover_streams(settings, topic, EventFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
-        left = await _open_side(source, source_route, registry, "source")
+        where = _Registry(registry, settings, topic, no_audit)
+        left = await _open_side(source, source_route, where, "source")
         try:
-            right = await _open_side(target, target_route, registry, "target")
+            right = await _open_side(target, target_route, where, "target")
             try:
                 return await verify(left, right, scope, streams, max_samples=samples)
             finally:
@@ -291,6 +318,7 @@ def cutover_command(
         False, "--abort", help="Undo a failed cutover: writers back, the old store caught up."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON only."),
+    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
 ) -> None:
     """Replay, verify, switch the route, wait out the workers' cache, catch up, verify.
 
@@ -305,14 +333,14 @@ def cutover_command(
         console.print(f"[bold]{step.value}[/bold]: {message}")
 
     async def go() -> CutoverReport:
-        reg = await _open_registry(registry)
-        try:
+        settings = kafka.settings()
+        async with _Registry(registry, settings, topic, no_audit).opened() as reg:
             backend, target = BackendType(into_backend) if into_backend else None, config
             if backend is None:  # resume/abort: the target is where the writers are now
                 writers = await reg.get_route(*key)
                 backend, target = writers.backend_type, writers.config
             plan = CutoverPlan(
-                kafka=kafka.settings(),
+                kafka=settings,
                 topic=topic,
                 route=key,
                 backend_type=backend,
@@ -329,8 +357,6 @@ def cutover_command(
                 return await _cutover(
                     plan, reg, resume=resume, abort=abort, on_step=on_step, on_progress=view
                 )
-        finally:
-            await reg.store.close()
 
     report = _run(go)
     if as_json:

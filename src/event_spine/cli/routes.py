@@ -14,10 +14,8 @@ from rich.table import Table
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at
 from event_spine.cli.replay_args import parse_json
-from event_spine.emitters.routing import routing_hook
+from event_spine.emitters.routing import audited_registry
 from event_spine.kafka.settings import KafkaSettings
-from event_spine.producers.producer import EventSpineProducer
-from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.switching import Readers, switch_scope
 from event_spine.schemas.routes import HealthStatus, ResourceKind, ResourceRoute, RouteKey
@@ -27,6 +25,12 @@ console = Console()
 T = TypeVar("T")
 
 AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
+NoAudit = typer.Option(
+    False,
+    "--no-audit",
+    help="Explicit opt-out: do not audit this lookup or change (by default every one is, "
+    "through the Kafka connection flags).",
+)
 RegistryOption = typer.Option(
     ...,
     "--registry",
@@ -34,6 +38,19 @@ RegistryOption = typer.Option(
     help="sqlite:/path, filesystem:/dir or BACKEND:{json}. It must exist (see --create).",
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _audited(kafka: KafkaFlags, no_audit: bool) -> KafkaSettings | None:
+    """Where the audit events go; a usage error when neither Kafka nor --no-audit is given."""
+    if no_audit:
+        return None
+    settings = kafka.settings_if_any()
+    if settings is None:
+        raise typer.BadParameter(
+            "route lookups and changes are audited by default: pass `--bootstrap` (or "
+            "SPINE_BOOTSTRAP / SPINE_KAFKA_BOOTSTRAP_SERVERS), or `--no-audit` to opt out."
+        )
+    return settings
 
 
 def _with_registry(
@@ -46,19 +63,11 @@ def _with_registry(
 ) -> T:
     async def go() -> T:
         store = await open_registry_at(location, create=create)
-        producer = None
-        if audit_kafka is not None:
-            # Changes become audit events (and switches timeline entries) in the spine.
-            producer = EventSpineProducer(ProducerSettings(kafka=audit_kafka, topic=audit_topic))
-        try:
-            hook = routing_hook(producer) if producer is not None else None
-            return await action(RoutingRegistry(store, hook))
-        finally:
-            await store.close()
-            if producer is not None:
-                report = await asyncio.to_thread(producer.close)
-                if report.unsent:
-                    console.print(f"[yellow]{report.unsent} audit event(s) not delivered[/yellow]")
+        # Lookups and changes become audit events (and switches timeline entries).
+        async with audited_registry(
+            store, audit_kafka=audit_kafka, audit_topic=audit_topic
+        ) as registry:
+            return await action(registry)
 
     return asyncio.run(go())
 
@@ -118,19 +127,26 @@ def list_routes(
 
 
 @app.command()
+@kafka_options
 def show(
+    kafka: KafkaFlags,
     kind: str,
     tenant: str,
     env: str,
     project: str,
     mode: str,
     registry: str = RegistryOption,
+    audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
     as_json: bool = JsonOption,
 ) -> None:
-    """One route as JSON (``--json``: plain, uncoloured JSON for scripts)."""
+    """One route as JSON (the lookup is audited, found or not; ``--json``: plain JSON)."""
     key = _key(kind, tenant, env, project, mode)
     found = _with_registry(
-        registry, lambda r: r.get_route(key.resource_kind, tenant, env, project, mode)
+        registry,
+        lambda r: r.get_route(key.resource_kind, tenant, env, project, mode),
+        _audited(kafka, no_audit),
+        audit_topic,
     )
     if as_json:
         print_json(found.model_dump(mode="json"))
@@ -155,6 +171,7 @@ def set_route(
     reason: str = typer.Option("set from CLI"),
     registry: str = RegistryOption,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
     route = ResourceRoute(
@@ -171,7 +188,7 @@ def set_route(
     saved = _with_registry(
         registry,
         lambda r: r.set_route(route, actor=actor, reason=reason),
-        kafka.settings_if_any(),
+        _audited(kafka, no_audit),
         audit_topic,
         create=True,
     )
@@ -199,6 +216,7 @@ def switch(
     ),
     registry: str = RegistryOption,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Point a route at another backend, recording who, when, from, to and why.
 
@@ -213,7 +231,7 @@ def switch(
     moved = _with_registry(
         registry,
         lambda r: switch_scope(r, key, backend, cfg, actor=actor, reason=reason, readers=readers),
-        kafka.settings_if_any(),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     for saved in moved:
@@ -264,6 +282,7 @@ def update(
     actor: str = typer.Option("cli"),
     registry: str = RegistryOption,
     audit_topic: str = AuditTopic,
+    no_audit: bool = NoAudit,
 ) -> None:
     """Edit a route's tier, health status or cost notes (not a switch)."""
     key = _key(kind, tenant, env, project, mode)
@@ -275,7 +294,7 @@ def update(
         lambda r: r.update_metadata(
             key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
         ),
-        kafka.settings_if_any(),
+        _audited(kafka, no_audit),
         audit_topic,
     )
     console.print(

@@ -35,6 +35,7 @@ from event_spine.producers.buffer import EmitBuffer, Item
 from event_spine.producers.sender import AiokafkaSender, SenderBase
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
+from event_spine.routing.checker import RouteChecker
 from event_spine.schemas.context import RequestContext, current_context
 from event_spine.schemas.events import StreamEvent
 from event_spine.schemas.formats import (
@@ -118,8 +119,16 @@ class CloseReport:
 class EventSpineProducer:
     """Fire-and-forget emitter into one Kafka topic."""
 
-    def __init__(self, settings: ProducerSettings, *, start: bool = True) -> None:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        *,
+        start: bool = True,
+        route_checker: RouteChecker | None = None,
+    ) -> None:
         self.settings = settings
+        #: When set, emits for a scope with no ``event_spine`` route raise RouteNotFound.
+        self.route_checker = route_checker
         self._buffer = EmitBuffer(
             settings.buffer_max_events, settings.overflow_policy, settings.block_timeout_ms
         )
@@ -150,7 +159,8 @@ class EventSpineProducer:
         """Validate, serialize and buffer one event; returns its event_id at once.
 
         ``ctx`` None means the RequestContext set with ``request_context()``.
-        Raises EventRejected subclasses naming the bad field, ProducerClosed after
+        Raises EventRejected subclasses naming the bad field, RouteNotFound for a scope
+        without an ``event_spine`` route (with a ``route_checker``), ProducerClosed after
         close(), and BufferFull only under the "block"/"raise" overflow policies.
         """
         if ctx is None:
@@ -173,13 +183,16 @@ class EventSpineProducer:
             event_id = new_event_id()
         elif type(event_id) is not str or EVENT_ID_RE.match(event_id) is None:
             raise EventValidationError("event_id", "must be a lower-case UUID string")
+        key = ctx.key()
+        if self.route_checker is not None:
+            self.route_checker.check(key)
         record = EventRecord(
             SCHEMA_VERSION,
             event_id,
             datetime.now(UTC),
             event_type,
             stream_id,
-            self._wire_routing(ctx),
+            self._wire_routing(ctx, key),
             envelope,
             payload,
         )
@@ -188,6 +201,8 @@ class EventSpineProducer:
 
     def emit(self, event: StreamEvent) -> str:
         """Buffer an already-built StreamEvent (validated by pydantic)."""
+        if self.route_checker is not None:
+            self.route_checker.check(event.routing.key())
         self._put(event.routing.tenant_id, event.stream_id, record_from_event(event))
         return event.event_id
 
@@ -214,8 +229,7 @@ class EventSpineProducer:
                 return True
         return False
 
-    def _wire_routing(self, ctx: RequestContext) -> WireRouting:
-        key = ctx.key()
+    def _wire_routing(self, ctx: RequestContext, key: tuple[str, str, str, str]) -> WireRouting:
         routing = self._routing.get(key)
         if routing is None:
             if len(self._routing) >= _ROUTING_CACHE_MAX:

@@ -25,6 +25,11 @@ from event_spine.schemas.routes import (
 #: Called with (action, route key, details) on every lookup and change.
 AuditHook = Callable[[str, RouteKey, dict[str, Any]], None]
 
+#: The audit actions (docs/design.md): every lookup, found or not, and every change
+#: (details ``change``: ``set``, ``switch`` or ``metadata``).
+LOOKUP: Final = "routing.lookup"
+UPDATE: Final = "routing.update"
+
 CAS_ATTEMPTS: Final = 20
 
 
@@ -62,8 +67,10 @@ class RoutingRegistry:
                 )
             route = found[0] if found else None
         if route is None:
+            if mode is not None:  # without a mode there is no scope to audit into
+                self._emit(LOOKUP, RouteKey(kind, tenant_id, env, project_id, mode), found=False)
             raise RouteNotFound(kind.value, tenant_id, env, project_id, mode)
-        self._emit("route.lookup", route.key(), backend=route.backend_type.value)
+        self._emit(LOOKUP, route.key(), found=True, backend=route.backend_type.value)
         return route
 
     async def set_route(
@@ -90,7 +97,7 @@ class RoutingRegistry:
                 await self.store.save(new, expected)
             except ConcurrentUpdate:
                 continue
-            self._emit("route.set", new.key(), backend=new.backend_type.value, actor=actor)
+            self._emit(UPDATE, new.key(), change="set", backend=new.backend_type.value, actor=actor)
             return new
         raise ConcurrentUpdate(f"{route.describe()}: gave up after {CAS_ATTEMPTS} racing writes")
 
@@ -116,8 +123,9 @@ class RoutingRegistry:
 
         current, new = await self._update_existing(key, change)
         self._emit(
-            "route.switch",
+            UPDATE,
             key,
+            change="switch",
             actor=actor,
             reason=reason,
             from_backend=current.backend_type.value,
@@ -143,7 +151,9 @@ class RoutingRegistry:
         if cost_notes is not None:
             changes["cost_notes"] = cost_notes
         _, new = await self._update_existing(key, lambda _: changes)
-        self._emit("route.metadata", key, actor=actor, **{k: str(v) for k, v in changes.items()})
+        self._emit(
+            UPDATE, key, change="metadata", actor=actor, **{k: str(v) for k, v in changes.items()}
+        )
         return new
 
     async def _update_existing(

@@ -3,8 +3,10 @@
 Failure classes (see docs/operations.md):
 - poison (bad JSON, schema, size, key): dead-letter at once;
 - configuration (route missing or invalid, scope violation): dead-letter, or hold
-  when ``on_route_missing="hold"``; a route to a non-durable backend outside mode
-  lab is dead-lettered as ``route_not_durable`` (never written, never held);
+  when ``on_route_missing="hold"``: the partition is held from the first event of
+  the unrouted scope (``BatchOutcome.held``), the rest of the batch is written; a
+  route to a non-durable backend outside mode lab is dead-lettered as
+  ``route_not_durable`` (never written, never held);
 - an event whose id its scope already holds with other content: dead-lettered as
   ``event_id_conflict`` with both content digests in headers (the rest is written);
 - transient store errors (StoreUnavailable): raised as BatchRetry, so the worker
@@ -69,6 +71,10 @@ class BatchOutcome:
     per_route: dict[str, int] = field(default_factory=dict)
     #: (backend type, seconds) per store write, for the latency histogram.
     write_timings: list[tuple[str, float]] = field(default_factory=list)
+    #: (topic, partition) -> offset of its first event whose route is missing (hold):
+    #: nothing of that partition from there on is written, dead-lettered or committed.
+    held: dict[tuple[str, int], int] = field(default_factory=dict)
+    held_cause: RouteNotFound | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +90,20 @@ class PreparedBatch:
 
     groups: dict[tuple[str, str], _Group]
     outcome: BatchOutcome
+
+    def drop(self, partitions: set[tuple[str, int]]) -> None:
+        """Forget every record of ``partitions`` (they will be fetched again)."""
+
+        def kept(rec: Any) -> bool:
+            return (rec.topic, rec.partition) not in partitions
+
+        for group in self.groups.values():
+            pairs = [(e, r) for e, r in zip(group.events, group.records, strict=True) if kept(r)]
+            group.events = [e for e, _ in pairs]
+            group.records = [r for _, r in pairs]
+        out = self.outcome
+        out.dead_letters = [d for d in out.dead_letters if kept(d.record)]
+        out.held = {tp: o for tp, o in out.held.items() if tp not in partitions}
 
 
 class BatchProcessor:
@@ -119,7 +139,8 @@ class BatchProcessor:
     async def write(self, prepared: PreparedBatch) -> BatchOutcome:
         """The store writes of a prepared batch; BatchRetry if it must come again."""
         for group in prepared.groups.values():
-            await self._write_group(group, prepared.outcome)
+            if group.events:
+                await self._write_group(group, prepared.outcome)
         self._failures = 0
         return prepared.outcome
 
@@ -130,6 +151,8 @@ class BatchProcessor:
         # Resolved once per scope per batch (not per event): route, store and group.
         by_scope: dict[tuple[str, str, str, str], _Group | ConfigurationError] = {}
         for rec in records:
+            if (rec.topic, rec.partition) in outcome.held:
+                continue  # behind a held event of its partition: it comes again
             try:
                 event = self._decode(rec)
             except EventRejected as exc:
@@ -140,6 +163,10 @@ class BatchProcessor:
             if target is None:
                 target = by_scope[scope] = await self._group_for(scope, groups)
             if isinstance(target, ConfigurationError):
+                if self.hold_on_missing_route and isinstance(target, RouteNotFound):
+                    outcome.held[(rec.topic, rec.partition)] = rec.offset
+                    outcome.held_cause = target
+                    continue
                 outcome.dead_letters.append(DeadLetter(rec, _route_reason(target), target))
                 continue
             target.events.append(event)
@@ -179,8 +206,6 @@ class BatchProcessor:
         try:
             route = await self.routes.event_spine_route(tenant, env, project, mode)
         except RouteNotFound as exc:
-            if self.hold_on_missing_route:
-                raise BatchRetry(exc) from exc
             return exc
         except ConfigurationError as exc:  # a route the backend spec refuses
             return exc

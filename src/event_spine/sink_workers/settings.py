@@ -51,8 +51,9 @@ class SinkSettings(KafkaComponentSettings):
     # Failures.
     on_route_missing: Literal["dead_letter", "hold"] = Field(
         default="dead_letter",
-        description="dead_letter: park and go on; hold: pause and retry until an operator "
-        "adds the route.",
+        description="dead_letter: park and go on; hold: pause the partition from the "
+        "unrouted event on (other partitions go on) and retry until an operator adds the "
+        "route.",
     )
     retry_backoff_initial_ms: int = Field(default=200, ge=1)
     retry_backoff_max_ms: int = Field(default=10_000, ge=1)

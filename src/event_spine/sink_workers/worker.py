@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import (
@@ -72,6 +72,14 @@ async def _lean_parser(records: tuple[Any, ...]) -> KafkaMessage:
     )
 
 
+class _Mark(NamedTuple):
+    """Where a held partition must be read again from (shaped like a record)."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, worker: SinkWorker) -> None:
         self.worker = worker
@@ -81,6 +89,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         # after it; bounded below rebalance_timeout_ms (past it, redelivery is absorbed
         # by idempotent writes).
         await self.worker.wait_idle(self.worker.settings.rebalance_timeout_ms / 2000)
+        # Whoever owns a held partition next starts at its committed (held) offset.
+        self.worker.forget_held()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         # Pause state is lost on every rebalance: re-pause while backing off.
@@ -116,6 +126,11 @@ class SinkWorker:
         self._subscriber: Any = None
         self._pending: asyncio.Future[bool] | None = None
         self._pending_records: Sequence[Any] = ()
+        #: Held partitions (on_route_missing=hold) -> (held offset, last offset of the
+        #: batch that held it). A later batch whose records of one start above the last
+        #: was fetched before the rewind (stale, dropped); the refetch starts at the
+        #: held offset, and no rewind may move a held partition past it.
+        self._held: dict[tuple[str, int], tuple[int, int]] = {}
         self._stopping = False
         self._last_cause: BaseException | None = None
         self._audit_producer: EventSpineProducer | None = None
@@ -293,6 +308,7 @@ class SinkWorker:
                 return
             if prepared is None:
                 return
+            records = self._drop_stale(records, prepared)
             self._pending_records = records
             self._pending = asyncio.ensure_future(self._complete(records, prepared))
             # Let the write task run up to its first real wait (the store call) now:
@@ -328,9 +344,12 @@ class SinkWorker:
             log.exception("sink batch failed unexpectedly")
             self._rewind_and_pause(records, exc, None)
             return False
-        self._backoff.reset()
+        if not outcome.held:
+            self._backoff.reset()
         self._record(outcome)
-        await self._commit(records)
+        await self._commit(records, outcome.held)
+        if outcome.held:
+            self._hold(records, outcome)
         self.endpoints.metrics.batch_size.labels(self.settings.topic).observe(len(records))
         for backend, seconds in outcome.write_timings:
             self.endpoints.metrics.write_seconds.labels(backend).observe(seconds)
@@ -367,12 +386,15 @@ class SinkWorker:
         except KafkaError as exc:
             raise BatchRetry(exc) from exc
 
-    async def _commit(self, records: Sequence[Any]) -> None:
+    async def _commit(
+        self, records: Sequence[Any], held: dict[tuple[str, int], int] | None = None
+    ) -> None:
         consumer = self._consumer
         assert consumer is not None
         ends: dict[tuple[str, int], int] = {}
         for rec in records:  # records of a partition come in offset order
             ends[(rec.topic, rec.partition)] = rec.offset + 1
+        ends.update(held or {})  # a held partition: up to its first held event only
         offsets = {TopicPartition(t, p): end for (t, p), end in ends.items()}
         owned = consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
@@ -389,6 +411,41 @@ class SinkWorker:
         for tp, offset in offsets.items():
             self.stats.committed[(tp.topic, tp.partition)] = offset
 
+    # -- holding (on_route_missing=hold) ----------------------------------------------
+
+    def _hold(self, records: Sequence[Any], outcome: BatchOutcome) -> None:
+        """Rewind and pause only the partitions holding an unrouted event, from it on."""
+        last = {(rec.topic, rec.partition): rec.offset for rec in records}
+        for tp, offset in outcome.held.items():
+            self._held[tp] = (offset, last[tp])
+        marks = [_Mark(topic, part, offset) for (topic, part), offset in outcome.held.items()]
+        cause = outcome.held_cause or RuntimeError("route missing (hold)")
+        self._rewind_and_pause(marks, cause, None)
+
+    def forget_held(self) -> None:
+        """After a revoke: positions restart from the committed offsets, nothing is stale."""
+        self._held.clear()
+
+    def _drop_stale(self, records: Sequence[Any], prepared: PreparedBatch) -> Sequence[Any]:
+        """Drop the records of held partitions fetched before their rewind."""
+        if not self._held:
+            return records
+        first: dict[tuple[str, int], int] = {}
+        for rec in records:
+            first.setdefault((rec.topic, rec.partition), rec.offset)
+        stale: set[tuple[str, int]] = set()
+        for tp, start in first.items():
+            if tp not in self._held:
+                continue
+            if start > self._held[tp][1]:
+                stale.add(tp)
+            else:
+                del self._held[tp]  # read again from the held offset: no longer stale
+        if not stale:
+            return records
+        prepared.drop(stale)
+        return [rec for rec in records if (rec.topic, rec.partition) not in stale]
+
     # -- backing off ----------------------------------------------------------------
 
     def _rewind_and_pause(
@@ -403,6 +460,11 @@ class SinkWorker:
         for rec in records:
             tp = TopicPartition(rec.topic, rec.partition)
             first[tp] = min(first.get(tp, rec.offset), rec.offset)
+        for tp, offset in list(first.items()):
+            # A stale batch of a held partition must not move it past the held event.
+            held = self._held.get((tp.topic, tp.partition))
+            if held is not None:
+                first[tp] = min(offset, held[0])
         owned = consumer.assignment()
         for tp, offset in first.items():
             if tp in owned:
