@@ -136,13 +136,13 @@ def test_routes_lookups_and_changes_need_an_audit_target_or_an_explicit_opt_out(
         ["show", *scope],
     ):
         refused = spine("routes", *args, "--registry", registry)
-        assert refused.returncode == 2
-        assert "--bootstrap" in refused.stdout
-        assert "--no-audit" in refused.stdout
-    # Nothing was saved by the refused `set`.
+        assert refused.returncode == 2  # a usage error: say where to audit, or opt out
+        assert "--bootstrap" in refused.stderr
+        assert "--no-audit" in refused.stderr
+    # Nothing was saved by the refused `set`: not even the registry file was created.
     shown = spine("routes", "show", *scope, "--registry", registry, "--no-audit")
-    assert shown.returncode == 2
-    assert "No `event_spine` route" in shown.stdout
+    assert shown.returncode == 3
+    assert "No routing registry" in shown.stderr
 
 
 async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, tmp_path) -> None:
@@ -207,10 +207,11 @@ def test_verify_by_route_needs_an_audit_target_or_an_explicit_opt_out(tmp_path: 
     args = ["verify", "--tenant", "t_acme", "--env", "dev", "--mode", "saas"]
     args += ["--project", "p_core", "--stream", "s", "--target", f"sqlite:{tmp_path / 'b.db'}"]
     args += ["--source-route", "event_spine:t_acme:dev:p_core:saas", "--registry", registry]
+    assert spine("routes", "list", "--registry", registry, "--create").returncode == 0
     refused = spine(*args)
     assert refused.returncode == 2
-    assert "--no-audit" in refused.stdout + refused.stderr
-    # Opted out: the lookup runs (and fails: no such route), unaudited.
+    assert "--no-audit" in refused.stderr
+    # Opted out: the lookup runs (and fails: no such route, a configuration error), unaudited.
     missing = spine(*args, "--no-audit")
-    assert missing.returncode == 2
-    assert "No `event_spine` route" in missing.stdout
+    assert missing.returncode == 3
+    assert "No `event_spine` route" in missing.stderr

@@ -33,8 +33,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
     location = f"sqlite:{where / 'r.db'}"
     config = orjson.dumps({"path": str(where / "events.db")}).decode()
     made = invoke(
-        ["routes", "set", *SCOPE, "--backend", "sqlite", "--config", config, "--registry", location]
-    )
+        ["routes", "set", *SCOPE, "--backend", "sqlite", "--config", config, "--registry", location,
+         "--no-audit"]
+    )  # fmt: skip
     assert made.code == 0, made.err
     return location
 
@@ -51,40 +52,43 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
     role_pg = orjson.dumps({"dsn": "postgresql://no_such_role_x@127.0.0.1:5432/postgres"}).decode()
     u, c, r = ExitCode.USAGE, ExitCode.CONFIGURATION, ExitCode.UNREACHABLE
     reg = ["--registry", registry]
+    # routes show/set/switch/update audit through Kafka by default: none here, so opt out.
+    rreg = [*reg, "--no-audit"]
     set_ = ["routes", "set"]
     sw = ["routes", "switch", *SCOPE, "--backend", "sqlite"]
     rl = ["routes", "list", "--registry"]
     rp = ["replay", "--bootstrap", DEAD_BROKER]
     cut = ["cutover", "--bootstrap", DEAD_BROKER, "--actor", "a", "--reason", "r"]
-    sqlite_set = ["--backend", "sqlite", "--config", cfg, *reg]
+    sqlite_set = ["--backend", "sqlite", "--config", cfg, *rreg]
     # fmt: off
     return [
         # routes set
         ([*set_, "event_spine", "BAD T", "dev", "p", "saas", *sqlite_set],
             u, ["tenant_id", "--tenant"]),
-        ([*set_, *SCOPE, "--backend", "sqlite", "--config", "{path:", *reg], u, ["--config"]),
-        ([*set_, *SCOPE, "--backend", "sqlite", "--config", "[1]", *reg], u, ["--config"]),
+        ([*set_, *SCOPE, "--backend", "sqlite", "--config", "{path:", *rreg], u, ["--config"]),
+        ([*set_, *SCOPE, "--backend", "sqlite", "--config", "[1]", *rreg], u, ["--config"]),
         ([*set_, "nokind", *SCOPE[1:], *sqlite_set], u, ["KIND", "nokind"]),
-        ([*set_, *SCOPE, "--backend", "nosuch", "--config", cfg, *reg], u, ["backend_type"]),
+        ([*set_, *SCOPE, "--backend", "nosuch", "--config", cfg, *rreg], u, ["backend_type"]),
         ([*set_, *SCOPE[:4], "weird", *sqlite_set], u, ["mode"]),
-        ([*set_, *SCOPE, "--backend", "filesystem", "--config", '{"root": "/tmp/x"}', *reg],
+        ([*set_, *SCOPE, "--backend", "filesystem", "--config", '{"root": "/tmp/x"}', *rreg],
             c, ["filesystem"]),
-        ([*set_, *SCOPE, "--config", cfg, *reg], u, ["--backend"]),
-        ([*set_, *SCOPE, "--backend", "sqlite", "--registry", "nocolon"], u, ["--registry"]),
-        ([*set_, *SCOPE, "--backend", "sqlite", "--registry", "nosuch:/x"],
+        ([*set_, *SCOPE, "--config", cfg, *rreg], u, ["--backend"]),
+        ([*set_, *SCOPE, "--backend", "sqlite", "--registry", "nocolon", "--no-audit"],
+            u, ["--registry"]),
+        ([*set_, *SCOPE, "--backend", "sqlite", "--registry", "nosuch:/x", "--no-audit"],
             u, ["--registry", "nosuch"]),
         # routes list / show / history / switch / update
         ([*rl, missing], c, [str(tmp / "no"), "--create"]),
-        (["routes", "show", *other, *reg], c, ["t_other", "spine routes set"]),
-        (["routes", "show", "nokind", *SCOPE[1:], *reg], u, ["KIND"]),
+        (["routes", "show", *other, *rreg], c, ["t_other", "spine routes set"]),
+        (["routes", "show", "nokind", *SCOPE[1:], *rreg], u, ["KIND"]),
         (["routes", "history", *other, *reg], c, ["t_other"]),
-        (["routes", "switch", *other, "--backend", "sqlite", "--reason", "x", *reg],
+        (["routes", "switch", *other, "--backend", "sqlite", "--reason", "x", *rreg],
             c, ["t_other"]),
-        ([*sw, "--config", "{", "--reason", "x", *reg], u, ["--config"]),
-        ([*sw, "--reason", "x", "--move-readers", "--split-readers", *reg],
+        ([*sw, "--config", "{", "--reason", "x", *rreg], u, ["--config"]),
+        ([*sw, "--reason", "x", "--move-readers", "--split-readers", *rreg],
             u, ["--move-readers", "--split-readers"]),
-        ([*sw, *reg], u, ["--reason"]),
-        (["routes", "update", *SCOPE, "--health", "nonsense", *reg], u, ["--health"]),
+        ([*sw, *rreg], u, ["--reason"]),
+        (["routes", "update", *SCOPE, "--health", "nonsense", *rreg], u, ["--health"]),
         ([*rl, f"postgres:{bad_pg}"], r, ["127.0.0.1:1"]),
         ([*rl, f"postgres:{role_pg}"], ExitCode.AUTH, ["no_such_role_x", "access refused"]),
         ([*rl, 'postgres:{"dsn": "postgresql://u:pw@127.0.0.1/db"}'], c, ["dsn", "password"]),

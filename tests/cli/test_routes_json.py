@@ -21,7 +21,7 @@ def cfg(path: Path) -> str:
 
 
 def show(kind: str, registry: str) -> dict[str, Any]:
-    got = invoke(["routes", "show", kind, *TENANT, "--registry", registry, "--json"])
+    got = invoke(["routes", "show", kind, *TENANT, "--registry", registry, "--json", "--no-audit"])
     assert got.code == 0, got.err
     parsed: dict[str, Any] = orjson.loads(got.out)
     return parsed
@@ -31,7 +31,8 @@ def switch(registry: str, path: Path, *flags: str) -> Any:
     return invoke(
         [
             "routes", "switch", "event_spine", *TENANT, "--backend", "sqlite",
-            "--config", cfg(path), "--reason", "disk move", "--registry", registry, *flags,
+            "--config", cfg(path), "--reason", "disk move", "--registry", registry, "--no-audit",
+            *flags,
         ]
     )  # fmt: skip
 
@@ -42,7 +43,7 @@ def test_switching_writers_refuses_to_strand_readers_unless_told(tmp_path: Path)
     for kind in ("event_spine", "event_stream"):  # the state a finished cutover leaves
         made = invoke(
             ["routes", "set", kind, *TENANT, "--backend", "sqlite", "--config", cfg(a),
-             "--registry", registry]
+             "--registry", registry, "--no-audit"]
         )  # fmt: skip
         assert made.code == 0, made.err
 
