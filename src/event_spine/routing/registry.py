@@ -6,14 +6,16 @@ scope, never an environment variable or a default backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from event_spine.backends.factory import check_route_allowed
-from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound
+from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound, SpineError
 from event_spine.routing.store import RegistryStore
 from event_spine.schemas.routes import (
+    AuditLink,
     BackendType,
     HealthStatus,
     ResourceKind,
@@ -24,6 +26,10 @@ from event_spine.schemas.routes import (
 
 #: Called with (action, route key, details) on every lookup and change.
 AuditHook = Callable[[str, RouteKey, dict[str, Any]], None]
+#: Reads where the audit chains stand in a route's current store (docs/audit.md).
+ChainHeads = Callable[[ResourceRoute], Awaitable[tuple[AuditLink, ...]]]
+
+log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS: Final = 20
 
@@ -31,9 +37,16 @@ CAS_ATTEMPTS: Final = 20
 class RoutingRegistry:
     """Reads and changes routes, keeping a switch history and an audit trail."""
 
-    def __init__(self, store: RegistryStore, audit: AuditHook | None = None) -> None:
+    def __init__(
+        self,
+        store: RegistryStore,
+        audit: AuditHook | None = None,
+        *,
+        chain_heads: ChainHeads | None = None,
+    ) -> None:
         self.store = store
         self._audit = audit
+        self._chain_heads = chain_heads
 
     def _emit(self, action: str, key: RouteKey, **details: Any) -> None:
         if self._audit is not None:
@@ -105,9 +118,10 @@ class RoutingRegistry:
     ) -> ResourceRoute:
         """Point an existing route at another backend, recording who, when, from, to, why."""
         backend = BackendType(backend_type)
+        links = await self._audit_links(key, backend, config)
 
         def change(current: ResourceRoute) -> dict[str, Any]:
-            switch = _switch(current, backend, config, actor, reason)
+            switch = _switch(current, backend, config, actor, reason, links)
             return {
                 "backend_type": backend,
                 "config": config,
@@ -124,6 +138,28 @@ class RoutingRegistry:
             to_backend=backend.value,
         )
         return new
+
+    async def _audit_links(
+        self, key: RouteKey, backend: BackendType, config: dict[str, Any]
+    ) -> tuple[AuditLink, ...]:
+        """The audit chains' heads in the store an event_spine route leaves.
+
+        An unreachable old store does not block the switch (it is often why one
+        switches): the switch records no link, and `spine audit verify` says so.
+        """
+        if key.resource_kind is not ResourceKind.EVENT_SPINE:
+            return ()
+        current = await self.store.load(key)
+        if current is None or (current.backend_type, current.config) == (backend, config):
+            return ()
+        from event_spine.audit.links import chain_heads  # noqa: PLC0415 (audit imports routing)
+
+        heads = self._chain_heads or chain_heads
+        try:
+            return await heads(current)
+        except (SpineError, OSError) as exc:
+            log.warning("%s: audit chain heads not readable, switch not linked: %s", key, exc)
+            return ()
 
     async def update_metadata(
         self,
@@ -191,6 +227,7 @@ def _switch(
     config: dict[str, Any],
     actor: str,
     reason: str,
+    audit_links: tuple[AuditLink, ...] = (),
 ) -> RouteSwitch:
     return RouteSwitch(
         actor=actor,
@@ -199,4 +236,5 @@ def _switch(
         from_config=current.config if current is not None else {},
         to_backend=backend,
         to_config=config,
+        audit_links=audit_links,
     )

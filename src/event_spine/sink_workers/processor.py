@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
+from event_spine.audit.links import chain_starts
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory
@@ -199,9 +200,9 @@ class BatchProcessor:
         try:
             if has_audit_events(group.events):
                 group.events = await (
-                    self.audit.link(store, group.events, members)
+                    self.audit.link(store, group.events, members, group.route)
                     if self.audit is not None
-                    else link_audit_chain(store, group.events)
+                    else link_audit_chain(store, group.events, starts=chain_starts(group.route))
                 )
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
@@ -220,7 +221,7 @@ class BatchProcessor:
             )
             return
         if self.audit is not None:
-            await self.audit.anchor(store, members)
+            await self.audit.anchor(store, members, group.route)
         outcome.written += result.written
         outcome.duplicates += result.duplicates
         name = group.route.backend_type.value
