@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, Member, link_audit_chain
 from event_spine.audit.export import Window
-from event_spine.audit.keys import AuditKeySettings, LocalAuditKeys
+from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
@@ -35,7 +34,7 @@ from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas import StoredEvent
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
-from support.audit_chain import SECRET, PostgresRaw, Raw, SqliteRaw, write_keys
+from support.audit_chain import PostgresRaw, Raw, SqliteRaw, audit_env
 from support.events import SCOPE, stored
 from support.postgres import temp_database
 
@@ -100,23 +99,11 @@ class World:
         return await cli_audit._verify(self.registry_location, SCOPE, AUDIT_STREAM)
 
 
-def _env(monkeypatch: pytest.MonkeyPatch, tmp: Path) -> AuditKeySettings:
-    keys = write_keys(tmp)
-    pem = keys.settings.anchor_key_file
-    monkeypatch.setenv("SPINE_AUDIT_KEY", SECRET)
-    monkeypatch.setenv("SPINE_AUDIT_KEY_ID", "k1")
-    monkeypatch.setenv("SPINE_AUDIT_ANCHOR_KEY_FILE", str(pem))
-    monkeypatch.setenv("SPINE_AUDIT_ANCHOR_EVERY_EVENTS", str(EVERY))
-    return AuditKeySettings(
-        key=SecretStr(SECRET), key_id="k1", anchor_key_file=pem, anchor_every_events=EVERY
-    )
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def world(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
-    settings = _env(monkeypatch, tmp_path)
+    settings = audit_env(monkeypatch, tmp_path, EVERY)
     registry_store = await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")})
     registry = RoutingRegistry(registry_store)
     anchors = {"path": str(tmp_path / "anchors.db")}
@@ -276,17 +263,22 @@ class Matrix:
 
     def __init__(self, name: str) -> None:
         self.name, self.rows, self.missed = name, {}, []  # type: ignore[var-annotated]
+        self.example: dict[str, str] = {}
 
     def record(self, case: str, report: Any, must_name: str) -> None:
         tried, detected = self.rows.get(case, (0, 0))
         text = report.describe()
         hit = not report.ok and must_name in text
         self.rows[case] = (tried + 1, detected + hit)
+        self.example.setdefault(case, text.splitlines()[0][-220:])
         if not hit:
             self.missed.append(f"{case}: {text}")
 
     def show(self) -> str:
-        lines = [f"{c:34} tried {t:3}  detected {d:3}" for c, (t, d) in self.rows.items()]
+        lines = [
+            f"{c:34} tried {t:3}  detected {d:3}\n    {self.example[c]}"
+            for c, (t, d) in self.rows.items()
+        ]
         return f"\n== {self.name}\n" + "\n".join(lines)
 
 
