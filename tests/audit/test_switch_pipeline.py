@@ -9,6 +9,7 @@ whole history, and the exported bundle verifies in `python -I -S`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -113,6 +114,15 @@ async def test_cutover_then_plain_switch_keep_one_chain(
     assert [s.audit_links[0].count for s in history[1:]] == [10, 16]
     await registry.store.close()
     location = f"sqlite:{tmp_path / 'registry.db'}"
+    shown = subprocess.run(
+        [sys.executable, "-m", "event_spine.cli.main", "routes", "history", *key, "--registry",
+         location],
+        capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "audit@9 #10" in shown.stdout
+    assert "audit@15 #16" in shown.stdout
     verified = await cli_audit._verify(location, scope, AUDIT_STREAM)
     assert verified.ok, verified.describe()
     assert verified.checked == 21

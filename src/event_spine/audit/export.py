@@ -42,7 +42,10 @@ record exactly as hashed. For each record (`keyed` = its canonical metadata has
              audit_mac  = HMAC-SHA256(key[audit_key_id], audit_hash)
 
 and `audit_prev_hash` equals the previous record's `audit_hash` (the first one's is
-`prev_hash` in `manifest.json`). `anchors.jsonl` holds Ed25519-signed statements of
+`prev_hash` in `manifest.json`). Where the records cross a route switch (from one
+store to another), `switches` in `manifest.json` gives the head the switch recorded
+(position, head_hash, count): the record at that position must have exactly that
+hash and count. `anchors.jsonl` holds Ed25519-signed statements of
 the chain's head (position, head_hash, count); each names the previous anchor's
 signature; the public keys are in `keys.json`. An anchor is due wherever
 `count % every_events == 0` or `every_s` seconds of event time passed since the last

@@ -128,8 +128,8 @@ async def chain_head(
     """Where the chain of ``stream`` stands in ``store`` (None: no audit record at all).
 
     Walks the stream once (the count is the number of members): a switch of a
-    route with N audit records reads N records from the old store (~1 s per
-    100 000 on SQLite).
+    route with N audit records reads N records from the old store (1.2 s for
+    20 000 on SQLite, measured on 2 loaded cores).
     """
     count = start.count if start is not None else 0
     first_s = start.first_time_s if start is not None else None

@@ -183,7 +183,7 @@ def history(
 ) -> None:
     """The switch history of one route."""
     switches = _with_registry(registry, lambda r: r.history(_key(kind, tenant, env, project, mode)))
-    table = Table("at", "actor", "from", "to", "reason")
+    table = Table("at", "actor", "from", "to", "reason", "audit link")
     for s in switches:
         table.add_row(
             s.at.isoformat(),
@@ -191,6 +191,11 @@ def history(
             s.from_backend.value if s.from_backend else "-",
             s.to_backend.value,
             s.reason,
+            # stream@position #count head: where the chain goes on (docs/audit.md)
+            " ".join(
+                f"{a.stream}@{a.position} #{a.count} {a.head_hash[:12]}" for a in s.audit_links
+            )
+            or "-",
         )
     console.print(table)
 

@@ -7,7 +7,7 @@ scope, never an environment variable or a default backend.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -26,8 +26,6 @@ from event_spine.schemas.routes import (
 
 #: Called with (action, route key, details) on every lookup and change.
 AuditHook = Callable[[str, RouteKey, dict[str, Any]], None]
-#: Reads where the audit chains stand in a route's current store (docs/audit.md).
-ChainHeads = Callable[[ResourceRoute], Awaitable[tuple[AuditLink, ...]]]
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +35,9 @@ CAS_ATTEMPTS: Final = 20
 class RoutingRegistry:
     """Reads and changes routes, keeping a switch history and an audit trail."""
 
-    def __init__(
-        self,
-        store: RegistryStore,
-        audit: AuditHook | None = None,
-        *,
-        chain_heads: ChainHeads | None = None,
-    ) -> None:
+    def __init__(self, store: RegistryStore, audit: AuditHook | None = None) -> None:
         self.store = store
         self._audit = audit
-        self._chain_heads = chain_heads
 
     def _emit(self, action: str, key: RouteKey, **details: Any) -> None:
         if self._audit is not None:
@@ -154,9 +145,8 @@ class RoutingRegistry:
             return ()
         from event_spine.audit.links import chain_heads  # noqa: PLC0415 (audit imports routing)
 
-        heads = self._chain_heads or chain_heads
         try:
-            return await heads(current)
+            return await chain_heads(current)
         except (SpineError, OSError) as exc:
             log.warning("%s: audit chain heads not readable, switch not linked: %s", key, exc)
             return ()
