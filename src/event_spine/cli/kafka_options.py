@@ -191,6 +191,7 @@ def kafka_options(command: F) -> F:
             env_file=given.pop("kafka_env_file"),
             overrides={_FIELD[k]: v for k, v in given.items() if v is not None},
         )
+        # A KafkaSecurityError propagates to the CLI's one error surface (cli/failures.py).
         return command(*args, kafka=flags, **kwargs)
 
     positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
