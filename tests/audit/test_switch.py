@@ -216,6 +216,24 @@ async def test_two_switches_and_a_worker_restart(world: World) -> None:
     assert "the chain spans 3 stores" in report.describe()
 
 
+async def test_a_stale_write_to_the_old_store_stays_outside_the_chain(world: World) -> None:
+    """A worker whose route cache had not expired writes to the old store after the switch."""
+    await world.emit(10)
+    stale = await world.cache.event_spine_route(*KEY[1:3], KEY.project_id, KEY.mode)
+    await world.switch(1)
+    late = stored(105, AUDIT_STREAM, event_type="audit.thing", payload={"n": "late"})
+    members: list[Member] = []
+    old = await world.stores.event_store(stale)
+    await old.append_batch(await world.sink.link(old, [late], members, stale))
+    await world.sink.anchor(old, members, stale)  # count 11 there: no anchor due
+    await world.emit(7)
+    report = await world.verify()
+    assert report.ok, report.describe()
+    assert report.checked == 17
+    assert "1 audit record(s) from position 105 on are in a store after" in report.describe()
+    assert [a["count"] for a in await anchors_of(world)] == [4, 8, 12, 16]
+
+
 async def test_export_across_the_switch_verifies_offline(world: World) -> None:
     await build(world, cutover=False)
     bundle = world.tmp / "bundle"

@@ -72,6 +72,9 @@ class _State:
     base_s: float | None
     rule: tuple[int, float]
     last: dict[str, Any] | None
+    #: The switch link the state was built from: another one (a worker now writing
+    #: to the store switched to, whose link says where the chain goes on) rebuilds it.
+    start: AuditLink | None = None
 
 
 class Anchorer:
@@ -122,8 +125,9 @@ class Anchorer:
         if table is None:
             return
         state = self._states.get(key)
-        if state is None or group[0].position <= state.position:
+        if state is None or group[0].position <= state.position or state.start != start:
             self._states[key] = await self._catch_up(table, events, (scope, stream_id), start)
+            self._states[key].start = start
             return
         for member in group:
             await self._step(table, state, member)
