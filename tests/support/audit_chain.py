@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -46,6 +47,19 @@ def write_keys(tmp: Path, secret: str = SECRET, key_id: str = "k1") -> LocalAudi
         anchor_every_s=3600.0,
     )
     return LocalAuditKeys(settings)
+
+
+def audit_env(monkeypatch: pytest.MonkeyPatch, tmp: Path, every: int) -> AuditKeySettings:
+    """SPINE_AUDIT_* for the sink and `spine audit` (anchors every ``every``); their settings."""
+    keys = write_keys(tmp)
+    pem = keys.settings.anchor_key_file
+    monkeypatch.setenv("SPINE_AUDIT_KEY", SECRET)
+    monkeypatch.setenv("SPINE_AUDIT_KEY_ID", "k1")
+    monkeypatch.setenv("SPINE_AUDIT_ANCHOR_KEY_FILE", str(pem))
+    monkeypatch.setenv("SPINE_AUDIT_ANCHOR_EVERY_EVENTS", str(every))
+    return AuditKeySettings(
+        key=SecretStr(SECRET), key_id="k1", anchor_key_file=pem, anchor_every_events=every
+    )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ from event_spine.audit.chain import Member, is_audit_event
 from event_spine.audit.keys import AnchorSigner
 from event_spine.audit.offline import anchor_due, anchor_message
 from event_spine.backends.base import EventStore
-from event_spine.schemas.routes import ResourceRoute
+from event_spine.schemas.routes import AuditLink, ResourceRoute
 from event_spine.schemas.scope import Scope
 from event_spine.tabular.base import TabularStore
 
@@ -72,6 +72,9 @@ class _State:
     base_s: float | None
     rule: tuple[int, float]
     last: dict[str, Any] | None
+    #: The switch link the state was built from: another one (a worker now writing
+    #: to the store switched to, whose link says where the chain goes on) rebuilds it.
+    start: AuditLink | None = None
 
 
 class Anchorer:
@@ -87,45 +90,70 @@ class Anchorer:
         self.written = 0
         self.failures = 0
 
-    async def record(self, events: EventStore, members: list[Member]) -> None:
-        """After the batch's write: anchor what became due. Never raises."""
+    async def record(
+        self,
+        events: EventStore,
+        members: list[Member],
+        starts: Mapping[str, AuditLink] | None = None,
+    ) -> None:
+        """After the batch's write: anchor what became due. Never raises.
+
+        ``starts``: where a stream's chain goes on from in a store it was switched
+        to (``event_spine.audit.links.starts_of``): the count and the anchors' own
+        chain continue across the switch.
+        """
         groups: dict[tuple[tuple[str, str, str, str], str], list[Member]] = {}
         for m in members:
             groups.setdefault((m.scope.key(), m.stream_id), []).append(m)
         for key, group in groups.items():
             try:
-                await self._advance(events, key, group)
+                await self._advance(events, key, group, (starts or {}).get(key[1]))
             except Exception:  # the records are stored; the next batch catches up
                 self.failures += 1
                 self._states.pop(key, None)
                 log.warning("audit anchor write failed; retried with the next batch", exc_info=True)
 
     async def _advance(
-        self, events: EventStore, key: tuple[tuple[str, str, str, str], str], group: list[Member]
+        self,
+        events: EventStore,
+        key: tuple[tuple[str, str, str, str], str],
+        group: list[Member],
+        start: AuditLink | None,
     ) -> None:
         scope, stream_id = group[0].scope, group[0].stream_id
         table = await self.store_for(scope)
         if table is None:
             return
         state = self._states.get(key)
-        if state is None or group[0].position <= state.position:
-            self._states[key] = await self._catch_up(table, events, scope, stream_id)
+        if state is None or group[0].position <= state.position or state.start != start:
+            self._states[key] = await self._catch_up(table, events, (scope, stream_id), start)
+            self._states[key].start = start
             return
         for member in group:
             await self._step(table, state, member)
 
     async def _catch_up(
-        self, table: TabularStore, events: EventStore, scope: Scope, stream_id: str
+        self,
+        table: TabularStore,
+        events: EventStore,
+        where: tuple[Scope, str],
+        start: AuditLink | None,
     ) -> _State:
-        """From the last anchor on, walk the stored chain and write what is due."""
+        """From the last anchor (or the switch's link) on, walk the chain; write what is due."""
+        scope, stream_id = where
         anchors = await load_anchors(table, scope, stream_id)
         last = anchors[-1] if anchors else None
         state = _State(-1, 0, None, self.rule, None)
-        after: str | None = None
+        if start is not None:
+            state = _State(start.position, start.count, start.first_time_s, self.rule, None)
         if last is not None:
             rule = (int(last["every_events"]), float(last["every_s"]))
-            state = _State(int(last["position"]), int(last["count"]), last["time_s"], rule, last)
-            after = str(last["event_id"])
+            if int(last["position"]) >= state.position:
+                state = _State(int(last["position"]), int(last["count"]), 0.0, rule, last)
+            state.base_s, state.rule, state.last = float(last["time_s"]), rule, last
+        after: str | None = None
+        if last is not None and await events.get(scope, str(last["event_id"])) is not None:
+            after = str(last["event_id"])  # else: anchored in the store switched away from
         while page := await events.list_after(scope, stream_id, after, _PAGE):
             for event in page:
                 if is_audit_event(event.record) and event.position > state.position:

@@ -38,7 +38,7 @@ another position (a producer retry), which is therefore skipped too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -133,13 +133,16 @@ async def link_audit_chain(
     events: list[StoredEvent],
     key: LinkKey | None = None,
     members: list[Member] | None = None,
+    starts: Mapping[str, str] | None = None,
 ) -> list[StoredEvent]:
     """Return ``events`` (same length, same order) with every new audit event linked.
 
     Non-audit events are returned as they are. Reads the store (cursor and one point
     read per stream, one point read per new audit event); a store error propagates
     so the sink retries the batch. ``members``, when given, receives the newly
-    linked events in chain order (for the anchors).
+    linked events in chain order (for the anchors). ``starts`` maps a stream to the
+    hash its chain goes on from in a store that holds none of it yet (the old
+    store's head after a route switch, ``event_spine.audit.links``); else GENESIS.
     """
     out = list(events)
     groups: dict[tuple[tuple[str, str, str, str], str], list[int]] = {}
@@ -149,7 +152,8 @@ async def link_audit_chain(
             groups.setdefault(group, []).append(index)
     for (_, stream_id), indexes in groups.items():
         scope = events[indexes[0]].record.routing.scope()
-        new = await _link_stream(store, scope, stream_id, out, indexes, key)
+        start = (starts or {}).get(stream_id, GENESIS)
+        new = await _link_stream(store, (scope, stream_id, start), out, indexes, key)
         if members is not None:
             members.extend(Member.of(out[i]) for i in new)
     return out
@@ -157,16 +161,16 @@ async def link_audit_chain(
 
 async def _link_stream(
     store: EventStore,
-    scope: Scope,
-    stream_id: str,
+    where: tuple[Scope, str, str],
     out: list[StoredEvent],
     indexes: list[int],
     key: LinkKey | None,
 ) -> list[int]:
+    scope, stream_id, start = where
     indexes.sort(key=lambda i: out[i].position)
     cursor = await store.cursor(scope, stream_id)
     floor = cursor.position if cursor is not None else -1
-    prev = await _head_hash(store, scope, stream_id, cursor)
+    prev = await _head_hash(store, scope, stream_id, cursor, start)
     seen: set[str] = set()
     new: list[int] = []
     for index in indexes:
@@ -184,16 +188,16 @@ async def _link_stream(
 
 
 async def _head_hash(
-    store: EventStore, scope: Scope, stream_id: str, cursor: StreamCursor | None
+    store: EventStore, scope: Scope, stream_id: str, cursor: StreamCursor | None, start: str
 ) -> str:
-    """The hash of the last stored audit event at or below the cursor (GENESIS if none)."""
+    """The hash of the last stored audit event at or below the cursor (``start`` if none)."""
     if cursor is None:
-        return GENESIS
+        return start
     last = await store.get(scope, cursor.last_event_id)
     if last is not None and is_audit_event(last.record):
         return str(last.record.metadata.get(AUDIT_HASH) or GENESIS)
     # Rare: a non-audit event ends the stream (emit_audit_event never does that).
-    head = GENESIS
+    head = start
     after: str | None = None
     while page := await store.list_after(scope, stream_id, after, _PAGE):
         for event in page:

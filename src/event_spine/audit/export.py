@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from event_spine.audit import offline
 from event_spine.audit.chain import AUDIT_PREV_HASH, GENESIS, is_audit_event
@@ -42,7 +42,10 @@ record exactly as hashed. For each record (`keyed` = its canonical metadata has
              audit_mac  = HMAC-SHA256(key[audit_key_id], audit_hash)
 
 and `audit_prev_hash` equals the previous record's `audit_hash` (the first one's is
-`prev_hash` in `manifest.json`). `anchors.jsonl` holds Ed25519-signed statements of
+`prev_hash` in `manifest.json`). Where the records cross a route switch (from one
+store to another), `switches` in `manifest.json` gives the head the switch recorded
+(position, head_hash, count): the record at that position must have exactly that
+hash and count. `anchors.jsonl` holds Ed25519-signed statements of
 the chain's head (position, head_hash, count); each names the previous anchor's
 signature; the public keys are in `keys.json`. An anchor is due wherever
 `count % every_events == 0` or `every_s` seconds of event time passed since the last
@@ -68,27 +71,63 @@ async def export_bundle(
     anchors: list[dict[str, Any]],
     keys: AuditKeys,
     out: Path,
+    *,
+    history: list[Part] | None = None,
+    switches: list[dict[str, Any]] | None = None,
 ) -> int:
-    """Write the bundle into ``out`` (created, must be empty); the number of records."""
+    """Write the bundle into ``out`` (created, must be empty); the number of records.
+
+    ``history``: the stores of the chain across route switches, oldest first, each
+    with its ``(lo, hi]`` positions (``event_spine.audit.history``), and
+    ``switches`` their links; without them, ``store`` alone.
+    """
     prepare_out(out)
-    count_before, prev_hash, last_position, written = 0, GENESIS, -1, 0
+    parts = history if history is not None else [(store, (-1, None))]
+    state = _Cursor()
     with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
-        after: str | None = None
-        while page := await store.list_after(scope, stream_id, after, _PAGE):
-            after = page[-1].event_id
-            for event in page:
-                if not is_audit_event(event.record) or event.record.ts > window.end:
-                    continue
-                if event.record.ts < window.start and written == 0:
-                    count_before += 1
-                    continue
-                if written == 0:
-                    prev_hash = str(event.record.metadata.get(AUDIT_PREV_HASH, GENESIS))
-                handle.write(json.dumps(as_link(event), ensure_ascii=False) + "\n")
-                written, last_position = written + 1, event.position
-    counts = (count_before, written, last_position)
-    _write_rest(out, scope, stream_id, window, anchors, keys, counts, prev_hash)
-    return written
+        for part_store, span in parts:
+            await _export_part(part_store, (scope, stream_id), span, window, state, handle)
+    counts = (state.count_before, state.written, state.last_position)
+    crossed = [s for s in switches or [] if int(s["position"]) <= state.last_position]
+    _write_rest(out, (scope, stream_id), window, (anchors, crossed), keys, counts, state.prev_hash)
+    return state.written
+
+
+Part = tuple[EventStore, tuple[int, int | None]]
+
+
+@dataclass
+class _Cursor:
+    count_before: int = 0
+    prev_hash: str = GENESIS
+    last_position: int = -1
+    written: int = 0
+
+
+async def _export_part(
+    store: EventStore,
+    where: tuple[Scope, str],
+    span: tuple[int, int | None],
+    window: Window,
+    state: _Cursor,
+    handle: TextIO,
+) -> None:
+    (scope, stream_id), (lo, hi) = where, span
+    after: str | None = None
+    while page := await store.list_after(scope, stream_id, after, _PAGE):
+        after = page[-1].event_id
+        for event in page:
+            if not is_audit_event(event.record) or event.record.ts > window.end:
+                continue
+            if event.position <= lo or (hi is not None and event.position > hi):
+                continue
+            if event.record.ts < window.start and state.written == 0:
+                state.count_before += 1
+                continue
+            if state.written == 0:
+                state.prev_hash = str(event.record.metadata.get(AUDIT_PREV_HASH, GENESIS))
+            handle.write(json.dumps(as_link(event), ensure_ascii=False) + "\n")
+            state.written, state.last_position = state.written + 1, event.position
 
 
 def prepare_out(out: Path) -> None:
@@ -100,15 +139,15 @@ def prepare_out(out: Path) -> None:
 
 def _write_rest(
     out: Path,
-    scope: Scope,
-    stream_id: str,
+    where: tuple[Scope, str],
     window: Window,
-    anchors: list[dict[str, Any]],
+    signed: tuple[list[dict[str, Any]], list[dict[str, Any]]],
     keys: AuditKeys,
     counts: tuple[int, int, int],
     prev_hash: str,
 ) -> None:
     count_before, written, last_position = counts
+    (scope, stream_id), (anchors, switches) = where, signed
     settings = getattr(keys, "settings", None)
     manifest = {
         "format": 1,
@@ -119,6 +158,7 @@ def _write_rest(
         "count_before": count_before,
         "records": written,
         "prev_hash": prev_hash,
+        "switches": switches,
         "exported_at": datetime.now(UTC).isoformat(),
         "anchoring": {
             "every_events": getattr(settings, "anchor_every_events", 100),

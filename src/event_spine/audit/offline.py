@@ -237,6 +237,12 @@ class ChainChecker:
         self.last_prev: str | None = None
         self.last_at: tuple[int, str] | None = None
         self._anchors_checked = False
+        #: Route switches the chain crosses, by position (``set_links``).
+        self.links: dict[int, dict[str, Any]] = {}
+
+    def set_links(self, links: Iterable[dict[str, Any]]) -> None:
+        """Switch links (position, head_hash, count, at): the chain must pass through each."""
+        self.links = {int(link["position"]): link for link in links}
 
     def start_after(self, prev_hash: str) -> None:
         """Begin mid-chain (an export from a later record): trust ``prev_hash``."""
@@ -253,6 +259,15 @@ class ChainChecker:
             self._feed(record)
         except Found as found:
             self.report.problem = found.problem
+        return self.report.problem is None
+
+    def reached(self, position: int) -> bool:
+        """A store's part ends here: every switch link up to ``position`` must be passed."""
+        if self.report.problem is None:
+            try:
+                self._check_switches(position + 1)
+            except Found as found:
+                self.report.problem = found.problem
         return self.report.problem is None
 
     def finish(self) -> Report:
@@ -302,7 +317,9 @@ class ChainChecker:
             parsed, time_s = event_time_s(canonical)
         except (ValueError, KeyError, TypeError) as exc:
             raise Found("malformed", position, name, f"not a valid record: {exc}") from None
+        self._check_switches(position)
         self._check_link(record, parsed, canonical, position, name)
+        self._check_switch(position, name, str(record["audit_hash"]))
         self._check_anchor(position, name, time_s, str(record["audit_hash"]))
 
     def _check_link(
@@ -333,6 +350,32 @@ class ChainChecker:
         self.count += 1
         self.report.checked += 1
         self.report.head_hash = digest
+
+    def _check_switches(self, before: int | None) -> None:
+        """A link at a position the chain skipped: the old store's head is gone."""
+        for pos in sorted(self.links):
+            if before is not None and pos >= before:
+                return
+            if self.mid_chain and pos < (self.first_position or 0):
+                continue
+            link = self.links[pos]
+            raise Found(
+                "broken switch link", pos, f"event {link.get('event_id')}",
+                f"the route switch at {link.get('at')} recorded this record as the old "
+                f"store's head, and the chain does not hold it",
+            )  # fmt: skip
+
+    def _check_switch(self, position: int, name: str, digest: str) -> None:
+        link = self.links.pop(position, None)
+        if link is None:
+            return
+        if (link.get("head_hash"), link.get("count")) != (digest, self.count):
+            raise Found(
+                "broken switch link", position, name,
+                f"the route switch at {link.get('at')} recorded head "
+                f"{str(link.get('head_hash'))[:16]}… (count {link.get('count')}) here, the "
+                f"chain has {digest[:16]}… (count {self.count})",
+            )  # fmt: skip
 
     def _broken_order(self, prev: str, pos: int, name: str) -> None:
         if prev == self.last_prev and self.last_at is not None:
@@ -413,6 +456,7 @@ class ChainChecker:
         return None
 
     def _finish(self) -> None:
+        self._check_switches(None)
         if self.next_anchor < len(self.anchors):
             a = self.anchors[self.next_anchor]
             raise Found(
@@ -456,6 +500,7 @@ def verify_bundle(bundle: Path, hmac_keys: dict[str, bytes] | None) -> Report:
     anchors = list(_lines(bundle / "anchors.jsonl"))
     settings = Settings(hmac_keys, public, **manifest.get("anchoring", {}))
     checker = ChainChecker(anchors, settings, int(manifest.get("count_before", 0)))
+    checker.set_links(manifest.get("switches", []))
     if checker.count:
         checker.start_after(str(manifest.get("prev_hash", GENESIS)))
     records: Iterable[dict[str, Any]] = _lines(bundle / "records.jsonl")

@@ -7,11 +7,12 @@ import logging
 from event_spine.audit.anchors import Anchorer, refuse_same_store
 from event_spine.audit.chain import Member, link_audit_chain
 from event_spine.audit.keys import AuditKeys, AuditKeySettings, LocalAuditKeys
+from event_spine.audit.links import chain_starts, starts_of
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import TabularFactory
 from event_spine.errors import RouteNotFound
 from event_spine.routing.cache import RouteCache
-from event_spine.schemas.routes import ResourceKind, RouteKey
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 from event_spine.tabular.base import TabularStore
@@ -43,15 +44,25 @@ class SinkAudit:
         return cls(LocalAuditKeys(settings), routes, settings)
 
     async def link(
-        self, store: EventStore, events: list[StoredEvent], members: list[Member]
+        self,
+        store: EventStore,
+        events: list[StoredEvent],
+        members: list[Member],
+        route: ResourceRoute | None = None,
     ) -> list[StoredEvent]:
-        """Link (and seal) the new audit events; ``members`` receives them."""
-        return await link_audit_chain(store, events, self.link_key, members)
+        """Link (and seal) the new audit events; ``members`` receives them.
 
-    async def anchor(self, store: EventStore, members: list[Member]) -> None:
+        ``route`` (the store's): after a switch, a chain goes on from the old
+        store's head recorded in the route's history.
+        """
+        return await link_audit_chain(store, events, self.link_key, members, chain_starts(route))
+
+    async def anchor(
+        self, store: EventStore, members: list[Member], route: ResourceRoute | None = None
+    ) -> None:
         """After the write: the anchors that became due (never raises)."""
         if self.anchorer is not None and members:
-            await self.anchorer.record(store, members)
+            await self.anchorer.record(store, members, starts_of(route))
 
     async def _anchor_store(self, scope: Scope) -> TabularStore | None:
         key = RouteKey(

@@ -37,7 +37,7 @@ from event_spine.schemas.wire import StoredEvent
 
 _PAGE: Final = 500
 #: What a store's decoder raises on a body that is not a valid record.
-_DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,16 @@ async def verify_chain(
     the anchors' public keys; ``expect_anchors`` makes a chain without any anchor
     where one is due a failure (anchoring is configured, so they were deleted).
     """
+    checker = ChainChecker(anchors or [], checker_settings(keys, expect_anchors))
+    last = await walk(store, scope, stream_id, checker)
+    report = checker.finish()
+    if report.problem is None:
+        report.problem = await tail_problem(store, scope, stream_id, last)
+    return as_chain_report(scope, stream_id, report)
+
+
+def checker_settings(keys: AuditKeys | None, expect_anchors: bool) -> Settings:
+    """What the checker needs from the keys (HMAC keys, anchor public keys, the rule)."""
     settings = Settings(
         keys.link_keys() if keys is not None and keys.link_keys() else None,
         keys.anchor_public_keys() if keys is not None else {},
@@ -114,29 +124,38 @@ async def verify_chain(
     if keys is not None and hasattr(keys, "settings"):
         settings.every_events = keys.settings.anchor_every_events
         settings.every_s = keys.settings.anchor_every_s
-    checker = ChainChecker(anchors or [], settings)
-    last = await _walk(store, scope, stream_id, checker)
-    report = checker.finish()
-    if report.problem is None:
-        report.problem = await _tail_problem(store, scope, stream_id, last)
-    return _as_chain_report(scope, stream_id, report)
+    return settings
 
 
-async def _walk(
-    store: EventStore, scope: Scope, stream_id: str, checker: ChainChecker
+async def walk(
+    store: EventStore,
+    scope: Scope,
+    stream_id: str,
+    checker: ChainChecker,
+    span: tuple[int, int | None] = (-1, None),
+    beyond: list[StoredEvent] | None = None,
 ) -> StoredEvent | None:
-    """Feed the checker; the last event read (None for none)."""
+    """Feed the checker the audit events with ``lo < position <= hi``; the last event read.
+
+    Audit events past ``hi`` are not fed: they go to ``beyond`` (a store switched
+    away from may hold records written after the switch's link was read).
+    """
+    lo, hi = span
     last: StoredEvent | None = None
     try:
         async for event in _events(store, scope, stream_id):
             last = event
-            if not is_audit_event(event.record):
+            if not is_audit_event(event.record) or event.position <= lo:
+                continue
+            if hi is not None and event.position > hi:
+                if beyond is not None:
+                    beyond.append(event)
                 continue
             if not checker.feed(as_link(event)) or not await _findable(
                 store, scope, event, checker
             ):
                 return last
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         after = f"event {last.event_id} at position {last.position}" if last else "the start"
         checker.report.problem = Problem(
             "malformed", None, f"the record after {after}", f"its body is not a valid record: {exc}"
@@ -184,7 +203,7 @@ async def _events(store: EventStore, scope: Scope, stream_id: str) -> AsyncItera
         after = page[-1].event_id
 
 
-async def _tail_problem(
+async def tail_problem(
     store: EventStore, scope: Scope, stream_id: str, last: StoredEvent | None
 ) -> Problem | None:
     """The watermark names the stream's last event: it must be the last one read."""
@@ -206,7 +225,7 @@ async def _tail_problem(
     )
 
 
-def _as_chain_report(scope: Scope, stream_id: str, report: Report) -> ChainReport:
+def as_chain_report(scope: Scope, stream_id: str, report: Report) -> ChainReport:
     broken = None
     if report.problem is not None:
         p = report.problem

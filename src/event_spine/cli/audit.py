@@ -16,14 +16,16 @@ from rich.console import Console
 from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_STREAM
 from event_spine.audit.export import Window, export_bundle
+from event_spine.audit.history import switch_links, verify_history
 from event_spine.audit.keys import LocalAuditKeys
-from event_spine.audit.verify import ChainReport, verify_chain
+from event_spine.audit.links import Segment, segments
+from event_spine.audit.verify import ChainReport
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
 from event_spine.cli.options import open_registry_at
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.schemas.routes import ResourceKind
+from event_spine.schemas.routes import ResourceKind, ResourceRoute
 from event_spine.schemas.scope import Scope
 
 app = typer.Typer(no_args_is_help=True, help="Check audit chains; export them for auditors.")
@@ -109,6 +111,13 @@ class _Opened:
     store: EventStore
     anchors: list[dict[str, Any]]
     keys: LocalAuditKeys
+    route: ResourceRoute
+    stores: StoreFactory
+
+    async def open_part(self, part: Segment) -> EventStore:
+        """The event store of one store of the route's history."""
+        route = self.route.model_copy(update={"backend_type": part.backend, "config": part.config})
+        return await self.stores.event_store(route)
 
 
 @asynccontextmanager
@@ -126,7 +135,8 @@ async def _opened(location: str, scope: Scope, stream: str) -> AsyncIterator[_Op
             pass
         else:
             anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
-        yield _Opened(await stores.event_store(route), anchors, LocalAuditKeys())
+        store = await stores.event_store(route)
+        yield _Opened(store, anchors, LocalAuditKeys(), route, stores)
     finally:
         await tables.close()
         await stores.close()
@@ -140,14 +150,32 @@ def _where(scope: Scope) -> tuple[str, str, str, str]:
 async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
     async with _opened(location, scope, stream) as o:
         expect = o.keys.anchor_signer() is not None or bool(o.anchors)
-        return await verify_chain(
-            o.store, scope, stream, keys=o.keys, anchors=o.anchors, expect_anchors=expect
+        return await verify_history(
+            o.route,
+            o.open_part,
+            scope,
+            stream,
+            keys=o.keys,
+            anchors=o.anchors,
+            expect_anchors=expect,
         )
 
 
 async def _export(location: str, scope: Scope, stream: str, window: Window, out: Path) -> int:
     async with _opened(location, scope, stream) as o:
-        return await export_bundle(o.store, scope, stream, window, o.anchors, o.keys, out)
+        parts, _ = segments(o.route, stream)
+        history = [(await o.open_part(p), p.span()) for p in parts]
+        return await export_bundle(
+            o.store,
+            scope,
+            stream,
+            window,
+            o.anchors,
+            o.keys,
+            out,
+            history=history,
+            switches=switch_links(parts),
+        )
 
 
 if __name__ == "__main__":

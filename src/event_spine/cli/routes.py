@@ -255,7 +255,7 @@ def history(
     if as_json:
         print_json([s.model_dump(mode="json") for s in switches])
         return
-    table = Table("at", "actor", "from", "to", "reason")
+    table = Table("at", "actor", "from", "to", "reason", "audit link")
     for s in switches:
         table.add_row(
             s.at.isoformat(),
@@ -263,6 +263,11 @@ def history(
             s.from_backend.value if s.from_backend else "-",
             s.to_backend.value,
             s.reason,
+            # stream@position #count head: where the chain goes on (docs/audit.md)
+            " ".join(
+                f"{a.stream}@{a.position} #{a.count} {a.head_hash[:12]}" for a in s.audit_links
+            )
+            or "-",
         )
     console.print(table)
 

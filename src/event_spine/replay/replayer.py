@@ -39,6 +39,7 @@ from typing import Any, Final
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from event_spine.audit.keys import LocalAuditKeys
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, SpineError, StoreUnavailable
 from event_spine.kafka.settings import KafkaTarget
@@ -132,6 +133,8 @@ class Replayer:
             self._stores,
             max_event_bytes=config.max_event_bytes,
             max_attempts=config.max_batch_attempts,
+            # A cutover must rebuild the chain the sink wrote: same key (SPINE_AUDIT_KEY).
+            link_key=LocalAuditKeys().link_key(),
         )
         self._backoff = Backoff(config.retry_backoff_initial_ms, config.retry_backoff_max_ms)
 

@@ -6,14 +6,16 @@ scope, never an environment variable or a default backend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from event_spine.backends.factory import check_route_allowed
-from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound
+from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound, SpineError
 from event_spine.routing.store import RegistryStore
 from event_spine.schemas.routes import (
+    AuditLink,
     BackendType,
     HealthStatus,
     ResourceKind,
@@ -29,6 +31,8 @@ AuditHook = Callable[[str, RouteKey, dict[str, Any]], None]
 #: (details ``change``: ``set``, ``switch`` or ``metadata``).
 LOOKUP: Final = "routing.lookup"
 UPDATE: Final = "routing.update"
+
+log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS: Final = 20
 
@@ -112,9 +116,10 @@ class RoutingRegistry:
     ) -> ResourceRoute:
         """Point an existing route at another backend, recording who, when, from, to, why."""
         backend = BackendType(backend_type)
+        links = await self._audit_links(key, backend, config)
 
         def change(current: ResourceRoute) -> dict[str, Any]:
-            switch = _switch(current, backend, config, actor, reason)
+            switch = _switch(current, backend, config, actor, reason, links)
             return {
                 "backend_type": backend,
                 "config": config,
@@ -132,6 +137,27 @@ class RoutingRegistry:
             to_backend=backend.value,
         )
         return new
+
+    async def _audit_links(
+        self, key: RouteKey, backend: BackendType, config: dict[str, Any]
+    ) -> tuple[AuditLink, ...]:
+        """The audit chains' heads in the store an event_spine route leaves.
+
+        An unreachable old store does not block the switch (it is often why one
+        switches): the switch records no link, and `spine audit verify` says so.
+        """
+        if key.resource_kind is not ResourceKind.EVENT_SPINE:
+            return ()
+        current = await self.store.load(key)
+        if current is None or (current.backend_type, current.config) == (backend, config):
+            return ()
+        from event_spine.audit.links import chain_heads  # noqa: PLC0415 (audit imports routing)
+
+        try:
+            return await chain_heads(current)
+        except (SpineError, OSError) as exc:
+            log.warning("%s: audit chain heads not readable, switch not linked: %s", key, exc)
+            return ()
 
     async def update_metadata(
         self,
@@ -201,6 +227,7 @@ def _switch(
     config: dict[str, Any],
     actor: str,
     reason: str,
+    audit_links: tuple[AuditLink, ...] = (),
 ) -> RouteSwitch:
     return RouteSwitch(
         actor=actor,
@@ -209,4 +236,5 @@ def _switch(
         from_config=current.config if current is not None else {},
         to_backend=backend,
         to_config=config,
+        audit_links=audit_links,
     )

@@ -68,6 +68,25 @@ class RouteKey(NamedTuple):
         )
 
 
+class AuditLink(BaseModel):
+    """Where an audit chain stood in the old store when its route was switched.
+
+    The new store's chain continues from here (docs/audit.md, "Route switches"):
+    its first record names ``head_hash`` as predecessor, its count goes on from
+    ``count``. ``first_time_s`` is the chain's first record's event time (the base
+    of the time rule before the first anchor).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stream: str
+    position: int
+    event_id: str
+    head_hash: str
+    count: int
+    first_time_s: float
+
+
 class RouteSwitch(BaseModel):
     """One change of a route's backend: who, when, from, to and why."""
 
@@ -80,6 +99,9 @@ class RouteSwitch(BaseModel):
     from_config: dict[str, Any] = Field(default_factory=dict)
     to_backend: BackendType
     to_config: dict[str, Any] = Field(default_factory=dict)
+    #: The audit chains' heads in the old store (event_spine routes; empty before
+    #: this release, or when the route had no audit records).
+    audit_links: tuple[AuditLink, ...] = ()
 
 
 class ResourceRoute(BaseModel):

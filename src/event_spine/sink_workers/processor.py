@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
+from event_spine.audit.keys import LinkKey
+from event_spine.audit.links import chain_starts
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.base import AppendResult, EventStore
 from event_spine.backends.factory import StoreFactory
@@ -118,9 +120,13 @@ class BatchProcessor:
         hold_on_missing_route: bool = False,
         max_attempts: int = 3,
         audit: SinkAudit | None = None,
+        link_key: LinkKey | None = None,
     ) -> None:
         self.routes = routes
         self.audit = audit
+        #: Without ``audit`` (a replay): the key links are sealed with, so a replay
+        #: rebuilds a keyed chain byte for byte (HMAC is deterministic).
+        self.link_key = link_key
         self.stores = stores
         self.max_event_bytes = max_event_bytes
         self.hold_on_missing_route = hold_on_missing_route
@@ -229,9 +235,11 @@ class BatchProcessor:
         try:
             if has_audit_events(group.events):
                 group.events = await (
-                    self.audit.link(store, group.events, members)
+                    self.audit.link(store, group.events, members, group.route)
                     if self.audit is not None
-                    else link_audit_chain(store, group.events)
+                    else link_audit_chain(
+                        store, group.events, self.link_key, starts=chain_starts(group.route)
+                    )
                 )
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
@@ -257,7 +265,7 @@ class BatchProcessor:
             )
             return
         if self.audit is not None:
-            await self.audit.anchor(store, members)
+            await self.audit.anchor(store, members, group.route)
         _count(result, group, outcome)
         name = group.route.backend_type.value
         outcome.write_timings.append((name, time.perf_counter() - started))
