@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "replay": "benchmarks.replay",
     "list_after": "benchmarks.list_after",
     "backends": "benchmarks.backends",
+    "recovery": "benchmarks.recovery",
 }
 
 

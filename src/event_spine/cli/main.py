@@ -62,6 +62,11 @@ def worker(
     max_records: int | None = typer.Option(None, min=1),
     session_timeout_ms: int | None = typer.Option(None),
     heartbeat_interval_ms: int | None = typer.Option(None),
+    group_instance_id: str | None = typer.Option(
+        None,
+        help="Static group membership: a stable id per replica (e.g. the pod name); a "
+        "restarted worker with it takes its partitions back at once. Never shared.",
+    ),
     fetch_max_wait_ms: int | None = typer.Option(None),
     worker_id: str | None = typer.Option(None),
     http_port: int | None = typer.Option(
@@ -85,6 +90,7 @@ def worker(
         "max_records": max_records,
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
+        "group_instance_id": group_instance_id,
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "worker_id": worker_id,
         "http_port": http_port,

@@ -1,0 +1,192 @@
+"""recovery: time from a kill -9 of a sink worker under load to its replacement's first write.
+
+Two worker processes (slots A and B) consume one 6-partition topic while this process
+produces a steady stream of events into it. Then, ``kills`` times: SIGKILL slot A's
+process (no LeaveGroup, no commit: a crash, an OOM kill, a lost node), start its
+replacement at once (same slot: the same ``group_instance_id`` when static membership
+is on), and clock kill -> the replacement's first store write (both on
+CLOCK_MONOTONIC, shared by the processes). The replacement's own start (Python
+imports, the registry, the join) is inside the figure, as it is for a restarted pod.
+
+Two configurations in the same run, the same broker and load:
+- ``today``: the defaults before issue 14 (session 10 s, heartbeat 1 s, dynamic
+  membership);
+- ``ours``: the current SinkSettings defaults plus a ``group_instance_id`` per slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Comparison, Goal, Measured, log
+from benchmarks.pipeline import (
+    HEADERS,
+    PARTITIONS,
+    aiokafka_producer,
+    make_items,
+    new_topic,
+    registry_to,
+)
+from benchmarks.procs import WorkerProcess, wait_assigned
+from event_spine.broker.tansu import TansuBroker
+from event_spine.sink_workers.settings import SinkSettings
+
+NAME = "recovery"
+DESCRIPTION = (
+    "seconds from a kill -9 of a sink worker under load to its replacement's first write, "
+    "median and max over N kills, new defaults (static membership) vs the old ones"
+)
+#: Before issue 14: SinkSettings' defaults then, dynamic membership.
+TODAY: dict[str, Any] = {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000}
+COMPARISONS = [
+    Comparison(
+        "recovery after kill -9, median (s)",
+        "ours_median_s",
+        "today_median_s",
+        "lower",
+        Goal("max", 5.0, "median <= 5 s"),
+        "new defaults + group_instance_id",
+        "old defaults",
+    ),
+    Comparison(
+        "recovery after kill -9, max (s)",
+        "ours_max_s",
+        "today_max_s",
+        "lower",
+        None,
+        "new defaults + group_instance_id",
+        "old defaults",
+    ),
+]
+
+
+def params(smoke: bool) -> dict[str, Any]:
+    """10 kills per configuration (smoke: 2) under 500 events/s."""
+    return {
+        "kills": 2 if smoke else 10,
+        "rate_per_s": 500,
+        "settle_s": 1.0,
+        "timeout_s": 90.0,
+    }
+
+
+def configs() -> dict[str, dict[str, Any]]:
+    """Name -> SinkSettings fields of slot A and B (``{slot}`` is filled in)."""
+    fields = SinkSettings.model_fields
+    ours = {
+        "session_timeout_ms": fields["session_timeout_ms"].default,
+        "heartbeat_interval_ms": fields["heartbeat_interval_ms"].default,
+        "group_instance_id": "{slot}",
+    }
+    return {"today": TODAY, "ours": ours}
+
+
+async def _load(bootstrap: str, topic: str, rate_per_s: int, stop: asyncio.Event) -> int:
+    """Produce ``rate_per_s`` events per second until ``stop``; returns how many."""
+    producer = aiokafka_producer(bootstrap)
+    await producer.start()
+    sent = 0
+    try:
+        while not stop.is_set():
+            began = time.monotonic()
+            for key, value in make_items(rate_per_s // 10):  # fresh event ids every time
+                await producer.send(topic, value, key=key, headers=HEADERS)
+            sent += rate_per_s // 10
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, 0.1 - (time.monotonic() - began)))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _worker(slot: str, config: dict[str, Any], ctx: dict[str, Any]) -> WorkerProcess:
+    sink = {k: (v.format(slot=slot) if isinstance(v, str) else v) for k, v in config.items()}
+    return WorkerProcess(
+        ctx["bootstrap"], ctx["topic"], ctx["group"], ctx["registry_db"], 0, sink=sink
+    )
+
+
+async def _first_write(worker: WorkerProcess, timeout_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    while worker.state.get("first_write") is None:
+        if not worker.alive:
+            raise RuntimeError("the replacement worker exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no write {timeout_s}s after the kill")
+        await asyncio.sleep(0.005)
+    return float(worker.state["first_write"])
+
+
+async def measure_config(
+    name: str, config: dict[str, Any], ctx: dict[str, Any], p: dict[str, Any]
+) -> list[float]:
+    """``kills`` recovery times (s) of one configuration, on a fresh group."""
+    ctx = {**ctx, "group": f"bench-recovery-{name}-{uuid.uuid4().hex[:8]}"}
+    workers = {slot: _worker(slot, config, ctx) for slot in ("a", "b")}
+    times: list[float] = []
+    try:
+        for worker in workers.values():
+            await worker.start()
+        await wait_assigned(list(workers.values()), PARTITIONS, p["timeout_s"])
+        for k in range(p["kills"]):
+            await asyncio.sleep(p["settle_s"])  # both writing: a steady state
+            workers["a"].kill()
+            killed_at = time.monotonic()
+            await workers["a"].stop()  # reap it
+            workers["a"] = _worker("a", config, ctx)
+            await workers["a"].start()
+            times.append(await _first_write(workers["a"], p["timeout_s"]) - killed_at)
+            log(f"recovery: {name} kill {k + 1}/{p['kills']}: {times[-1]:.2f} s")
+    finally:
+        for worker in workers.values():
+            await worker.stop()
+    return times
+
+
+async def _run(p: dict[str, Any], workdir: Path, measured: Measured) -> None:
+    with TansuBroker() as broker:
+        bootstrap = broker.bootstrap_servers
+        topic = await new_topic(bootstrap, "bench-recovery")
+        registry_db = workdir / "registry.db"
+        registry = await registry_to(registry_db, "sqlite", {"path": str(workdir / "store.db")})
+        await registry.store.close()
+        ctx = {"bootstrap": bootstrap, "topic": topic, "registry_db": registry_db}
+        stop = asyncio.Event()
+        load = asyncio.ensure_future(_load(bootstrap, topic, p["rate_per_s"], stop))
+        metrics: dict[str, float] = {}
+        try:
+            for name, config in configs().items():
+                times = await measure_config(name, config, ctx, p)
+                metrics[f"{name}_median_s"] = statistics.median(times)
+                metrics[f"{name}_max_s"] = max(times)
+                measured.info[f"{name}_times_s"] = [round(t, 3) for t in times]
+        finally:
+            stop.set()
+            measured.info["events_produced"] = await load
+        measured.runs.append(metrics)
+
+
+def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
+    """One run of ``kills`` kills per configuration (``repeats`` is not used: the N kills
+    are the repeats)."""
+    del repeats
+    measured = Measured(
+        info={
+            "workers": "2 processes (python -m benchmarks.worker_proc), slot a killed",
+            "configs": configs(),
+            "store": "one SQLite file",
+            "partitions": PARTITIONS,
+            "loadavg_at_start": os.getloadavg(),
+        }
+    )
+    asyncio.run(_run(p, workdir, measured))
+    measured.info["loadavg_at_end"] = os.getloadavg()
+    return measured
