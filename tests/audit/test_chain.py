@@ -118,7 +118,7 @@ def insert(db: sqlite3.Connection, chain: list[StoredEvent], i: int) -> int:
         "INSERT INTO spine_events VALUES (?,?,?,?,?,?,?,?,?,?)",
         (*row, r.ts.isoformat(), msgspec.json.encode(r)),
     )
-    return chain[i].position
+    return forged.position  # named: it and the next record claim the same predecessor
 
 
 def reorder(db: sqlite3.Connection, chain: list[StoredEvent], i: int) -> int:

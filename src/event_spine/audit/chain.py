@@ -22,6 +22,12 @@ The chain of one stream in one scope, in one store (chain format v1):
   the verifier the record it decodes from the store; msgspec re-encodes both
   identically.
 
+Keyed links (chain format v2, with a key from ``event_spine.audit.keys``): the sink
+also sets ``metadata.audit_key_id`` (inside ``canonical``, so hashed) and
+``metadata.audit_mac = HMAC-SHA256(key, audit_hash)``, and the hash covers the
+position: ``sha256(prev_hash || "\n" || position || "\n" || canonical(record))``.
+The exact rules live in ``event_spine.audit.offline`` (the stdlib verifier).
+
 Determinism: the predecessor is read from the store (the stream's cursor, then
 ``get()``), and only events above the cursor are linked. A redelivered batch, or a
 zombie worker racing the partition's new owner, computes the same values, so the
@@ -32,12 +38,14 @@ another position (a producer retry), which is therefore skipped too.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
+from event_spine.audit.keys import LinkKey
+from event_spine.audit.offline import link_hash, link_mac
 from event_spine.backends.base import EventStore, StreamCursor
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
@@ -47,8 +55,40 @@ AUDIT_EVENT_PREFIX: Final = "audit."
 AUDIT_STREAM: Final = "audit"
 AUDIT_HASH: Final = "audit_hash"
 AUDIT_PREV_HASH: Final = "audit_prev_hash"
+AUDIT_KEY_ID: Final = "audit_key_id"
+AUDIT_MAC: Final = "audit_mac"
 GENESIS: Final = "0" * 64
-HASH_FIELDS: Final = frozenset({AUDIT_HASH, AUDIT_PREV_HASH})
+#: Left out of canonical(): what the link adds (the key id stays in, so it is hashed).
+HASH_FIELDS: Final = frozenset({AUDIT_HASH, AUDIT_PREV_HASH, AUDIT_MAC})
+#: Never taken from the emitter: the sink alone sets them.
+LINK_FIELDS: Final = HASH_FIELDS | {AUDIT_KEY_ID}
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A newly linked chain member, as the anchorer needs it."""
+
+    scope: Scope
+    stream_id: str
+    position: int
+    event_id: str
+    audit_hash: str
+    time_s: float
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> Member:
+        """The member a linked (or stored) audit event is."""
+        record = event.record
+        return cls(
+            record.routing.scope(),
+            record.stream_id,
+            event.position,
+            record.event_id,
+            str(record.metadata.get(AUDIT_HASH)),
+            record.ts.timestamp(),
+        )
+
+
 _PAGE: Final = 500
 
 
@@ -68,50 +108,67 @@ def canonical(record: EventRecord) -> bytes:
     return msgspec.json.encode(msgspec.structs.replace(record, metadata=metadata), order="sorted")
 
 
-def audit_hash(prev_hash: str, record: EventRecord) -> str:
-    """sha256(prev_hash || canonical(record)) as lower-case hex."""
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(record)).hexdigest()
+def audit_hash(prev_hash: str, record: EventRecord, position: int = 0) -> str:
+    """The record's link hash: v2 (position covered) when it carries a key id."""
+    keyed = AUDIT_KEY_ID in record.metadata
+    return link_hash(prev_hash, canonical(record), position, keyed)
 
 
-def linked(event: StoredEvent, prev_hash: str) -> StoredEvent:
-    """``event`` with ``audit_prev_hash`` and ``audit_hash`` set after ``prev_hash``."""
+def linked(event: StoredEvent, prev_hash: str, key: LinkKey | None = None) -> StoredEvent:
+    """``event`` linked after ``prev_hash``; sealed with ``key`` when there is one."""
     record = event.record
-    digest = audit_hash(prev_hash, record)
-    metadata = {
-        **{k: v for k, v in record.metadata.items() if k not in HASH_FIELDS},
-        AUDIT_PREV_HASH: prev_hash,
-        AUDIT_HASH: digest,
-    }
+    metadata = {k: v for k, v in record.metadata.items() if k not in LINK_FIELDS}
+    if key is not None:
+        metadata[AUDIT_KEY_ID] = key.key_id
+    record = msgspec.structs.replace(record, metadata=metadata)
+    digest = audit_hash(prev_hash, record, event.position)
+    metadata = {**metadata, AUDIT_PREV_HASH: prev_hash, AUDIT_HASH: digest}
+    if key is not None:
+        metadata[AUDIT_MAC] = link_mac(key.secret, digest)
     return StoredEvent(msgspec.structs.replace(record, metadata=metadata), event.position)
 
 
-async def link_audit_chain(store: EventStore, events: list[StoredEvent]) -> list[StoredEvent]:
+async def link_audit_chain(
+    store: EventStore,
+    events: list[StoredEvent],
+    key: LinkKey | None = None,
+    members: list[Member] | None = None,
+) -> list[StoredEvent]:
     """Return ``events`` (same length, same order) with every new audit event linked.
 
     Non-audit events are returned as they are. Reads the store (cursor and one point
     read per stream, one point read per new audit event); a store error propagates
-    so the sink retries the batch.
+    so the sink retries the batch. ``members``, when given, receives the newly
+    linked events in chain order (for the anchors).
     """
     out = list(events)
     groups: dict[tuple[tuple[str, str, str, str], str], list[int]] = {}
     for index, event in enumerate(events):
         if is_audit_event(event.record):
-            key = (event.record.routing.key(), event.record.stream_id)
-            groups.setdefault(key, []).append(index)
+            group = (event.record.routing.key(), event.record.stream_id)
+            groups.setdefault(group, []).append(index)
     for (_, stream_id), indexes in groups.items():
         scope = events[indexes[0]].record.routing.scope()
-        await _link_stream(store, scope, stream_id, out, indexes)
+        new = await _link_stream(store, scope, stream_id, out, indexes, key)
+        if members is not None:
+            members.extend(Member.of(out[i]) for i in new)
     return out
 
 
 async def _link_stream(
-    store: EventStore, scope: Scope, stream_id: str, out: list[StoredEvent], indexes: list[int]
-) -> None:
+    store: EventStore,
+    scope: Scope,
+    stream_id: str,
+    out: list[StoredEvent],
+    indexes: list[int],
+    key: LinkKey | None,
+) -> list[int]:
     indexes.sort(key=lambda i: out[i].position)
     cursor = await store.cursor(scope, stream_id)
     floor = cursor.position if cursor is not None else -1
     prev = await _head_hash(store, scope, stream_id, cursor)
     seen: set[str] = set()
+    new: list[int] = []
     for index in indexes:
         event = out[index]
         if event.position <= floor or event.event_id in seen:
@@ -120,8 +177,10 @@ async def _link_stream(
         stored = await store.get(scope, event.event_id)
         if stored is not None and stored.position != event.position:
             continue  # a producer retry of an event stored earlier: dropped as well
-        out[index] = linked(event, prev)
+        out[index] = linked(event, prev, key)
         prev = out[index].record.metadata[AUDIT_HASH]
+        new.append(index)
+    return new
 
 
 async def _head_hash(

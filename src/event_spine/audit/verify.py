@@ -1,40 +1,53 @@
-"""Read an audit chain back and report the first broken link.
+"""Read an audit chain back from its store and report the first thing that does not hold.
+
+The checks themselves live in ``event_spine.audit.offline`` (standard library only,
+shared with the export bundle's verifier); this module feeds it the store's records
+and adds what only the store can tell: the stream's watermark (records deleted at
+the end) and the point read by id (an id or scope column changed under a record).
 
 What a valid chain proves: no member was modified, removed, inserted or moved since
-the sink wrote it, unless whoever changed it also recomputed every later hash. The
-hashes are not keyed, so to detect a rewrite of the whole tail (or events forged at
-the end together with a moved watermark), keep ``head_hash`` of each report
-somewhere the store's writers cannot change, and compare later reports with it.
+the sink wrote it. Up to the last anchor that holds without any secret (the anchors'
+Ed25519 signatures cover the head hash). After it, keyed records are sealed by their
+HMAC: a tail rewritten without the key fails there; unkeyed (v1) records after the
+last anchor are only as good as whoever could write the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
 
 from event_spine.audit.chain import (
     AUDIT_HASH,
+    AUDIT_MAC,
     AUDIT_PREV_HASH,
     AUDIT_STREAM,
     GENESIS,
-    audit_hash,
+    canonical,
     is_audit_event,
 )
+from event_spine.audit.keys import AuditKeys, signature_valid
+from event_spine.audit.offline import ChainChecker, Problem, Report, Settings
 from event_spine.backends.base import EventStore
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
 _PAGE: Final = 500
+#: What a store's decoder raises on a body that is not a valid record.
+_DECODE_ERRORS: Final = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 @dataclass(frozen=True, slots=True)
 class BrokenLink:
     """The first place the chain does not hold."""
 
-    position: int
+    position: int | None
     event_id: str
     problem: str
+    kind: str = "modified"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +58,10 @@ class ChainReport:
     stream_id: str
     #: Audit events whose links held, in order, before the first broken one.
     checked: int
-    #: audit_hash of the last valid member (GENESIS for an empty chain): anchor it.
+    #: audit_hash of the last valid member (GENESIS for an empty chain).
     head_hash: str
     broken: BrokenLink | None = None
+    detail: Report = field(default_factory=Report)
 
     @property
     def ok(self) -> bool:
@@ -57,55 +71,109 @@ class ChainReport:
     def describe(self) -> str:
         """One human-readable paragraph."""
         where = f"stream {self.stream_id!r} of {self.scope.describe()}"
+        d = self.detail
+        counts = (
+            f"{d.keyed} keyed, {d.unkeyed} unkeyed, {d.macs_unchecked} MACs unchecked "
+            f"(no key), {d.anchors_checked} anchors"
+        )
+        notes = "".join(f"\nnote: {n}" for n in d.notes)
         if self.broken is None:
-            return f"OK: {self.checked} audit events chained in {where}; head {self.head_hash}"
+            return (
+                f"OK: {self.checked} audit events chained in {where} ({counts}); "
+                f"head {self.head_hash}{notes}"
+            )
         b = self.broken
+        at = f"position {b.position}, " if b.position is not None else ""
         return (
-            f"BROKEN after {self.checked} valid audit events in {where}: at position "
-            f"{b.position}, event {b.event_id}: {b.problem}"
+            f"BROKEN ({b.kind}) after {self.checked} valid audit events in {where} "
+            f"({counts}): at {at}event {b.event_id}: {b.problem}{notes}"
         )
 
 
 async def verify_chain(
-    store: EventStore, scope: Scope, stream_id: str = AUDIT_STREAM
+    store: EventStore,
+    scope: Scope,
+    stream_id: str = AUDIT_STREAM,
+    *,
+    keys: AuditKeys | None = None,
+    anchors: list[dict[str, Any]] | None = None,
+    expect_anchors: bool = False,
 ) -> ChainReport:
-    """Walk the stream with list_after and check every audit event's two hashes."""
-    prev = GENESIS
-    checked = 0
-    last: StoredEvent | None = None
-    async for event in _events(store, scope, stream_id):
-        last = event
-        if not is_audit_event(event.record):
-            continue
-        problem = link_problem(event, prev)
-        if problem is not None:
-            broken = BrokenLink(event.position, event.event_id, problem)
-            return ChainReport(scope, stream_id, checked, prev, broken)
-        prev = str(event.record.metadata[AUDIT_HASH])
-        checked += 1
-    return ChainReport(
-        scope, stream_id, checked, prev, await _tail_problem(store, scope, stream_id, last)
+    """Walk the stream, check every audit event, its MAC and the anchors.
+
+    ``keys`` gives the HMAC keys (without them MACs are counted as unchecked) and
+    the anchors' public keys; ``expect_anchors`` makes a chain without any anchor
+    where one is due a failure (anchoring is configured, so they were deleted).
+    """
+    settings = Settings(
+        keys.link_keys() if keys is not None and keys.link_keys() else None,
+        keys.anchor_public_keys() if keys is not None else {},
+        expect_anchors=expect_anchors,
+        signature_valid=signature_valid,
     )
+    if keys is not None and hasattr(keys, "settings"):
+        settings.every_events = keys.settings.anchor_every_events
+        settings.every_s = keys.settings.anchor_every_s
+    checker = ChainChecker(anchors or [], settings)
+    last = await _walk(store, scope, stream_id, checker)
+    report = checker.finish()
+    if report.problem is None:
+        report.problem = await _tail_problem(store, scope, stream_id, last)
+    return _as_chain_report(scope, stream_id, report)
 
 
-def link_problem(event: StoredEvent, expected_prev: str) -> str | None:
-    """Why ``event`` does not follow a member whose hash is ``expected_prev`` (or None)."""
+async def _walk(
+    store: EventStore, scope: Scope, stream_id: str, checker: ChainChecker
+) -> StoredEvent | None:
+    """Feed the checker; the last event read (None for none)."""
+    last: StoredEvent | None = None
+    try:
+        async for event in _events(store, scope, stream_id):
+            last = event
+            if not is_audit_event(event.record):
+                continue
+            if not checker.feed(as_link(event)) or not await _findable(
+                store, scope, event, checker
+            ):
+                return last
+    except _DECODE_ERRORS as exc:
+        after = f"event {last.event_id} at position {last.position}" if last else "the start"
+        checker.report.problem = Problem(
+            "malformed", None, f"the record after {after}", f"its body is not a valid record: {exc}"
+        )
+    return last
+
+
+def as_link(event: StoredEvent) -> dict[str, Any]:
+    """A stored audit event as the checker (and an export bundle) sees it."""
     metadata = event.record.metadata
-    stored_hash, stored_prev = metadata.get(AUDIT_HASH), metadata.get(AUDIT_PREV_HASH)
-    if not isinstance(stored_hash, str) or not isinstance(stored_prev, str):
-        return (
-            f"no `{AUDIT_HASH}`/`{AUDIT_PREV_HASH}` in metadata: written outside the sink's "
-            f"chain, or the fields were removed"
-        )
-    if audit_hash(stored_prev, event.record) != stored_hash:
-        return f"`{AUDIT_HASH}` does not match the event's content: the record was modified"
-    if stored_prev != expected_prev:
-        return (
-            f"`{AUDIT_PREV_HASH}` is {stored_prev[:16]}… but the previous audit event's hash "
-            f"is {expected_prev[:16]}…: an event before this one was deleted, inserted or "
-            f"moved"
-        )
-    return None
+    link: dict[str, Any] = {
+        "position": event.position,
+        "event_id": event.event_id,
+        "canonical": canonical(event.record).decode(),
+        AUDIT_PREV_HASH: metadata.get(AUDIT_PREV_HASH),
+        AUDIT_HASH: metadata.get(AUDIT_HASH),
+    }
+    if AUDIT_MAC in metadata:
+        link[AUDIT_MAC] = metadata[AUDIT_MAC]
+    return link
+
+
+async def _findable(
+    store: EventStore, scope: Scope, event: StoredEvent, checker: ChainChecker
+) -> bool:
+    """The record must be where its id says: an id or scope column changed hides it."""
+    found = await store.get(scope, event.event_id)
+    if found is not None and found.position == event.position:
+        return True
+    checker.report.problem = Problem(
+        "modified",
+        event.position,
+        f"event {event.event_id}",
+        "the store does not find this record by its id at this position: its id, scope "
+        "or position columns were changed",
+    )
+    return False
 
 
 async def _events(store: EventStore, scope: Scope, stream_id: str) -> AsyncIterator[StoredEvent]:
@@ -118,7 +186,7 @@ async def _events(store: EventStore, scope: Scope, stream_id: str) -> AsyncItera
 
 async def _tail_problem(
     store: EventStore, scope: Scope, stream_id: str, last: StoredEvent | None
-) -> BrokenLink | None:
+) -> Problem | None:
     """The watermark names the stream's last event: it must be the last one read."""
     cursor = await store.cursor(scope, stream_id)
     if cursor is None:
@@ -129,9 +197,20 @@ async def _tail_problem(
     ):
         return None
     found = f"event {last.event_id} at {last.position}" if last is not None else "no event"
-    return BrokenLink(
+    return Problem(
+        "truncated",
         cursor.position,
-        cursor.last_event_id,
+        f"event {cursor.last_event_id}",
         f"the stream's watermark names this event as the last one, but the last stored "
         f"event is {found}: events at the end were deleted or moved",
     )
+
+
+def _as_chain_report(scope: Scope, stream_id: str, report: Report) -> ChainReport:
+    broken = None
+    if report.problem is not None:
+        p = report.problem
+        event_id = p.name.removeprefix("event ")
+        broken = BrokenLink(p.position, event_id, p.message, p.kind)
+    head = report.head_hash if report.checked else GENESIS
+    return ChainReport(scope, stream_id, report.checked, head, broken, report)

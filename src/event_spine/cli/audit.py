@@ -1,29 +1,39 @@
-"""`spine audit verify`: check a tenant's audit hash chain in its routed store."""
+"""`spine audit verify|export`: check a tenant's audit chain; export it for an auditor."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
+from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_STREAM
+from event_spine.audit.export import Window, export_bundle
+from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.verify import ChainReport, verify_chain
-from event_spine.backends.factory import StoreFactory
+from event_spine.backends.base import EventStore
+from event_spine.backends.factory import StoreFactory, TabularFactory
 from event_spine.cli.options import parse_location
-from event_spine.errors import SpineError
+from event_spine.errors import RouteNotFound, SpineError
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import ResourceKind
 from event_spine.schemas.scope import Scope
 
-app = typer.Typer(no_args_is_help=True, help="Check audit hash chains.")
+app = typer.Typer(no_args_is_help=True, help="Check audit chains; export them for auditors.")
 console = Console()
 
 
 @app.callback()
 def audit() -> None:
-    """Check audit hash chains (a group, so `verify` stays a named subcommand)."""
+    """Check audit chains (a group, so `verify` stays a named subcommand)."""
 
 
 #: The scope flags `spine audit verify` and `spine tail` share.
@@ -50,7 +60,10 @@ def verify(
     project: str = ProjectOption,
     stream: str = typer.Option(AUDIT_STREAM, "--stream", help="The audit stream."),
 ) -> None:
-    """Read the chain back from the tenant's event_spine route; exit 1 on a broken link."""
+    """Check the chain, its HMACs (SPINE_AUDIT_KEY...) and its anchors (the object_store route).
+
+    Exit 0 valid, 1 broken (the first bad record or anchor is named), 2 unusable input.
+    """
     try:
         scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
         report = asyncio.run(_verify(registry, scope, stream))
@@ -58,24 +71,91 @@ def verify(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     if report.ok:
-        console.print(f"[green]{report.describe()}[/green]")
+        console.print(f"[green]{report.describe()}[/green]", soft_wrap=True)
         return
-    console.print(f"[red]{report.describe()}[/red]")
+    console.print(f"[red]{report.describe()}[/red]", soft_wrap=True)
     raise typer.Exit(1)
 
 
-async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
+@app.command()
+def export(
+    registry: str = RegistryOption,
+    tenant: str = TenantOption,
+    env: str = EnvOption,
+    mode: str = ModeOption,
+    project: str = ProjectOption,
+    start: datetime = typer.Option(
+        ..., "--from", help="First event time (ISO 8601; UTC if naive)."
+    ),
+    end: datetime = typer.Option(..., "--to", help="Last event time (ISO 8601; UTC if naive)."),
+    out: Path = typer.Option(..., "--out", help="Bundle directory (created; must be empty)."),
+    stream: str = typer.Option(AUDIT_STREAM, "--stream", help="The audit stream."),
+) -> None:
+    """Write a bundle an auditor verifies with `python -I -S verify_bundle.py BUNDLE`."""
+    window = Window(_aware(start), _aware(end))
+    if window.end < window.start:
+        console.print("[red]error:[/red] --to: must not be before --from")
+        raise typer.Exit(2)
+    try:
+        scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
+        count = asyncio.run(_export(registry, scope, stream, window, out))
+    except (SpineError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"wrote {count} audit records to {out}; verify: python -I -S {out}/verify_bundle.py {out}"
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Opened:
+    store: EventStore
+    anchors: list[dict[str, Any]]
+    keys: LocalAuditKeys
+
+
+@asynccontextmanager
+async def _opened(location: str, scope: Scope, stream: str) -> AsyncIterator[_Opened]:
+    """The scope's event store, its anchors (none without an object_store route), the keys."""
     backend, config = parse_location(location)
     registry_store = await open_registry_store(backend, config)
-    stores = StoreFactory()
+    stores, tables = StoreFactory(), TabularFactory()
     try:
-        route = await RoutingRegistry(registry_store).get_route(
-            ResourceKind.EVENT_SPINE, scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
-        return await verify_chain(await stores.event_store(route), scope, stream)
+        registry = RoutingRegistry(registry_store)
+        route = await registry.get_route(ResourceKind.EVENT_SPINE, *_where(scope))
+        anchors: list[dict[str, Any]] = []
+        try:
+            anchor_route = await registry.get_route(ResourceKind.OBJECT_STORE, *_where(scope))
+        except RouteNotFound:
+            pass
+        else:
+            anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
+        yield _Opened(await stores.event_store(route), anchors, LocalAuditKeys())
     finally:
+        await tables.close()
         await stores.close()
         await registry_store.close()
+
+
+def _where(scope: Scope) -> tuple[str, str, str, str]:
+    return (scope.tenant_id, scope.env, scope.project_id, scope.mode)
+
+
+async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
+    async with _opened(location, scope, stream) as o:
+        expect = o.keys.anchor_signer() is not None or bool(o.anchors)
+        return await verify_chain(
+            o.store, scope, stream, keys=o.keys, anchors=o.anchors, expect_anchors=expect
+        )
+
+
+async def _export(location: str, scope: Scope, stream: str, window: Window, out: Path) -> int:
+    async with _opened(location, scope, stream) as o:
+        return await export_bundle(o.store, scope, stream, window, o.anchors, o.keys, out)
 
 
 if __name__ == "__main__":

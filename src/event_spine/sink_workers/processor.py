@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_spine.audit.chain import has_audit_events, link_audit_chain
+from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
+from event_spine.audit.sink import SinkAudit
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import (
@@ -92,8 +93,10 @@ class BatchProcessor:
         max_event_bytes: int,
         hold_on_missing_route: bool = False,
         max_attempts: int = 3,
+        audit: SinkAudit | None = None,
     ) -> None:
         self.routes = routes
+        self.audit = audit
         self.stores = stores
         self.max_event_bytes = max_event_bytes
         self.hold_on_missing_route = hold_on_missing_route
@@ -192,9 +195,14 @@ class BatchProcessor:
     async def _write_traced(self, group: _Group, outcome: BatchOutcome, parents: list[str]) -> None:
         store = await self.stores.event_store(group.route)
         started = time.perf_counter()
+        members: list[Member] = []
         try:
             if has_audit_events(group.events):
-                group.events = await link_audit_chain(store, group.events)
+                group.events = await (
+                    self.audit.link(store, group.events, members)
+                    if self.audit is not None
+                    else link_audit_chain(store, group.events)
+                )
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
             raise BatchRetry(exc, exc.retry_after_s) from exc
@@ -211,6 +219,8 @@ class BatchProcessor:
                 DeadLetter(rec, "store_error", exc, self._failures) for rec in group.records
             )
             return
+        if self.audit is not None:
+            await self.audit.anchor(store, members)
         outcome.written += result.written
         outcome.duplicates += result.duplicates
         name = group.route.backend_type.value

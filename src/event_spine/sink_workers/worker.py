@@ -28,6 +28,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
 
 from event_spine.audit.emit import registry_audit_hook
+from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.kafka.startup import wait_for_kafka
@@ -105,6 +106,7 @@ class SinkWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self._consumer: AIOKafkaConsumer | None = None
+        self._sink_audit: SinkAudit | None = None
         self._paused: set[TopicPartition] = set()
         self._resume_handle: asyncio.TimerHandle | None = None
         self._dlq: AIOKafkaProducer | None = None
@@ -160,12 +162,14 @@ class SinkWorker:
                 audit = registry_audit_hook(self._audit_producer)
             self._registry = RoutingRegistry(self._own_registry_store, audit)
         self._routes = RouteCache(self._registry, ttl_s=s.route_cache_ttl_s)
+        self._sink_audit = SinkAudit.from_env(self._routes)
         self._processor = BatchProcessor(
             self._routes,
             self.stores,
             max_event_bytes=s.max_event_bytes,
             hold_on_missing_route=s.on_route_missing == "hold",
             max_attempts=s.max_attempts,
+            audit=self._sink_audit,
         )
         await ensure_topic(s.kafka, s.dead_letter_topic, s.dlq_partitions)
         self._dlq = make_producer(
@@ -226,6 +230,8 @@ class SinkWorker:
             await self._dlq.stop()
             self._dlq = None
         await self.stores.close()
+        if self._sink_audit is not None:
+            await self._sink_audit.close()
         if self._audit_producer is not None:
             await asyncio.to_thread(self._audit_producer.close)
         if self._own_registry_store is not None:
