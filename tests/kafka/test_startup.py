@@ -54,13 +54,25 @@ def commands(registry: str) -> dict[str, list[str]]:
     return {
         "worker": ["worker", "--registry", registry, "--http-port", "0"],
         "replay": ["replay", "--into-backend", "sqlite", "--into-config", '{"path": "x.db"}'],
-        "tail": ["tail", "--registry", registry, "--tenant", "t_1", "--env", "dev"],
+        "tail": [
+            "tail",
+            "--registry",
+            registry,
+            "--tenant",
+            "t_1",
+            "--env",
+            "dev",
+            "--mode",
+            "lab",
+            "--project",
+            "p_1",
+        ],
         "dlq list": ["dlq", "list"],
     }
 
 
 class Spine:
-    """One `spine` process; its stderr in a file read while it runs."""
+    """One `spine` process; its output (stdout and stderr) in a file read while it runs."""
 
     def __init__(self, args: list[str], workdir: Path) -> None:
         self.err_path = workdir / f"stderr-{time.monotonic_ns()}.txt"
@@ -69,8 +81,8 @@ class Spine:
         env.pop("SPINE_KAFKA_STARTUP_TIMEOUT_S", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "event_spine.cli.main", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=self._err,
+            stdout=self._err,  # errors are printed to either, depending on the command
+            stderr=subprocess.STDOUT,
             env=env,
         )
 
