@@ -14,6 +14,7 @@ from event_spine.backends import (
 from event_spine.consumers import EventStreamService
 from event_spine.errors import (
     BackendNotAllowed,
+    BackendNotDurable,
     BufferFull,
     ConfigurationError,
     EventRejected,
@@ -23,6 +24,7 @@ from event_spine.errors import (
     RouteNotFound,
     ScopeViolation,
     SpineError,
+    StoreLayoutOutdated,
     StorePermanentError,
     StoreUnavailable,
     UnknownCursor,
@@ -52,6 +54,7 @@ from event_spine.tabular import TabularStoreService
 __all__ = [
     "AppendResult",
     "BackendNotAllowed",
+    "BackendNotDurable",
     "BackendType",
     "BufferFull",
     "ConfigurationError",
@@ -77,6 +80,7 @@ __all__ = [
     "SinkWorker",
     "SpineError",
     "StoreFactory",
+    "StoreLayoutOutdated",
     "StorePermanentError",
     "StoreUnavailable",
     "StoredEvent",

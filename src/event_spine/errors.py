@@ -6,6 +6,8 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ConfigurationError            (not retriable: fix settings or the registry)
     │   ├── RouteNotFound              no route for a resource kind in a scope
     │   ├── BackendNotAllowed          e.g. the filesystem store outside lab mode
+    │   │   └── BackendNotDurable      a durable resource routed to a non-durable backend
+    │   ├── StoreLayoutOutdated        a store written by an older release: `spine migrate`
     │   ├── UnknownBackend             a route names a backend type nobody implements
     │   ├── MissingDependency          an optional extra is not installed
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
@@ -62,6 +64,14 @@ class RouteNotFound(ConfigurationError):
 
 class BackendNotAllowed(ConfigurationError):
     """A backend was requested in a mode that forbids it."""
+
+
+class BackendNotDurable(BackendNotAllowed):
+    """A resource that must survive a restart is routed to a non-durable backend."""
+
+
+class StoreLayoutOutdated(ConfigurationError):
+    """A store holds an older layout: it is refused, never misread, until migrated."""
 
 
 class UnknownBackend(ConfigurationError):

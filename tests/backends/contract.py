@@ -4,6 +4,11 @@ A subclass provides ``open_store``: an async fixture returning a zero-argument
 async callable that opens a *new* client on the *same* data (a second worker, or
 the same store after a restart). Set ``durable = False`` for stores that keep
 nothing across clients (the in-memory store shares one instance instead).
+
+A store with a persistent layout also provides ``legacy_store``: an async fixture
+returning an async callable that writes the given events in the layout of the
+release before scoped identities, and returns a zero-argument callable building a
+new, unopened store on that data.
 """
 
 from __future__ import annotations
@@ -14,16 +19,35 @@ import string
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from event_spine.backends import EventStore
-from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
+from event_spine.backends.base import content_digest
+from event_spine.errors import StoreLayoutOutdated, StorePermanentError, UnknownCursor
 from event_spine.schemas import Scope, StoredEvent
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.wire import encode_record
 from support.events import OTHER_TENANT, SCOPE, record, stored, stream_of
 
 OpenStore = Callable[[], Awaitable[EventStore]]
+LegacyStore = Callable[[list[StoredEvent]], Awaitable[Callable[[], EventStore]]]
+
+
+def same_id(
+    event: StoredEvent, position: int, scope: Scope | None = None, **changes: object
+) -> StoredEvent:
+    """Another event carrying ``event``'s id (in ``scope``, with ``changes``)."""
+    record = event.record
+    if scope is not None:
+        changes["routing"] = msgspec.structs.replace(
+            record.routing,
+            tenant_id=scope.tenant_id,
+            env=scope.env,
+            mode=scope.mode,
+            project_id=scope.project_id,
+        )
+    return StoredEvent(msgspec.structs.replace(record, **changes), position)
 
 
 async def read_all(
@@ -53,6 +77,10 @@ class EventStoreContract:
     @pytest.fixture
     async def store(self, open_store: OpenStore) -> EventStore:
         return await open_store()
+
+    @pytest.fixture
+    async def legacy_store(self) -> LegacyStore | None:
+        return None  # no persistent layout: nothing to migrate
 
     async def test_round_trip_keeps_every_field(self, store: EventStore) -> None:
         ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -211,10 +239,110 @@ class EventStoreContract:
         ):
             assert await store.list_after(other, "s1") == []
             assert await store.cursor(other, "s1") is None
-            with pytest.raises(ScopeViolation):
-                await store.get(other, events[0].event_id)
-            with pytest.raises(ScopeViolation):
+            # An event is identified by scope + id: in another scope the id is unknown.
+            assert await store.get(other, events[0].event_id) is None
+            with pytest.raises(UnknownCursor):
                 await store.list_after(other, "s1", events[0].event_id)
+
+    async def test_equal_ids_in_two_scopes_are_two_events(self, open_store: OpenStore) -> None:
+        store = await open_store()
+        mine = stored(0, "shared")
+        theirs = same_id(mine, 1, OTHER_TENANT, payload={"theirs": True})
+        later = same_id(mine, 2, SCOPE.model_copy(update={"env": "prod"}))
+        first = await store.append_batch([mine, theirs])
+        second = await store.append_batch([later])
+        assert (first.written, first.duplicates, first.conflicts) == (2, 0, ())
+        assert (second.written, second.duplicates, second.conflicts) == (1, 0, ())
+        reader = await open_store()
+        prod = SCOPE.model_copy(update={"env": "prod"})
+        for scope, event in ((SCOPE, mine), (OTHER_TENANT, theirs), (prod, later)):
+            assert await read_all(reader, scope, "shared") == [event]
+            assert await reader.get(scope, mine.event_id) == event
+            cursor = await reader.cursor(scope, "shared")
+            assert cursor is not None
+            assert (cursor.position, cursor.last_event_id) == (event.position, mine.event_id)
+            # Each stream's cursor names its own event: paging after it works.
+            assert await reader.list_after(scope, "shared", mine.event_id) == []
+
+    async def test_same_id_same_content_in_one_scope_is_a_no_op(self, store: EventStore) -> None:
+        original = stored(0, "s1", payload={"n": 1})
+        # A producer retry: same content at a later offset, other delivery metadata.
+        retry = same_id(original, 5, metadata={"request_id": "r2", "trace_id": "t2"})
+        await store.append_batch([original])
+        result = await store.append_batch([retry])
+        assert (result.written, result.duplicates, result.conflicts) == (0, 1, ())
+        assert await read_all(store, SCOPE, "s1") == [original]
+        assert await store.get(SCOPE, original.event_id) == original
+
+    @pytest.mark.parametrize("in_one_batch", [False, True])
+    async def test_same_id_other_content_in_one_scope_is_a_conflict(
+        self, store: EventStore, in_one_batch: bool
+    ) -> None:
+        original = stored(0, "s1", payload={"n": 1})
+        clash = same_id(original, 1, payload={"n": 2})
+        after = stored(2, "s1")
+        if in_one_batch:
+            result = await store.append_batch([original, clash, after])
+            assert (result.written, result.duplicates) == (2, 0)
+        else:
+            await store.append_batch([original])
+            result = await store.append_batch([clash, after])
+            assert (result.written, result.duplicates) == (1, 0)
+        (conflict,) = result.conflicts
+        assert conflict.event is clash
+        assert conflict.stored_digest == content_digest(original.record)
+        assert conflict.incoming_digest == content_digest(clash.record)
+        assert conflict.stored_digest != conflict.incoming_digest
+        # The stored event is untouched; the batch's other events are stored.
+        assert await read_all(store, SCOPE, "s1") == [original, after]
+        assert await store.get(SCOPE, original.event_id) == original
+        cursor = await store.cursor(SCOPE, "s1")
+        assert cursor is not None
+        assert (cursor.position, cursor.last_event_id) == (2, after.event_id)
+
+    async def test_a_conflict_ending_a_batch_moves_no_watermark_onto_it(
+        self, store: EventStore
+    ) -> None:
+        original = stored(0, "s1")
+        await store.append_batch([original])
+        result = await store.append_batch([same_id(original, 3, stream_id="s1", payload={})])
+        assert len(result.conflicts) == 1
+        cursor = await store.cursor(SCOPE, "s1")
+        assert cursor is not None
+        assert (cursor.position, cursor.last_event_id) == (0, original.event_id)
+
+    async def test_a_store_in_the_old_layout_is_refused_until_migrated(
+        self, legacy_store: LegacyStore | None
+    ) -> None:
+        if legacy_store is None:
+            pytest.skip("this store has no persistent layout")
+        mine = stream_of(3, "s1")
+        theirs = stream_of(2, "s1", OTHER_TENANT, start=10)
+        make = await legacy_store([*mine, *theirs])
+        refused = make()
+
+        async def first_use() -> None:
+            await refused.open()  # refused here, or at the first use (cloud stores)
+            await refused.list_after(SCOPE, "s1")
+
+        with pytest.raises(StoreLayoutOutdated, match="spine migrate"):
+            await first_use()
+        await refused.close()
+        migrator = make()
+        assert "layout 2" in await migrator.migrate()  # type: ignore[attr-defined]
+        assert "nothing to do" in await migrator.migrate()  # type: ignore[attr-defined]
+        await migrator.close()
+        store = make()
+        await store.open()
+        try:
+            assert await read_all(store, SCOPE, "s1") == mine
+            assert await read_all(store, OTHER_TENANT, "s1") == theirs
+            assert await store.get(SCOPE, mine[1].event_id) == mine[1]
+            reused = same_id(mine[0], 20, OTHER_TENANT)
+            assert (await store.append_batch([reused])).written == 1
+            assert await store.get(OTHER_TENANT, mine[0].event_id) == reused
+        finally:
+            await store.close()
 
     async def test_same_stream_id_in_two_tenants_stays_apart(self, store: EventStore) -> None:
         mine, theirs = stream_of(3, "shared-name"), stream_of(4, "shared-name", OTHER_TENANT)

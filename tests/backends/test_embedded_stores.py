@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from contract import EventStoreContract, OpenStore
+from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore, MemoryEventStore, build_event_store
 from event_spine.backends.filesystem import (
     FilesystemConfig,
@@ -18,12 +20,14 @@ from event_spine.backends.filesystem import (
 from event_spine.backends.memory import MemoryRegistryStore, MemoryTabularStore
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore, SqliteTabularStore
 from event_spine.backends.sqlite.database import insert_rows
-from event_spine.errors import BackendNotAllowed
+from event_spine.errors import BackendNotAllowed, EventValidationError
 from event_spine.routing import RegistryStore, open_registry_store
-from event_spine.schemas import ResourceRoute
+from event_spine.schemas import ResourceRoute, StoredEvent
+from event_spine.schemas.formats import STREAM_ID_RE
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import SCOPE, stream_of
+from support.legacy import to_filesystem_layout_1, write_sqlite_layout_1
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
 
@@ -50,6 +54,15 @@ class TestSqliteStore(EventStoreContract):
             return await opened.add(SqliteEventStore(config))
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(self, tmp_path: Path) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            path = tmp_path / "layout1.db"
+            write_sqlite_layout_1(path, events)
+            return lambda: SqliteEventStore(SqliteConfig(path=str(path)))
+
+        return write
 
     async def test_redelivery_restores_a_watermark_that_lags_its_events(
         self, tmp_path: Path, opened: OpenedStores
@@ -96,6 +109,16 @@ class TestFilesystemStore(EventStoreContract):
 
         return open_
 
+    @pytest.fixture
+    async def legacy_store(self, tmp_path: Path, opened: OpenedStores) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            config = FilesystemConfig(root=str(tmp_path / "layout1"))
+            await (await opened.add(FilesystemEventStore(config))).append_batch(events)
+            to_filesystem_layout_1(tmp_path / "layout1")
+            return lambda: FilesystemEventStore(config)
+
+        return write
+
     @pytest.mark.parametrize("mode", ["saas", "enterprise", "system"])
     def test_refused_outside_lab_mode(self, tmp_path: Path, mode: str) -> None:
         route = ResourceRoute(
@@ -115,6 +138,63 @@ class TestFilesystemStore(EventStoreContract):
         saas = stream_of(1)[0].record.routing.scope().model_copy(update={"mode": "saas"})
         with pytest.raises(BackendNotAllowed):
             await store.append_batch(stream_of(1, scope=saas))
+
+
+HOSTILE_IDS = ["../../outside/evil", "../" * 12 + "etc/passwd", "a/b", "..", "/abs", "x\\y", ""]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+async def test_filesystem_reads_refuse_hostile_ids(
+    hostile: str, tmp_path: Path, opened: OpenedStores
+) -> None:
+    # A planted event file outside the root, where the old `ids/<2>/<id>` join of
+    # "../../outside/evil" landed: it must never be read back.
+    root = tmp_path / "fs"
+    planted = stream_of(1)[0]
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "evil").write_bytes(
+        msgspec.json.encode({"position": 0, "record": planted.record}) + b"\n"
+    )
+    store = await opened.add(FilesystemEventStore(FilesystemConfig(root=str(root))))
+    await store.append_batch(stream_of(2))
+    with pytest.raises(EventValidationError, match="event_id"):
+        await store.get(SCOPE, hostile)
+    with pytest.raises(EventValidationError, match="event_id"):
+        await store.list_after(SCOPE, "s1", hostile)
+    if STREAM_ID_RE.match(hostile):  # a valid stream id ("a/b"): quoted, one component
+        assert await store.list_after(SCOPE, hostile) == []
+        return
+    with pytest.raises(EventValidationError, match="stream_id"):
+        await store.list_after(SCOPE, hostile)
+    with pytest.raises(EventValidationError, match="stream_id"):
+        await store.cursor(SCOPE, hostile)
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS)
+async def test_filesystem_writes_refuse_hostile_ids_and_write_nothing_outside(
+    hostile: str, tmp_path: Path, opened: OpenedStores
+) -> None:
+    root = tmp_path / "fs"
+    store = await opened.add(FilesystemEventStore(FilesystemConfig(root=str(root))))
+    good = stream_of(1)[0]
+    bad_id = StoredEvent(msgspec.structs.replace(good.record, event_id=hostile), 1)
+    bad_tenant = StoredEvent(
+        msgspec.structs.replace(
+            good.record, routing=msgspec.structs.replace(good.record.routing, tenant_id=hostile)
+        ),
+        2,
+    )
+    with pytest.raises(EventValidationError, match="event_id"):
+        await store.append_batch([bad_id])
+    with pytest.raises(EventValidationError, match="tenant_id"):
+        await store.append_batch([bad_tenant])
+    tables = FilesystemTabularStore(FilesystemConfig(root=str(root)))
+    with pytest.raises(EventValidationError, match="table"):
+        await tables.put(SCOPE, hostile or ".", "k", {"v": 1})
+    with pytest.raises(EventValidationError, match="table"):
+        await tables.get(SCOPE, hostile or ".", "k")
+    outside = [p for p in tmp_path.rglob("*") if not p.is_relative_to(root)]
+    assert outside == []
 
 
 class TestMemoryRegistry(RegistryStoreContract):

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
 import pytest
 
-from contract import EventStoreContract, OpenStore
+from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore, StreamKey
 from event_spine.backends.base import StreamBatch
 from event_spine.backends.factory import build_store
@@ -45,6 +45,7 @@ from event_spine.backends.firestore import (
     _route_text,
     event_doc_id,
 )
+from event_spine.backends.firestore.layout import _hashed
 from event_spine.errors import (
     ConcurrentUpdate,
     ConfigurationError,
@@ -53,7 +54,7 @@ from event_spine.errors import (
     UnknownCursor,
 )
 from event_spine.routing import RegistryStore
-from event_spine.schemas.wire import encode_record
+from event_spine.schemas.wire import StoredEvent, encode_record
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract, route
 from servers.emulators import FIRESTORE_PROJECT, FirestoreEmulator, start_or_skip
@@ -120,6 +121,26 @@ class TestFirestoreStore(EventStoreContract):
 
         return open_
 
+    @pytest.fixture
+    async def legacy_store(self, closing: OpenedStores) -> LegacyStore:
+        config = _config()
+
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            # Written by this release, then renamed as layout 1 named them: by event id
+            # alone (``{h}-{event_id}``, h hashed from the id), no layout marker.
+            store = await closing.add(_EmulatorEventStore(config))
+            await store.append_batch(events)
+            col = await store._col()
+            for event in events:
+                new = col.document(event_doc_id(event.record.routing.key(), event.event_id))
+                fields = (await new.get()).to_dict()
+                await col.document(f"{_hashed(event.event_id, 2)}-{event.event_id}").set(fields)
+                await new.delete()
+            await (await store._col("layout")).document("events").delete()
+            return lambda: _EmulatorEventStore(config)
+
+        return write
+
 
 class TestFirestoreRegistry(RegistryStoreContract):
     # No workaround: the CAS uses create() preconditions, which the emulator honours.
@@ -151,7 +172,7 @@ class TestFirestoreTabular(TabularStoreContract):
 
 async def _raw_event(store: FirestoreEventStore, event_id: str) -> tuple[dict[str, Any], list[Any]]:
     """The stored event document and its part documents, as Firestore holds them."""
-    ref = (await store._col()).document(event_doc_id(event_id))
+    ref = (await store._col()).document(event_doc_id(SCOPE.key(), event_id))
     snap = await ref.get()
     parts = [part async for part in ref.collection("parts").stream()]
     return snap.to_dict(), parts

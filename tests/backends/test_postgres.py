@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 import event_spine.backends.postgres.events as pg
-from contract import EventStoreContract, OpenStore
+from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore
 from event_spine.backends.factory import build_store
 from event_spine.backends.postgres import (
@@ -31,10 +31,12 @@ from event_spine.backends.postgres import (
 )
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.schemas import StoredEvent
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
+from support.legacy import write_postgres_layout_1
 from support.postgres import temp_database
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
@@ -77,6 +79,18 @@ class TestPostgresEventStore(EventStoreContract):
             return store
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(
+        self, settings: dict[str, Any], admin: asyncpg.Connection
+    ) -> LegacyStore:
+        config = PostgresConfig.model_validate(settings)
+
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            await write_postgres_layout_1(admin, config.db_schema, events)
+            return lambda: PostgresEventStore(config)
+
+        return write
 
 
 class TestPostgresRegistry(RegistryStoreContract):
@@ -261,7 +275,13 @@ async def test_concurrent_open_creates_the_tables_once(
     tables = await admin.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", config.db_schema
     )
-    assert [t[0] for t in tables] == ["spine_cursors", "spine_events", "spine_routes", "spine_rows"]
+    assert [t[0] for t in tables] == [
+        "spine_cursors",
+        "spine_events",
+        "spine_layout",
+        "spine_routes",
+        "spine_rows",
+    ]
 
 
 async def test_prefixes_in_one_schema_stay_apart(

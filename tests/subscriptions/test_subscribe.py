@@ -12,7 +12,7 @@ from contextlib import aclosing
 import orjson
 import pytest
 
-from event_spine.errors import ScopeViolation, UnknownCursor
+from event_spine.errors import UnknownCursor
 from event_spine.schemas import RequestContext, StoredEvent, new_event_id
 from event_spine.subscriptions import EventFilter, subscribe
 from support.app import App, running_app, take
@@ -122,8 +122,9 @@ async def test_another_tenants_events_are_never_delivered(app: App) -> None:
         mine = await take(events, 5 * len(STREAMS))
     assert {e.record.routing.tenant_id for e in mine} == {"t_me"}
     assert not {e.event_id for e in mine} & set(emitted)
-    # Naming another tenant's event as a cursor is refused, not followed.
-    with pytest.raises(ScopeViolation):
+    # Naming another tenant's event as a cursor is refused, not followed: in this
+    # scope that id names no event.
+    with pytest.raises(UnknownCursor):
         await first_of(subscription(app, me, {"orders/a": stored_other.event_id}))
 
 

@@ -3,15 +3,19 @@
 Semantics every backend keeps (the contract suite in tests/backends checks them):
 
 - A stream is identified by its full scope plus ``stream_id`` (``StreamKey``).
-- ``append_batch`` is idempotent by ``event_id`` (globally unique): re-appending a
-  whole batch or an overlapping one stores nothing twice.
+- An event is identified by its full scope (tenant, env, mode, project) plus its
+  ``event_id``: equal ids in two scopes are two events. ``append_batch`` is
+  idempotent by that identity: re-appending a whole batch or an overlapping one
+  stores nothing twice. A repeat whose content differs (``content_digest``) is not
+  stored and not dropped silently: it comes back in ``AppendResult.conflicts``.
 - Each stream has a watermark (its cursor checkpoint): the highest position whose
   event, and every earlier one, is durable. It is written after the events, only
   ever moves forward (which also fences a zombie writer), and readers never return
   an event above it, so a reader paging with ``list_after`` never skips an event
   that becomes visible later, even on backends whose batch writes are not atomic.
-- Reads check scope: an event id that exists under another scope raises
-  ``ScopeViolation``; another scope's events are never returned.
+- Reads are scoped: an event id that exists only under another scope is unknown to
+  the reader (``get`` returns None, ``list_after`` raises ``UnknownCursor``);
+  another scope's events are never returned.
 
 ``EventStoreBase`` holds that logic once; a backend implements four primitives:
 ``_write``, ``_load_cursor``, ``_load_event`` and ``_load_range`` (or instead of the
@@ -23,17 +27,21 @@ one connection object (``_resource``).
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
-from event_spine.errors import ScopeViolation, UnknownCursor
+from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 
 MAX_PAGE: Final = 1000
+
+#: (tenant, env, mode, project): the scope part of an event's identity.
+ScopeKey = tuple[str, str, str, str]
 
 
 class StreamKey(NamedTuple):
@@ -81,12 +89,89 @@ class Anchor(NamedTuple):
     position: int
 
 
+_digest_encoder: Final = msgspec.json.Encoder(order="sorted")
+
+
+def content_digest(record: EventRecord) -> str:
+    """What "the same event" means when an id repeats in one scope.
+
+    sha256 over the canonical JSON (keys sorted at every depth) of
+    ``[event_type, stream_id, payload]``. Left out: the identity itself (scope, id),
+    and what a legitimate repeat may change: delivery facts (partition, offset,
+    received time), ``ts``, ``schema_version`` and ``metadata`` (trace ids of a
+    retried call, the audit chain links the sink adds).
+    """
+    body = _digest_encoder.encode((record.event_type, record.stream_id, record.payload))
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EventIdConflict:
+    """An event refused because its scope already holds its id with other content."""
+
+    event: StoredEvent
+    stored_digest: str
+    incoming_digest: str
+
+
+def repeat_conflict(incoming: StoredEvent, stored: EventRecord) -> EventIdConflict | None:
+    """None when ``incoming`` repeats ``stored`` (same content), else the conflict."""
+    if incoming.record is stored:
+        return None
+    mine, theirs = content_digest(incoming.record), content_digest(stored)
+    return None if mine == theirs else EventIdConflict(incoming, theirs, mine)
+
+
+def conflicts_among(
+    repeats: Iterable[tuple[StoredEvent, EventRecord | None]],
+) -> list[EventIdConflict]:
+    """The conflicts among repeated identities, each with the record it holds (None:
+    nothing to compare with, e.g. a racing writer's copy not readable yet)."""
+    conflicts = []
+    for event, held in repeats:
+        conflict = None if held is None else repeat_conflict(event, held)
+        if conflict is not None:
+            conflicts.append(conflict)
+    return conflicts
+
+
+def skipped_conflicts(
+    skipped: Iterable[tuple[StoredEvent, bytes | None]], where: str
+) -> list[EventIdConflict]:
+    """Sort the events an insert skipped, each with the body its identity holds.
+
+    Same content: a redelivery. Other content: a conflict. No body at all: the
+    identity is not stored, so another event holds the position (offsets reused,
+    e.g. a recreated topic); that is refused (StorePermanentError), never dropped.
+    """
+    conflicts: list[EventIdConflict] = []
+    lost: list[StoredEvent] = []
+    for event, body in skipped:
+        if body is None:
+            lost.append(event)
+        elif body != event_body(event):
+            conflict = repeat_conflict(event, record_from_json(body))
+            if conflict is not None:
+                conflicts.append(conflict)
+    if lost:
+        shown = ", ".join(f"{e.event_id}@{e.position}" for e in lost[:5])
+        raise StorePermanentError(
+            f"{where}: {len(lost)} event(s) collide with a different event already stored "
+            f"at the same stream position ({shown}): were the topic's offsets reset? "
+            f"Positions are Kafka offsets and must not be reused within a stream; replay "
+            f"into a fresh store."
+        )
+    return conflicts
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     """What one append_batch did."""
 
     written: int = 0
     duplicates: int = 0
+    #: Events not stored: their id is taken in their scope by different content.
+    conflicts: tuple[EventIdConflict, ...] = ()
 
 
 @dataclass(slots=True)
@@ -102,25 +187,30 @@ class StreamBatch:
         return self.events[-1]
 
 
-def group_by_stream(events: Iterable[StoredEvent]) -> tuple[list[StreamBatch], int]:
-    """Split a batch per stream, drop repeated event ids, sort each by position.
+def group_by_stream(
+    events: Iterable[StoredEvent],
+) -> tuple[list[StreamBatch], int, list[EventIdConflict]]:
+    """Split a batch per stream, drop repeated identities, sort each by position.
 
-    Returns the groups and how many in-batch duplicates were dropped. Per event it
-    only hashes a plain tuple: the StreamKey is built once per stream, and a group
-    is sorted only when it arrived out of order (the sink's never do: a stream lives
-    in one partition, read in offset order).
+    Returns the groups, how many in-batch duplicates were dropped, and the in-batch
+    repeats whose content differs (conflicts). Per event it only hashes plain tuples:
+    the StreamKey is built once per stream, and a group is sorted only when it
+    arrived out of order (the sink's never do: a stream lives in one partition, read
+    in offset order).
     """
     groups: dict[tuple[str, ...], StreamBatch] = {}
     unordered: set[tuple[str, ...]] = set()
-    seen: set[str] = set()
-    duplicates = 0
+    seen: dict[tuple[str, ...], StoredEvent] = {}
+    repeats: list[tuple[StoredEvent, EventRecord | None]] = []
     for event in events:
         record = event.record
-        if record.event_id in seen:
-            duplicates += 1
-            continue
-        seen.add(record.event_id)
         r = record.routing
+        identity = (r.tenant_id, r.env, r.mode, r.project_id, record.event_id)
+        first = seen.get(identity)
+        if first is not None:
+            repeats.append((event, first.record))
+            continue
+        seen[identity] = event
         key = (r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
         group = groups.get(key)
         if group is None:
@@ -130,7 +220,20 @@ def group_by_stream(events: Iterable[StoredEvent]) -> tuple[list[StreamBatch], i
         group.events.append(event)
     for late in unordered:
         groups[late].events.sort(key=_position)
-    return list(groups.values()), duplicates
+    conflicts = conflicts_among(repeats)
+    return list(groups.values()), len(repeats) - len(conflicts), conflicts
+
+
+def without_conflicts(
+    groups: list[StreamBatch], conflicts: Iterable[EventIdConflict]
+) -> list[StreamBatch]:
+    """The groups minus their conflicting events (emptied groups left out): what a
+    backend's watermarks may cover, so a cursor never names a refused event."""
+    refused = {id(c.event) for c in conflicts}
+    if not refused:
+        return groups
+    kept = [StreamBatch(g.key, [e for e in g.events if id(e) not in refused]) for g in groups]
+    return [g for g in kept if g.events]
 
 
 def _position(event: StoredEvent) -> int:
@@ -227,9 +330,13 @@ class EventStoreBase(abc.ABC):
         """Group per stream, then let the backend write events and watermarks."""
         if not events:
             return AppendResult()
-        groups, in_batch_duplicates = group_by_stream(events)
+        groups, in_batch_duplicates, in_batch_conflicts = group_by_stream(events)
         result = await self._write(groups)
-        return AppendResult(result.written, result.duplicates + in_batch_duplicates)
+        return AppendResult(
+            result.written,
+            result.duplicates + in_batch_duplicates,
+            (*in_batch_conflicts, *result.conflicts),
+        )
 
     async def list_after(
         self, scope: Scope, stream_id: str, after_event_id: str | None = None, limit: int = 100
@@ -259,7 +366,7 @@ class EventStoreBase(abc.ABC):
         after_position = -1
         anchor = None
         if after_event_id is not None:
-            event = await self._load_event(after_event_id)
+            event = await self._load_event(key.scope_key(), after_event_id)
             if event is None:
                 return None, []
             anchor = Anchor(StreamKey.of_record(event.record), event.position)
@@ -272,11 +379,8 @@ class EventStoreBase(abc.ABC):
         return anchor, await self._load_range(key, after_position, cursor.position, limit)
 
     async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
-        """Point read; another scope's event raises instead of leaking."""
-        event = await self._load_event(event_id)
-        if event is not None:
-            _check_scope(scope, event)
-        return event
+        """Point read within ``scope``: another scope's event of that id is not seen."""
+        return await self._load_event(scope.key(), event_id)
 
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """The watermark of one stream."""
@@ -284,9 +388,11 @@ class EventStoreBase(abc.ABC):
 
     @abc.abstractmethod
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
-        """Insert events not stored yet (by event_id), then raise each watermark.
+        """Insert events not stored yet (by scope and event_id), then raise watermarks.
 
-        The watermark of a group moves to ``group.watermark.position`` only if that
+        A stored identity with other content is a conflict (``repeat_conflict``),
+        reported in the result, never written. The watermark of a group moves to the
+        position of its last non-conflicting event (``without_conflicts``) only if that
         is higher than the stored one, and only after the group's events are durable.
         """
 
@@ -295,8 +401,8 @@ class EventStoreBase(abc.ABC):
         """The stored watermark of a stream."""
 
     @abc.abstractmethod
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
-        """An event by id, whatever its scope."""
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        """An event by its identity: scope and id."""
 
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
@@ -306,11 +412,6 @@ class EventStoreBase(abc.ABC):
         Only the default ``_load_page`` calls it.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _load_range or _load_page")
-
-
-def _check_scope(scope: Scope, event: StoredEvent) -> None:
-    if event.record.routing.key() != scope.key():
-        raise ScopeViolation(_foreign(event.record.event_id, scope))
 
 
 def _foreign(event_id: str, scope: Scope) -> str:

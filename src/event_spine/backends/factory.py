@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from event_spine.backends.base import EventStore
-from event_spine.errors import ConfigurationError, MissingDependency, UnknownBackend
-from event_spine.schemas.routes import BackendType, ResourceRoute
+from event_spine.errors import (
+    BackendNotAllowed,
+    BackendNotDurable,
+    ConfigurationError,
+    MissingDependency,
+    UnknownBackend,
+)
+from event_spine.schemas.formats import PRODUCTION_MODES
+from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute
 
 if TYPE_CHECKING:
     from event_spine.routing.store import RegistryStore
@@ -26,9 +33,21 @@ Role = Literal["events", "registry", "tabular"]
 S = TypeVar("S")
 
 
+#: Resources that must survive a restart: outside mode ``lab`` their routes may
+#: only name a durable backend (``BackendSpec.durable``).
+DURABLE_KINDS: Final = frozenset(
+    {ResourceKind.EVENT_SPINE, ResourceKind.EVENT_STREAM, ResourceKind.TABULAR_STORE}
+)
+
+
 @dataclass(frozen=True)
 class BackendSpec:
-    """Where a backend lives, its classes per role, and which extra it needs."""
+    """Where a backend lives, its classes per role, which extra it needs, and its rules.
+
+    ``durable``: what it stores survives a restart of the process that wrote it.
+    ``lab_only``: refused outside mode ``lab`` for every resource kind. Read here
+    (``check_route_allowed``) by the registry, the workers' factory and cutover.
+    """
 
     module: str
     config_class: str
@@ -36,6 +55,7 @@ class BackendSpec:
     extra: str | None = None
     sdk_module: str | None = None
     lab_only: bool = False
+    durable: bool = True
 
 
 def _spec(
@@ -45,6 +65,7 @@ def _spec(
     sdk: str | None = None,
     *,
     lab_only: bool = False,
+    durable: bool = True,
 ) -> BackendSpec:
     return BackendSpec(
         module,
@@ -57,11 +78,12 @@ def _spec(
         extra,
         sdk,
         lab_only,
+        durable,
     )
 
 
 BACKENDS: dict[BackendType, BackendSpec] = {
-    BackendType.MEMORY: _spec("memory", "Memory"),
+    BackendType.MEMORY: _spec("memory", "Memory", durable=False),
     BackendType.SQLITE: _spec("sqlite", "Sqlite"),
     BackendType.FILESYSTEM: _spec("filesystem", "Filesystem", lab_only=True),
     BackendType.POSTGRES: _spec("postgres", "Postgres", "postgres", "asyncpg"),
@@ -71,15 +93,32 @@ BACKENDS: dict[BackendType, BackendSpec] = {
 }
 
 
-def check_route_allowed(route: ResourceRoute) -> None:
-    """Refuse routes whose backend is not allowed in the route's mode."""
-    spec = BACKENDS.get(route.backend_type)
-    if spec is not None and spec.lab_only:
-        from event_spine.backends.filesystem import refuse_outside_lab  # noqa: PLC0415
+def refuse_outside_lab(mode: str, what: str = "The filesystem store") -> None:
+    """Raise BackendNotAllowed for production modes."""
+    if mode in PRODUCTION_MODES:
+        raise BackendNotAllowed(
+            f"{what} is allowed only in mode 'lab', not {mode!r}: it is not shared "
+            f"between hosts nor backed up. Route this scope to sqlite, postgres or a "
+            f"cloud store."
+        )
 
+
+def check_route_allowed(route: ResourceRoute) -> None:
+    """Refuse routes whose backend is not allowed in the route's mode (its spec's rules)."""
+    spec = BACKENDS.get(route.backend_type)
+    if spec is None:
+        return
+    if spec.lab_only:
         refuse_outside_lab(
             route.mode,
             f"The {route.backend_type.value} backend ({route.describe()})",
+        )
+    if not spec.durable and route.resource_kind in DURABLE_KINDS and route.mode != "lab":
+        raise BackendNotDurable(
+            f"{route.describe()}: backend {route.backend_type.value!r} is not durable (what "
+            f"it holds is lost on restart); a {route.resource_kind.value} route may name it "
+            f"only in mode 'lab', not {route.mode!r}. Route this scope to sqlite, postgres "
+            f"or a cloud store."
         )
 
 

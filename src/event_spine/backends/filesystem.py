@@ -4,7 +4,15 @@ Layout under ``root``::
 
     streams/<tenant>/<env>/<mode>/<project>/<quoted stream_id>/events.jsonl
     streams/.../cursor.json      the watermark, replaced atomically (write, fsync, rename)
-    ids/<first 2 hex>/<event_id> one line per stored event: the id index for get()
+    by-id/<tenant>/<env>/<mode>/<project>/<event_id>
+                                 one line per stored event: the identity index for get()
+    layout.json                  {"version": 2}; layout 1 (unmarked) kept one global
+                                 ``ids/<first 2 hex>/<event_id>`` index: refused at
+                                 open until ``spine migrate`` rebuilds the index
+
+Every id that becomes a path component (tenant, env, mode, project, event id,
+stream id, table name) is checked against its format on every read and write, and
+the joined path must stay under ``root``: a hostile id cannot escape it.
 
 A crash between appending lines and writing the id index can leave a line twice
 after redelivery; readers keep the first line of each event id, so nothing is
@@ -29,18 +37,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from event_spine.backends.base import (
     AppendResult,
+    EventIdConflict,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
+    repeat_conflict,
+    without_conflicts,
 )
+from event_spine.backends.factory import refuse_outside_lab
 from event_spine.errors import (
-    BackendNotAllowed,
     ConcurrentUpdate,
+    EventValidationError,
+    StoreLayoutOutdated,
     StorePermanentError,
     StoreUnavailable,
 )
-from event_spine.schemas.formats import PRODUCTION_MODES
+from event_spine.schemas.formats import (
+    ENVS,
+    EVENT_ID_RE,
+    MODES,
+    PROJECT_ID_RE,
+    STREAM_ID_RE,
+    TENANT_ID_RE,
+)
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
@@ -67,16 +88,33 @@ class _Cursor(msgspec.Struct, frozen=True):
 _line_codec: Final = msgspec.json.Decoder(_Line)
 _cursor_codec: Final = msgspec.json.Decoder(_Cursor)
 _encode: Final = msgspec.json.Encoder().encode
+LAYOUT_VERSION: Final = 2
 
 
-def refuse_outside_lab(mode: str, what: str = "The filesystem store") -> None:
-    """Raise BackendNotAllowed for production modes."""
-    if mode in PRODUCTION_MODES:
-        raise BackendNotAllowed(
-            f"{what} is allowed only in mode 'lab', not {mode!r}: it is not shared "
-            f"between hosts nor backed up. Route this scope to sqlite, postgres or a "
-            f"cloud store."
-        )
+def _checked_scope(scope: ScopeKey) -> ScopeKey:
+    tenant, env, mode, project = scope
+    for field, ok in (
+        ("tenant_id", TENANT_ID_RE.match(tenant)),
+        ("env", env in ENVS),
+        ("mode", mode in MODES),
+        ("project_id", PROJECT_ID_RE.match(project)),
+    ):
+        if not ok:
+            raise EventValidationError(field, "not a valid id: refused as a path component")
+    return scope
+
+
+def _checked(field: str, value: str, pattern: Any) -> str:
+    if not pattern.match(value):
+        raise EventValidationError(field, "not a valid id: refused as a path component")
+    return value
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """The last guard: whatever the checks above allowed must stay under root."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise EventValidationError("id", f"path {str(path)!r} would leave the store's root")
+    return path
 
 
 class FilesystemEventStore(EventStoreBase):
@@ -88,18 +126,56 @@ class FilesystemEventStore(EventStoreBase):
         self.root = Path(config.root)
 
     async def open(self) -> None:
-        """Create the folders."""
-        await asyncio.to_thread(self._mkdirs)
+        """Refuse layout 1, create the folders."""
+        await asyncio.to_thread(self._open_sync)
+
+    def _open_sync(self) -> None:
+        with _mapped_errors(self.root):
+            if _layout(self.root) < LAYOUT_VERSION:
+                raise StoreLayoutOutdated(
+                    f"Filesystem store {str(self.root)!r} holds events in layout 1 (one "
+                    f"index by event_id alone); this release reads layout {LAYOUT_VERSION}. "
+                    f"Migrate it first: `spine migrate filesystem:{self.root}`."
+                )
+            self._mkdirs()
 
     def _mkdirs(self) -> None:
         (self.root / "streams").mkdir(parents=True, exist_ok=True)
-        (self.root / "ids").mkdir(parents=True, exist_ok=True)
+        (self.root / "by-id").mkdir(parents=True, exist_ok=True)
+        marker = self.root / "layout.json"
+        if not marker.exists():
+            _replace_durably(marker, _encode({"version": LAYOUT_VERSION}), fsync=True)
 
     def _stream_dir(self, key: StreamKey) -> Path:
-        return self.root.joinpath("streams", *key.scope_key(), quote(key.stream_id, safe=""))
+        _checked("stream_id", key.stream_id, STREAM_ID_RE)
+        folder = self.root.joinpath(
+            "streams", *_checked_scope(key.scope_key()), quote(key.stream_id, safe="")
+        )
+        return _inside(self.root, folder)
 
-    def _id_path(self, event_id: str) -> Path:
-        return self.root / "ids" / event_id[:2] / event_id
+    def _id_path(self, scope: ScopeKey, event_id: str) -> Path:
+        _checked("event_id", event_id, EVENT_ID_RE)
+        return _inside(self.root, self.root.joinpath("by-id", *_checked_scope(scope), event_id))
+
+    async def migrate(self) -> str:
+        """Rebuild the identity index from the streams' files (layout 1 -> 2)."""
+        return await asyncio.to_thread(self._migrate_sync)
+
+    def _migrate_sync(self) -> str:
+        if _layout(self.root) >= LAYOUT_VERSION:
+            return f"already at layout {LAYOUT_VERSION}: nothing to do"
+        count = 0
+        with _mapped_errors(self.root):
+            for path in sorted(self.root.glob("streams/*/*/*/*/*/events.jsonl")):
+                for raw in path.read_bytes().splitlines(keepends=True):
+                    if raw.endswith(b"\n"):
+                        line = _line_codec.decode(raw)
+                        index = self._id_path(line.record.routing.key(), line.record.event_id)
+                        if not index.exists():  # the first line of an id wins, as in reads
+                            _replace_durably(index, raw, fsync=False)
+                            count += 1
+            self._mkdirs()
+        return f"indexed {count} event(s) by scope; now at layout {LAYOUT_VERSION}"
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
         return await asyncio.to_thread(self._write_sync, groups)
@@ -107,22 +183,39 @@ class FilesystemEventStore(EventStoreBase):
     def _write_sync(self, groups: list[StreamBatch]) -> AppendResult:
         written = duplicates = 0
         with _mapped_errors(self.root):
-            self._mkdirs()
+            self._open_sync()  # never writes layout 2 entries into a layout-1 store
+            conflicts: list[EventIdConflict] = []
             for group in groups:
                 refuse_outside_lab(group.key.mode)
                 folder = self._stream_dir(group.key)
                 folder.mkdir(parents=True, exist_ok=True)
                 with _locked(folder / ".lock"):
-                    fresh = [e for e in group.events if not self._id_path(e.event_id).exists()]
+                    fresh = self._fresh(group, conflicts)
                     _refuse_collisions(folder / "events.jsonl", fresh)
-                    duplicates += len(group.events) - len(fresh)
                     lines = [_encode(_Line(e.position, e.record)) + b"\n" for e in fresh]
                     _append_durably(folder / "events.jsonl", b"".join(lines))
+                    scope = group.key.scope_key()
                     for event, line in zip(fresh, lines, strict=True):
-                        _replace_durably(self._id_path(event.event_id), line, fsync=False)
-                    self._advance(folder, group)
+                        _replace_durably(self._id_path(scope, event.event_id), line, fsync=False)
+                    for settled in without_conflicts([group], conflicts):
+                        self._advance(folder, settled)
                     written += len(fresh)
-        return AppendResult(written, duplicates)
+            duplicates = sum(len(g.events) for g in groups) - written - len(conflicts)
+        return AppendResult(written, duplicates, tuple(conflicts))
+
+    def _fresh(self, group: StreamBatch, conflicts: list[EventIdConflict]) -> list[StoredEvent]:
+        """The group's events whose identity is not stored; conflicts appended."""
+        fresh = []
+        scope = group.key.scope_key()
+        for event in group.events:
+            path = self._id_path(scope, event.event_id)
+            if not path.exists():
+                fresh.append(event)
+                continue
+            conflict = repeat_conflict(event, _line_codec.decode(path.read_bytes()).record)
+            if conflict is not None:
+                conflicts.append(conflict)
+        return fresh
 
     def _advance(self, folder: Path, group: StreamBatch) -> None:
         current = _read_cursor(folder / "cursor.json")
@@ -141,9 +234,10 @@ class FilesystemEventStore(EventStoreBase):
 
         return await asyncio.to_thread(read)
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        path = self._id_path(scope, event_id)
+
         def read() -> StoredEvent | None:
-            path = self._id_path(event_id)
             with _mapped_errors(self.root):
                 if not path.exists():
                     return None
@@ -196,6 +290,15 @@ def _refuse_collisions(path: Path, fresh: list[StoredEvent]) -> None:
                     f"Event {holder!r} collides with {line.record.event_id!r} at stream "
                     f"position {line.position}: were the topic's offsets reset?"
                 )
+
+
+def _layout(root: Path) -> int:
+    """The store's layout: from its marker; 1 for an unmarked store holding ids/."""
+    marker = root / "layout.json"
+    if marker.exists():
+        return int(orjson.loads(marker.read_bytes())["version"])
+    legacy = root / "ids"
+    return 1 if legacy.is_dir() and any(legacy.iterdir()) else LAYOUT_VERSION
 
 
 def _read_cursor(path: Path) -> _Cursor | None:
@@ -265,9 +368,11 @@ class FilesystemRegistryStore:
         """Nothing held open."""
 
     def _path(self, key: RouteKey) -> Path:
-        return self.root.joinpath(
-            key.resource_kind.value, key.tenant_id, key.env, key.project_id, f"{key.mode}.json"
+        scope = _checked_scope((key.tenant_id, key.env, key.mode, key.project_id))
+        path = self.root.joinpath(
+            key.resource_kind.value, scope[0], scope[1], scope[3], f"{key.mode}.json"
         )
+        return _inside(self.root, path)
 
     async def load(self, key: RouteKey) -> ResourceRoute | None:
         """One route."""
@@ -286,6 +391,7 @@ class FilesystemRegistryStore:
         """Routes of a kind and scope, any mode."""
 
         def read() -> list[ResourceRoute]:
+            _checked_scope((tenant_id, env, "lab", project_id))
             folder = self.root.joinpath(resource_kind.value, tenant_id, env, project_id)
             with _mapped_errors(self.root):
                 return [
@@ -340,7 +446,9 @@ class FilesystemTabularStore:
         """Nothing held open."""
 
     def _folder(self, scope: Scope, table: str) -> Path:
-        return self.root.joinpath(*scope.key(), table)
+        if not table or quote(table, safe="") != table or table in {".", ".."}:
+            raise EventValidationError("table", "not a valid name: refused as a path component")
+        return _inside(self.root, self.root.joinpath(*_checked_scope(scope.key()), table))
 
     async def put(self, scope: Scope, table: str, key: str, value: dict[str, Any]) -> None:
         """Insert or replace, atomically."""

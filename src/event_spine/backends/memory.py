@@ -12,14 +12,17 @@ from pydantic import BaseModel, ConfigDict
 from event_spine.backends.base import (
     AppendResult,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
+    conflicts_among,
+    without_conflicts,
 )
 from event_spine.errors import ConcurrentUpdate, StorePermanentError
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
-from event_spine.schemas.wire import StoredEvent
+from event_spine.schemas.wire import EventRecord, StoredEvent
 
 
 class MemoryConfig(BaseModel):
@@ -32,32 +35,37 @@ class MemoryEventStore(EventStoreBase):
     """Keeps everything in dicts; passes the same contract suite as the real backends."""
 
     def __init__(self, config: MemoryConfig | None = None) -> None:
-        self._events: dict[str, StoredEvent] = {}
+        self._events: dict[tuple[ScopeKey, str], StoredEvent] = {}
         self._streams: dict[StreamKey, list[StoredEvent]] = {}
         self._cursors: dict[StreamKey, StreamCursor] = {}
         self._lock = asyncio.Lock()
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
-        written = duplicates = 0
+        written = 0
+        repeats: list[tuple[StoredEvent, EventRecord | None]] = []
         async with self._lock:
             for group in groups:
                 self._refuse_collisions(group)
             for group in groups:
                 stream = self._streams.setdefault(group.key, [])
+                scope = group.key.scope_key()
                 for event in group.events:
-                    if event.record.event_id in self._events:
-                        duplicates += 1
+                    stored = self._events.get((scope, event.record.event_id))
+                    if stored is not None:
+                        repeats.append((event, stored.record))
                         continue
-                    self._events[event.record.event_id] = event
+                    self._events[scope, event.record.event_id] = event
                     bisect.insort(stream, event, key=_position)
                     written += 1
+            conflicts = conflicts_among(repeats)
+            for group in without_conflicts(groups, conflicts):
                 last = group.watermark
                 current = self._cursors.get(group.key)
                 if current is None or last.position > current.position:
                     self._cursors[group.key] = StreamCursor(
                         group.key.stream_id, last.position, last.record.event_id
                     )
-        return AppendResult(written, duplicates)
+        return AppendResult(written, len(repeats) - len(conflicts), tuple(conflicts))
 
     def _refuse_collisions(self, group: StreamBatch) -> None:
         taken = {e.position: e.event_id for e in self._streams.get(group.key, [])}
@@ -72,8 +80,8 @@ class MemoryEventStore(EventStoreBase):
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         return self._cursors.get(key)
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
-        return self._events.get(event_id)
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        return self._events.get((scope, event_id))
 
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int

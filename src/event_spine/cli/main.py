@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import audit, bench, config, demo, dlq, replay, routes, tail
+from event_spine.cli import audit, bench, config, demo, dlq, migrate, replay, routes, tail
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import parse_location
 from event_spine.observability.logs import configure_logging
@@ -30,6 +30,7 @@ app.command("replay")(replay.replay_command)
 app.command("verify")(replay.verify_command)
 app.command("cutover")(replay.cutover_command)
 app.command("bench")(bench.run_bench)
+app.command("migrate")(migrate.migrate_command)
 
 
 @app.command()

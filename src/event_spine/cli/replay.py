@@ -107,8 +107,24 @@ def replay_command(
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
+    include_unrouted: bool = typer.Option(
+        False,
+        "--include-unrouted",
+        help=(
+            "Write every scope read. Without it, the live sink's rules apply (they need "
+            "--registry when the target is --into-backend): scopes without an "
+            "event_spine route, or routed to a non-durable backend outside lab, are "
+            "skipped and counted (route_missing, route_not_durable)."
+        ),
+    ),
 ) -> None:
-    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped."""
+    """Replay the topic into a store. Without --from-*, a rerun resumes where it stopped.
+
+    Like the live sink, it stores only events whose scope has a durable event_spine
+    route in --registry (unless --include-unrouted); the final line counts the events
+    written, the duplicates, and the events skipped by reason (route_missing,
+    route_not_durable, poison reasons).
+    """
     filters = EventFilter.of(
         tenants=tenant,
         envs=env,
@@ -122,6 +138,16 @@ def replay_command(
 
     async def go() -> ReplayProgress:
         target = await _resolve_target(into_route, registry, into_backend, into_config)
+        live = None
+        if registry is not None and not include_unrouted:
+            live = await _open_registry(registry)
+        try:
+            return await _replay(target, live)
+        finally:
+            if live is not None:
+                await live.store.close()
+
+    async def _replay(target: ReplayTarget, live: RoutingRegistry | None) -> ReplayProgress:
         config = ReplayConfig(
             kafka=settings,
             topic=topic,
@@ -131,6 +157,8 @@ def replay_command(
             start=start,
             follow=follow,
             max_records=max_records,
+            registry=live,
+            include_unrouted=include_unrouted,
         )
         keeping = config.effective_filter().describe()
         console.print(
@@ -146,6 +174,12 @@ def replay_command(
         console.print("interrupted: rerun with the same --name (and no --from-*) to resume")
         raise typer.Exit(130) from None
     console.print(done.summary())
+    unrouted = {r: done.skipped.get(r, 0) for r in ("route_missing", "route_not_durable")}
+    if not include_unrouted:
+        console.print(
+            "not stored by the live sink's rules: "
+            + ", ".join(f"{reason}={count}" for reason, count in unrouted.items())
+        )
     for sample in done.skipped_samples:
         console.print(
             f"  skipped p{sample.partition}@{sample.offset} {sample.reason}: {sample.message[:200]}"

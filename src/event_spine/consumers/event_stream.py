@@ -49,7 +49,7 @@ class EventStreamService:
         return await store.list_after(self.ctx.scope, stream_id, last_event_id, limit)
 
     async def get(self, event_id: str) -> StoredEvent | None:
-        """One event of the caller's scope (another scope's id raises ScopeViolation)."""
+        """One event of the caller's scope, or None (an id only another scope holds too)."""
         return await (await self._store()).get(self.ctx.scope, event_id)
 
     async def cursor(self, stream_id: str) -> StreamCursor | None:

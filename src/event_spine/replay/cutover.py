@@ -39,7 +39,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_spine.backends.factory import StoreFactory
+from event_spine.backends.factory import StoreFactory, check_route_allowed
 from event_spine.errors import ConfigurationError, SpineError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
@@ -168,6 +168,9 @@ class Cutover:
         return self.report
 
     async def _steps(self, old: ResourceRoute, new: ResourceRoute) -> None:
+        # The backend spec's rules first (e.g. no non-durable store outside lab):
+        # refused before anything is replayed, as the registry would refuse the switch.
+        check_route_allowed(new)
         ends = await self._replay(CutoverStep.REPLAY, new)
         first = await self._verify(CutoverStep.VERIFY, old, new, ends, wait_live=True)
         if not first.identical:

@@ -13,6 +13,12 @@ A bounded job, so a raw aiokafka loop rather than faststream. Per batch:
    so a rerun with the same name resumes after the last durable batch (a batch
    written but not committed comes again and is absorbed as duplicates).
 
+The live sink's routing rules apply: with ``registry`` given, events of a scope
+without an ``event_spine`` route (``route_missing``) or whose route names a
+non-durable backend outside lab (``route_not_durable``) are skipped and counted by
+reason, as the live workers dead-letter them. ``include_unrouted=True`` writes every
+scope instead; a replay into a backend (not a route) needs one or the other.
+
 Poison never stops a replay: it is counted by reason and skipped, never written
 (so are events the target refuses one by one, as the sink dead-letters them). A
 target that stays unavailable or keeps failing stops it (ReplayFailed) after
@@ -34,12 +40,13 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from event_spine.backends.factory import StoreFactory
-from event_spine.errors import SpineError, StoreUnavailable
+from event_spine.errors import ConfigurationError, SpineError, StoreUnavailable
 from event_spine.kafka.settings import KafkaTarget
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.target import ReplayTarget, TargetRoutes
+from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.sink_workers.backoff import Backoff
 from event_spine.sink_workers.processor import (
@@ -84,6 +91,11 @@ class ReplayConfig:
     retry_backoff_max_ms: int = 5_000
     max_batch_attempts: int = 10
     max_samples: int = 20
+    #: The live registry: scopes it does not route (or routes to a non-durable
+    #: backend outside lab) are skipped by reason, as the live sink dead-letters them.
+    registry: RoutingRegistry | None = None
+    #: Write every scope read, routed or not (the registry is not consulted).
+    include_unrouted: bool = False
 
     @property
     def group_id(self) -> str:
@@ -114,8 +126,9 @@ class Replayer:
         self._on_progress = on_progress
         self._own_stores = stores is None
         self._stores = stores or StoreFactory()
+        registry = None if config.include_unrouted else config.registry
         self._processor = BatchProcessor(
-            TargetRoutes(config.target),
+            TargetRoutes(config.target, registry),
             self._stores,
             max_event_bytes=config.max_event_bytes,
             max_attempts=config.max_batch_attempts,
@@ -126,6 +139,12 @@ class Replayer:
         """Replay until every partition reaches its end (or until cancelled with follow)."""
         c = self.config
         c.target.validate()
+        if c.registry is None and not c.include_unrouted and c.target.route is None:
+            raise ConfigurationError(
+                f"replay {c.name!r} into {c.target.describe()}: pass the routing registry "
+                f"(`--registry`) so scopes the live sink does not store are skipped, or "
+                f"`--include-unrouted` to write every scope read."
+            )
         self.progress.started_at = time.monotonic()
         reader = TopicReader(
             ReaderSettings(

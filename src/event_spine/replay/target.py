@@ -3,6 +3,11 @@
 The sink's BatchProcessor asks a RouteCache for each event's route; ``TargetRoutes``
 answers every scope with the replay's target, so the processor's decoding, grouping,
 idempotent writes and poison handling serve the replay unchanged.
+
+Given the registry, it first applies the live sink's rules: a scope without an
+``event_spine`` route raises RouteNotFound (skipped as ``route_missing``), one whose
+route the spec refuses (non-durable outside lab) raises BackendNotDurable (skipped
+as ``route_not_durable``), exactly as a live worker dead-letters them.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_spine.backends.factory import build_store
-from event_spine.errors import UnknownBackend
+from event_spine.backends.factory import build_store, check_route_allowed
+from event_spine.errors import ConfigurationError, UnknownBackend
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
@@ -86,22 +91,39 @@ class TargetRoutes(RouteCache):
     registry switch during a cutover must not redirect the replay.
     """
 
-    def __init__(self, target: ReplayTarget) -> None:
-        # RouteCache.__init__ is not called on purpose: there is no registry to cache.
+    def __init__(self, target: ReplayTarget, registry: RoutingRegistry | None = None) -> None:
+        # RouteCache.__init__ is not called on purpose: the registry is read once per
+        # scope and run (a route set during the replay is not seen).
         self.target = target
-        self._routes: dict[tuple[str, str, str, str], ResourceRoute] = {}
+        self.live_registry = registry
+        self._routes: dict[tuple[str, str, str, str], ResourceRoute | ConfigurationError] = {}
         self.hits = 0
         self.misses = 0
 
     async def event_spine_route(
         self, tenant_id: str, env: str, project_id: str, mode: str
     ) -> ResourceRoute:
-        """The target, as a route of the event's scope."""
+        """The target, as a route of the event's scope (if the live rules admit it)."""
         scope = (tenant_id, env, project_id, mode)
         route = self._routes.get(scope)
         if route is None:
-            route = self._routes[scope] = self.target.route_for(*scope)
+            route = self._routes[scope] = await self._admitted(*scope)
+        if isinstance(route, ConfigurationError):
+            raise route
         return route
+
+    async def _admitted(
+        self, tenant_id: str, env: str, project_id: str, mode: str
+    ) -> ResourceRoute | ConfigurationError:
+        if self.live_registry is not None:
+            try:
+                live = await self.live_registry.get_route(
+                    ResourceKind.EVENT_SPINE, tenant_id, env, project_id, mode
+                )
+                check_route_allowed(live)
+            except ConfigurationError as exc:
+                return exc
+        return self.target.route_for(tenant_id, env, project_id, mode)
 
     async def get(self, key: RouteKey) -> ResourceRoute:
         """Any event_spine lookup resolves to the target."""

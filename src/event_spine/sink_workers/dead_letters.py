@@ -15,6 +15,10 @@ SOURCE_TOPIC: Final = "spine-dlq-topic"
 SOURCE_PARTITION: Final = "spine-dlq-partition"
 SOURCE_OFFSET: Final = "spine-dlq-offset"
 FAILED_AT_MS: Final = "spine-dlq-failed-at-ms"
+#: Reason ``event_id_conflict`` only: content digests (``content_digest``) of the
+#: event already stored under this scope and id, and of this refused event.
+STORED_DIGEST: Final = "spine-dlq-stored-digest"
+EVENT_DIGEST: Final = "spine-dlq-event-digest"
 DLQ_HEADERS: Final = frozenset(
     {
         REASON,
@@ -26,6 +30,8 @@ DLQ_HEADERS: Final = frozenset(
         SOURCE_PARTITION,
         SOURCE_OFFSET,
         FAILED_AT_MS,
+        STORED_DIGEST,
+        EVENT_DIGEST,
     }
 )
 _MAX_MESSAGE: Final = 2_000
@@ -39,6 +45,8 @@ class DeadLetter:
     reason: str
     error: BaseException
     attempts: int = 1
+    #: More (header, value) pairs, e.g. the two digests of an event_id_conflict.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def headers(self, worker_id: str) -> list[tuple[str, bytes]]:
         """Original headers (minus any earlier DLQ headers) plus ours."""
@@ -54,6 +62,7 @@ class DeadLetter:
             (SOURCE_PARTITION, str(self.record.partition).encode()),
             (SOURCE_OFFSET, str(self.record.offset).encode()),
             (FAILED_AT_MS, str(int(time.time() * 1000)).encode()),
+            *((name, value.encode()) for name, value in self.extra),
         ]
 
 

@@ -3,7 +3,10 @@
 Failure classes (see docs/operations.md):
 - poison (bad JSON, schema, size, key): dead-letter at once;
 - configuration (route missing or invalid, scope violation): dead-letter, or hold
-  when ``on_route_missing="hold"``;
+  when ``on_route_missing="hold"``; a route to a non-durable backend outside mode
+  lab is dead-lettered as ``route_not_durable`` (never written, never held);
+- an event whose id its scope already holds with other content: dead-lettered as
+  ``event_id_conflict`` with both content digests in headers (the rest is written);
 - transient store errors (StoreUnavailable): raised as BatchRetry, so the worker
   rewinds, pauses and retries the whole batch (writes are idempotent);
 - the store refusing data (StorePermanentError): the batch is retried up to
@@ -22,9 +25,10 @@ from typing import Any
 
 from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
 from event_spine.audit.sink import SinkAudit
-from event_spine.backends.base import EventStore
+from event_spine.backends.base import AppendResult, EventStore
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import (
+    BackendNotDurable,
     ConfigurationError,
     EventRejected,
     EventTooLarge,
@@ -41,7 +45,7 @@ from event_spine.observability.tracing import sink_span, traceparents
 from event_spine.routing.cache import RouteCache
 from event_spine.schemas.routes import ResourceRoute
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
-from event_spine.sink_workers.dead_letters import DeadLetter
+from event_spine.sink_workers.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +140,7 @@ class BatchProcessor:
             if target is None:
                 target = by_scope[scope] = await self._group_for(scope, groups)
             if isinstance(target, ConfigurationError):
-                reason = "route_missing" if isinstance(target, RouteNotFound) else "route_invalid"
-                outcome.dead_letters.append(DeadLetter(rec, reason, target))
+                outcome.dead_letters.append(DeadLetter(rec, _route_reason(target), target))
                 continue
             target.events.append(event)
             target.records.append(rec)
@@ -179,6 +182,8 @@ class BatchProcessor:
             if self.hold_on_missing_route:
                 raise BatchRetry(exc) from exc
             return exc
+        except ConfigurationError as exc:  # a route the backend spec refuses
+            return exc
         except StoreError as exc:  # the registry itself is down
             raise BatchRetry(exc, getattr(exc, "retry_after_s", None)) from exc
         try:
@@ -206,6 +211,13 @@ class BatchProcessor:
             result = await store.append_batch(group.events)
         except StoreUnavailable as exc:
             raise BatchRetry(exc, exc.retry_after_s) from exc
+        except ConfigurationError as exc:
+            # The store refuses to serve the route (e.g. StoreLayoutOutdated found at the
+            # first use): like an invalid route found at resolve time.
+            outcome.dead_letters.extend(
+                DeadLetter(rec, _route_reason(exc), exc) for rec in group.records
+            )
+            return
         except (StorePermanentError, ScopeViolation, EventRejected) as exc:
             # Retried a few times first: a "permanent" answer is sometimes a misclassified
             # transient one. Then only the events the store refuses are dead-lettered.
@@ -221,8 +233,7 @@ class BatchProcessor:
             return
         if self.audit is not None:
             await self.audit.anchor(store, members)
-        outcome.written += result.written
-        outcome.duplicates += result.duplicates
+        _count(result, group, outcome)
         name = group.route.backend_type.value
         outcome.write_timings.append((name, time.perf_counter() - started))
         outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
@@ -254,5 +265,34 @@ class BatchProcessor:
                 reason = "scope_violation" if isinstance(exc, ScopeViolation) else "store_rejected"
                 outcome.dead_letters.append(DeadLetter(rec, reason, exc, self._failures))
                 continue
-            outcome.written += result.written
-            outcome.duplicates += result.duplicates
+            _count(result, _Group(group.route, [event], [rec]), outcome)
+
+
+def _route_reason(error: ConfigurationError) -> str:
+    if isinstance(error, RouteNotFound):
+        return "route_missing"
+    if isinstance(error, BackendNotDurable):
+        return "route_not_durable"
+    return "route_invalid"
+
+
+def _count(result: AppendResult, group: _Group, outcome: BatchOutcome) -> None:
+    """Add a write's counts; its conflicts become dead letters with both digests."""
+    outcome.written += result.written
+    outcome.duplicates += result.duplicates
+    if not result.conflicts:
+        return
+    records = {id(event): rec for event, rec in zip(group.events, group.records, strict=True)}
+    for conflict in result.conflicts:
+        error = StorePermanentError(
+            f"event_id {conflict.event.event_id!r} is stored in this scope with other "
+            f"content ({conflict.stored_digest}); this event ({conflict.incoming_digest}) "
+            f"was not stored. Emit it under a new event_id."
+        )
+        digests = (
+            (STORED_DIGEST, conflict.stored_digest),
+            (EVENT_DIGEST, conflict.incoming_digest),
+        )
+        outcome.dead_letters.append(
+            DeadLetter(records[id(conflict.event)], "event_id_conflict", error, extra=digests)
+        )

@@ -202,7 +202,7 @@ async def _catch_up(
     # From here on the stream is "caught up": live records below this are repeats.
     seam.last_position[stream_id] = -1
     if last_seen is not None:
-        anchor = await service.get(last_seen)  # another scope's id raises ScopeViolation
+        anchor = await service.get(last_seen)  # None for an id of another scope too
         if anchor is None or anchor.stream_id != stream_id:
             raise UnknownCursor(stream_id, last_seen)
         seam.last_position[stream_id] = anchor.position

@@ -3,7 +3,9 @@
 Layout: one database, a container per resource kind, each partitioned on ``/pk``
 (hash, partition key version 2: keys up to 2 KB hash whole).
 
-- events: ``pk = "<tenant>|<env>|<mode>|<project>|<stream>"``; item ``id = event_id``,
+- events: ``pk = "<tenant>|<env>|<mode>|<project>|<stream>"``; item ``id = event_id``
+  (unique per pk, so per scope: this layout needed no migration for scoped identities;
+  a repeated id with other content is a conflict, found by reading the stored body),
   ``position`` (a number), the record JSON in ``body`` or, above 256 KiB, zlib +
   base64 in ``bodyz`` (so a 1 MiB event stays under the 2 MB item limit whatever its
   content; the SDK escapes non-ASCII up to 3x). The watermark is the item ``id =
@@ -26,12 +28,12 @@ cannot parse batches (405/501, or the answer names the partition-key header or s
 "not supported") before any batch worked, the store falls back to concurrent single
 creates (``max_concurrency``); any other batch failure is raised, never swallowed.
 The watermark then moves forward only: read, compare, replace under the etag
-(412, or 409 on first create: re-read). ``get`` by id alone is a cross-partition
-query on ``id`` (always indexed): a fan-out, but an id index would double every
-write into one hot partition. Point reads are queries on ``c.pk`` and ``c.id``
-(a few RU over ``read_item``, answered alike everywhere). Positions are doubles in
-Cosmos: checked below 2**53. Credentials never sit in the route config: the account
-key comes from the variable named by ``key_env``, else azure-identity's
+(412, or 409 on first create: re-read). ``get`` by scope + id is a cross-partition
+query on ``id`` (always indexed) and the pk's scope prefix: a fan-out, but an id
+index would double every write into one hot partition. Point reads are queries on
+``c.pk`` and ``c.id`` (a few RU over ``read_item``, answered alike everywhere).
+Positions are doubles in Cosmos: checked below 2**53. Credentials never sit in the
+route config: the account key comes from the variable named by ``key_env``, else azure-identity's
 ``DefaultAzureCredential`` when installed.
 """
 

@@ -16,10 +16,13 @@ from azure.cosmos.exceptions import (
 from event_spine.backends.base import (
     AppendResult,
     DelegatedLifecycle,
+    EventIdConflict,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
+    conflicts_among,
 )
 from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
@@ -45,7 +48,15 @@ _STORED: Final = (
     "SELECT c.id, c.position, c.watermark, c._etag FROM c WHERE c.pk = @pk AND (c.id = @cursor"
     " OR ARRAY_CONTAINS(@ids, c.id) OR (c.position >= @lo AND c.position <= @hi))"
 )
-_EVENT_BY_ID: Final = "SELECT c.position, c.body, c.bodyz FROM c WHERE c.id = @id"
+# An event's identity is its scope + id: the pk (scope|stream) must start with the scope.
+_EVENT_BY_ID: Final = (
+    "SELECT c.position, c.body, c.bodyz FROM c WHERE c.id = @id AND STARTSWITH(c.pk, @scope)"
+)
+# The stored bodies of repeated ids: read only when a batch repeats ids.
+_BODIES: Final = (
+    "SELECT c.id, c.position, c.body, c.bodyz FROM c"
+    " WHERE c.pk = @pk AND ARRAY_CONTAINS(@ids, c.id)"
+)
 _RANGE: Final = (
     "SELECT c.position, c.body, c.bodyz FROM c WHERE c.pk = @pk"
     " AND c.position > @after AND c.position <= @upto ORDER BY c.position"
@@ -86,20 +97,40 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
         counts = await _all(self._write_group(group) for group in groups)
-        return AppendResult(sum(c[0] for c in counts), sum(c[1] for c in counts))
+        conflicts = tuple(c for _, _, found in counts for c in found)
+        return AppendResult(sum(c[0] for c in counts), sum(c[1] for c in counts), conflicts)
 
-    async def _write_group(self, group: StreamBatch) -> tuple[int, int]:
+    async def _write_group(self, group: StreamBatch) -> tuple[int, int, list[EventIdConflict]]:
         pk = group.key.text()
         items = [_event_item(pk, event) for event in group.events]
         stored, cursor = await self._stored(pk, items)
         fresh = [item for item in items if item["id"] not in stored]
         written, duplicates = await self._create_events(pk, fresh) if fresh else (0, 0)
+        conflicts = await self._conflicts(pk, group, stored)
+        refused = {c.event.event_id for c in conflicts}
+        settled = [e for e in group.events if e.event_id not in refused]
         # Only now, with every event of the group durable, may the watermark move.
-        await self._advance(pk, group.watermark, cursor)
-        return written, duplicates + len(stored)
+        if settled:
+            await self._advance(pk, settled[-1], cursor)
+        return written, duplicates + len(stored) - len(conflicts), conflicts
 
-    async def _stored(self, pk: str, items: list[Item]) -> tuple[set[str], Item | None]:
-        """Ids of ``items`` already stored, and the watermark item (with its etag).
+    async def _conflicts(
+        self, pk: str, group: StreamBatch, stored: dict[str, int]
+    ) -> list[EventIdConflict]:
+        """Repeated ids of the stream whose stored content differs. A repeat at its own
+        position is the same Kafka record redelivered: only the others are read."""
+        moved = sorted(
+            e.event_id for e in group.events if stored.get(e.event_id, e.position) != e.position
+        )
+        if not moved:
+            return []
+        found = await self._events.query(_BODIES, {"@pk": pk, "@ids": moved}, pk)
+        records = {item["id"]: _event_from(item).record for item in found}
+        return conflicts_among((e, records.get(e.event_id)) for e in group.events)
+
+    async def _stored(self, pk: str, items: list[Item]) -> tuple[dict[str, int], Item | None]:
+        """Ids of ``items`` already stored (with their positions), and the watermark
+        item (with its etag).
 
         Refuses when other events hold positions of ``items`` (reused offsets)."""
         positions = [item["position"] for item in items]
@@ -119,7 +150,8 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
                     f"reset? Replay into a fresh store."
                 )
         cursor = next((hit for hit in found if hit["id"] == _CURSOR_ID), None)
-        return stored & set(ids), cursor
+        mine = set(ids)
+        return {hit["id"]: hit.get("position") for hit in found if hit["id"] in mine}, cursor
 
     async def _create_events(self, pk: str, items: list[Item]) -> tuple[int, int]:
         chunks = _chunks(items)
@@ -217,8 +249,9 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
             return None
         return StreamCursor(key.stream_id, int(item["watermark"]), item["last_event_id"])
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
-        found = await self._events.query(_EVENT_BY_ID, {"@id": event_id}, None, 1)
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
+        params = {"@id": event_id, "@scope": "|".join(scope) + "|"}
+        found = await self._events.query(_EVENT_BY_ID, params, None, 1)
         return _event_from(found[0]) if found else None
 
     async def _load_range(

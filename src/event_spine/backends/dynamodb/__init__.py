@@ -7,18 +7,23 @@ Events table (``sk`` Number), four key spaces told apart by the ``pk`` prefix::
 
     ev#<tenant>|<env>|<mode>|<project>|<stream>  sk=position  e=event id,
         b=body part 0 (Binary), n=part count (only if > 1)
-    part#<event_id>  sk=1..n-1  b=the rest of a body larger than one item
-    id#<event_id>    sk=0       s=the event's ev# pk, p=its position
+    part#<tenant>|<env>|<mode>|<project>|<event_id>  sk=1..n-1
+                     b=the rest of a body larger than one item
+    id#<tenant>|<env>|<mode>|<project>|<event_id>  sk=0
+                     s=the event's ev# pk, p=its position
     wm#<tenant>|<env>|<mode>|<project>|<stream>  sk=0  p=watermark, e=its event id
+    layout#events    sk=0       v=2 (layout 1, unmarked, keyed id#/part# by event_id
+                     alone: refused at open until ``spine migrate`` re-keys it)
 
 Registry (``sk`` String): pk=<kind>|<tenant>|<env>|<project>, sk=<mode>, v=version,
 b=route JSON. Tabular (``sk`` String): pk=<tenant>|<env>|<mode>|<project>|<table>,
 sk=row key, v=value JSON. ``|`` and ``#`` appear in no id format.
 
 A stream is one partition key: a page is one Query on a position range, never offset
-paging. The id# item finds an event by id alone (scope checks, cursors) and dedupes
-by id (a producer retry can carry one event at two offsets). One append_batch costs
-two item writes and two reads per event:
+paging. The id# item finds an event by its identity (scope + id: cursors, get) and
+dedupes by it (a producer retry can carry one event at two offsets); a repeated
+identity with other content is a conflict (its stored body is read, only then).
+One append_batch costs two item writes and two reads per event:
 
 1. BatchGetItem the id# items and the ev# items at the batch's positions: found ids
    are duplicates; a new id at a taken position means reused offsets (a recreated

@@ -29,17 +29,27 @@ def _stream_pk(key: StreamKey) -> str:
     return f"ev#{key.text()}"
 
 
+def identity(scope: tuple[str, ...], event_id: str) -> str:
+    """An event's identity as key text: ``<tenant>|<env>|<mode>|<project>|<event_id>``."""
+    return "|".join((*scope, event_id))
+
+
+def identity_of(event: StoredEvent) -> str:
+    """The identity of a stored event (its record's scope and id)."""
+    return identity(event.record.routing.key(), event.record.event_id)
+
+
 def _event_items(pk: str, event: StoredEvent) -> list[Item]:
     """The ev# item, plus part# items when the body is larger than one part."""
     body = event_body(event)
     parts = [body[i : i + PART_BYTES] for i in range(0, len(body), PART_BYTES)]
-    event_id = event.record.event_id
-    head: Item = {**_key(pk, event.position), "e": _s(event_id), "b": {"B": parts[0]}}
+    head: Item = {**_key(pk, event.position), "e": _s(event.record.event_id), "b": {"B": parts[0]}}
     if len(parts) > 1:
         head["n"] = _n(len(parts))
-    rest = [{**_key(f"part#{event_id}", i), "b": {"B": part}} for i, part in enumerate(parts)]
+    ident = identity_of(event)
+    rest = [{**_key(f"part#{ident}", i), "b": {"B": part}} for i, part in enumerate(parts)]
     return [head, *rest[1:]]
 
 
 def _id_item(pk: str, event: StoredEvent) -> Item:
-    return {**_key(f"id#{event.record.event_id}", 0), "s": _s(pk), "p": _n(event.position)}
+    return {**_key(f"id#{identity_of(event)}", 0), "s": _s(pk), "p": _n(event.position)}

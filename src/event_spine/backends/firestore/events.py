@@ -11,12 +11,16 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from event_spine.backends.base import (
     AppendResult,
+    EventIdConflict,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
+    conflicts_among,
     event_body,
     record_from_json,
+    without_conflicts,
 )
 from event_spine.backends.firestore.client import _bounded, _FirestoreStore, _mapped
 from event_spine.backends.firestore.layout import (
@@ -26,13 +30,19 @@ from event_spine.backends.firestore.layout import (
     _part,
     event_doc_id,
 )
-from event_spine.errors import StorePermanentError, StoreUnavailable
+from event_spine.errors import StoreLayoutOutdated, StorePermanentError, StoreUnavailable
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
 
 _WRITE_OVERHEAD: Final = 512  # bytes per write besides the values: names, field keys
 _CONFLICT_ATTEMPTS: Final = 5  # re-check rounds after ALREADY_EXISTS from a racing writer
 _TX_ATTEMPTS: Final = 8  # the SDK retries ABORTED transactions this often
+#: Version 2: event documents named by scope + event_id (1, unmarked: event_id alone).
+LAYOUT_VERSION: Final = 2
+
+
+def _doc_of(event: StoredEvent) -> str:
+    return event_doc_id(event.record.routing.key(), event.record.event_id)
 
 
 def _collision(new: str, stored: str, position: int) -> StorePermanentError:
@@ -58,29 +68,98 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
         cursors = await self._col("cursors")
         return [cursors.document(_doc_id(key.text())) for key in keys]
 
+    _layout_checked = False
+
+    async def _check_layout(self) -> None:
+        """Refuse layout 1 (documents named by event_id alone); mark an empty store.
+
+        Checked on first use, not in open(): opening never needs the server."""
+        if self._layout_checked:
+            return
+        with _mapped(self._what):
+            marker = (await self._col("layout")).document("events")
+            snap = await marker.get(**self._rpc)
+            if not snap.exists or int(snap.get("version")) < LAYOUT_VERSION:
+                events = await self._col()
+                async for old in events.limit(1).stream(**self._rpc):
+                    raise StoreLayoutOutdated(
+                        f"Firestore {self._what} holds events in layout 1 (document "
+                        f"{old.id!r} is named by event_id alone); this release reads layout "
+                        f"{LAYOUT_VERSION}. Migrate it first: `spine migrate "
+                        f"'firestore:<this route's config as JSON>'`."
+                    )
+                await marker.set({"version": LAYOUT_VERSION}, **self._rpc)
+        self._layout_checked = True
+
+    async def migrate(self) -> str:
+        """Rename layout-1 event documents (and their parts) by scope + event_id.
+
+        Each event is copied before its old documents are deleted, and the store is
+        marked last, so a run cut short can simply be rerun."""
+        with _mapped(self._what):
+            marker = (await self._col("layout")).document("events")
+            snap = await marker.get(**self._rpc)
+            if snap.exists and int(snap.get("version")) >= LAYOUT_VERSION:
+                return f"already at layout {LAYOUT_VERSION}: nothing to do"
+            events = await self._col()
+            moved = 0
+            async for old in events.stream(**self._rpc):
+                if "|" in old.id:
+                    continue  # written by this release already
+                fields = old.to_dict()
+                scope = tuple(fields["stream_key"].split("|")[:4])
+                new = events.document(event_doc_id(scope, old.id.split("-", 1)[1]))
+                parts = [p async for p in old.reference.collection("parts").stream(**self._rpc)]
+                for part in parts:
+                    await new.collection("parts").document(part.id).set(part.to_dict())
+                await new.set(fields)
+                for part in parts:
+                    await part.reference.delete()
+                await old.reference.delete()
+                moved += 1
+            await marker.set({"version": LAYOUT_VERSION}, **self._rpc)
+        return f"renamed {moved} event(s); now at layout {LAYOUT_VERSION}"
+
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        await self._check_layout()
         pending = [(event, group.key) for group in groups for event in group.events]
         with _mapped(self._what):
-            stored = await self._stored_ids([event.record.event_id for event, _ in pending])
+            stored = await self._stored_ids([_doc_of(event) for event, _ in pending])
             events = await self._col()
             docs = [
                 self._event_doc(events, event, key)
                 for event, key in pending
-                if event.record.event_id not in stored
+                if _doc_of(event) not in stored
             ]
+            # A repeat at its own position is the same Kafka record
+            # redelivered: only repeats elsewhere are compared (bodies read only then).
+            moved = [e for e, _ in pending if stored.get(_doc_of(e), e.position) != e.position]
+            conflicts = await self._conflicts(moved)
             await self._refuse_collisions(docs)
             commits = _pack(docs, self.config.max_commit_writes, self.config.max_commit_bytes)
             done = await _bounded(self.config.concurrency, [self._commit(c) for c in commits])
             written = sum(done)
             # Only now are the events durable: the watermarks may move.
-            await self._advance(groups)
-        return AppendResult(written, len(pending) - written)
+            await self._advance(without_conflicts(groups, conflicts))
+        duplicates = len(pending) - written - len(conflicts)
+        return AppendResult(written, duplicates, tuple(conflicts))
 
-    async def _stored_ids(self, event_ids: Sequence[str]) -> set[str]:
+    async def _stored_ids(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The stored ones of ``doc_ids``, with their positions."""
         events = await self._col()
-        refs = [events.document(event_doc_id(event_id)) for event_id in event_ids]
+        refs = [events.document(doc_id) for doc_id in doc_ids]
         snaps = await self._get_all(refs, field_paths=["position"])
-        return {snap.id.split("-", 1)[1] for snap in snaps if snap.exists}
+        return {snap.id: snap.get("position") for snap in snaps if snap.exists}
+
+    async def _conflicts(self, repeats: list[StoredEvent]) -> list[EventIdConflict]:
+        """Repeated identities whose stored content differs (bodies read only then)."""
+        if not repeats:
+            return []
+        events = await self._col()
+        snaps = await self._get_all([events.document(_doc_of(e)) for e in repeats])
+        held = await self._decode([snap for snap in snaps if snap.exists])
+        records = {_doc_of(e): e.record for e in held}
+        return conflicts_among((e, records.get(_doc_of(e))) for e in repeats)
 
     async def _refuse_collisions(self, docs: list[_EventDoc]) -> None:
         """A new id at a taken position means reused offsets (a recreated topic): refuse.
@@ -107,9 +186,9 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
 
     def _event_doc(self, events: Any, event: StoredEvent, key: StreamKey) -> _EventDoc:
         body = event_body(event)
-        ref = events.document(event_doc_id(event.record.event_id))
+        ref = events.document(_doc_of(event))
         fields: dict[str, Any] = {"stream_key": key.text(), "position": event.position}
-        doc = _EventDoc(event.record.event_id, ref, fields, size=len(body) + _WRITE_OVERHEAD)
+        doc = _EventDoc(ref.id, ref, fields, size=len(body) + _WRITE_OVERHEAD)
         step = self.config.max_inline_bytes
         if len(body) <= step:
             fields["body"] = body
@@ -171,6 +250,7 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
             raise StoreUnavailable(f"Firestore {what}: contention: {exc}", 1.0) from exc
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        await self._check_layout()
         (ref,) = await self._cursor_refs([key])
         with _mapped(self._describe("cursors")):
             snap = await ref.get(**self._rpc)
@@ -178,11 +258,12 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
             return None
         return StreamCursor(key.stream_id, int(snap.get("position")), snap.get("last_event_id"))
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         if not EVENT_ID_RE.match(event_id):
             return None  # never stored, and may not even be a valid document id
+        await self._check_layout()
         with _mapped(self._what):
-            ref = (await self._col()).document(event_doc_id(event_id))
+            ref = (await self._col()).document(event_doc_id(scope, event_id))
             snap = await ref.get(**self._rpc)
             if not snap.exists:
                 return None

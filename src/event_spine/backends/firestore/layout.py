@@ -13,9 +13,11 @@ def _hashed(text: str, size: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
 
 
-def event_doc_id(event_id: str) -> str:
-    """The document id of an event: a 4-hex spread prefix, then the id."""
-    return f"{_hashed(event_id, 2)}-{event_id}"
+def event_doc_id(scope: tuple[str, ...], event_id: str) -> str:
+    """The document id of an event: a 4-hex spread prefix, then its identity
+    ``<tenant>|<env>|<mode>|<project>|<event_id>`` (no id format holds ``|`` or ``/``)."""
+    ident = "|".join((*scope, event_id))
+    return f"{_hashed(ident, 2)}-{ident}"
 
 
 def _part(event_ref: Any, index: int) -> Any:

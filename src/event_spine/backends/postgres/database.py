@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Final
 
@@ -67,8 +67,17 @@ def _mapped(where: str) -> Iterator[None]:
 class _Database:
     """One pool, and the tables one store needs (created on open when missing)."""
 
-    def __init__(self, config: PostgresConfig, table: str, ddl: str, names: Sequence[str]) -> None:
+    def __init__(
+        self,
+        config: PostgresConfig,
+        table: str,
+        ddl: str,
+        names: Sequence[str],
+        check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    ) -> None:
         self.config = config
+        # Runs before any DDL: may refuse tables an older release wrote.
+        self._check = check
         self.where = config.where(table)
         self._ddl = ddl
         # Schema-qualified names, as to_regclass reads them.
@@ -110,6 +119,8 @@ class _Database:
 
     async def _create_missing(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire(timeout=self.config.connect_timeout_s) as conn:
+            if self._check is not None:
+                await self._check(conn)
             missing = await conn.fetchval(
                 "SELECT count(*) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL",
                 self._names,

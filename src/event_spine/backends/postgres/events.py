@@ -10,16 +10,27 @@ import asyncpg
 from event_spine.backends.base import (
     AppendResult,
     DelegatedLifecycle,
+    EventIdConflict,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
     event_body,
     record_from_json,
+    skipped_conflicts,
+    without_conflicts,
 )
 from event_spine.backends.postgres.config import PostgresConfig
-from event_spine.backends.postgres.database import _ID, _Database, _mapped, _rowcount, _schema_ddl
-from event_spine.errors import StorePermanentError
+from event_spine.backends.postgres.database import (
+    _DDL_LOCK_KEY,
+    _ID,
+    _Database,
+    _mapped,
+    _rowcount,
+    _schema_ddl,
+)
+from event_spine.errors import StoreLayoutOutdated
 from event_spine.schemas.wire import StoredEvent
 
 # One INSERT carries at most this much body data (the rest go in more statements
@@ -27,14 +38,23 @@ from event_spine.schemas.wire import StoredEvent
 _STATEMENT_BYTES: Final = 8 * 1024 * 1024
 _STATEMENT_ROWS: Final = 5000
 
+#: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
+LAYOUT_VERSION: Final = 2
+# In the same transaction as the tables: a store that sees the events table sees
+# its marker.
 _EVENTS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {{layout}} (component text PRIMARY KEY, version integer NOT NULL);
+INSERT INTO {{layout}} VALUES ('events', {LAYOUT_VERSION}) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS {{events}} (
-    event_id   text COLLATE "C" PRIMARY KEY,
+    event_id   {_ID},
     tenant_id  {_ID}, env {_ID}, mode {_ID}, project_id {_ID}, stream_id {_ID},
     position   bigint NOT NULL,
     event_type text NOT NULL,
     ts         timestamptz NOT NULL,
-    body       bytea NOT NULL
+    body       bytea NOT NULL,
+    -- The id first: UUIDv7 ids grow with time, so inserts append to the index
+    -- whatever the tenant (scope first spread them over the whole index).
+    PRIMARY KEY (event_id, tenant_id, env, mode, project_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS "{{p}}events_by_stream"
     ON {{events}} (tenant_id, env, mode, project_id, stream_id, position);
@@ -49,12 +69,35 @@ CREATE TABLE IF NOT EXISTS {{cursors}} (
 _STREAM = "tenant_id = $1 AND env = $2 AND mode = $3 AND project_id = $4 AND stream_id = $5"
 
 
+_PRIMARY_KEY = (
+    "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'"
+)
+
+
+async def layout_version(
+    conn: asyncpg.Connection, layout: str, config: PostgresConfig
+) -> int | None:
+    """The events layout: None for layout 1 (events table without marker), else its
+    version (a database without the events table counts as current: it is created so)."""
+    names = [f"{config.db_schema}.{config.table_prefix}{n}" for n in ("events", "layout")]
+    has_events, has_layout = await conn.fetchrow(
+        "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", *names
+    )
+    if not has_events:
+        return LAYOUT_VERSION
+    if not has_layout:
+        return None
+    version = await conn.fetchval(f"SELECT version FROM {layout} WHERE component = 'events'")
+    return None if version is None or version < LAYOUT_VERSION else int(version)
+
+
 class _EventSql:
     """The event store's statements for one schema and prefix."""
 
     def __init__(self, config: PostgresConfig) -> None:
         events, cursors = config.table("events"), config.table("cursors")
-        # No conflict target: a conflict on either unique index (same event_id, or
+        self.layout = config.table("layout")
+        # No conflict target: a conflict on either unique index (same identity, or
         # same stream position) is skipped instead of racing into an error.
         self.insert = (
             f"INSERT INTO {events} (event_id, tenant_id, env, mode, project_id, stream_id,"
@@ -62,9 +105,12 @@ class _EventSql:
             " $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],"
             " $9::timestamptz[], $10::bytea[]) ON CONFLICT DO NOTHING"
         )
-        self.missing = (
-            f"SELECT i, p FROM unnest($1::text[], $2::bigint[]) AS n (i, p)"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {events} WHERE event_id = n.i)"
+        # The body each skipped row's identity holds (NULL: not stored), in input order.
+        self.stored = (
+            f"SELECT e.body FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            f" $5::text[]) WITH ORDINALITY AS n (t, v, m, p, i, k) LEFT JOIN {events} e"
+            " ON (e.tenant_id, e.env, e.mode, e.project_id, e.event_id) = (n.t, n.v, n.m,"
+            " n.p, n.i) ORDER BY n.k"
         )
         self.advance = (
             f"INSERT INTO {cursors} AS c (tenant_id, env, mode, project_id, stream_id,"
@@ -74,14 +120,18 @@ class _EventSql:
             " position = excluded.position, last_event_id = excluded.last_event_id,"
             " updated_at = now() WHERE excluded.position > c.position"
         )
+        self.events = events
         self.cursor = f"SELECT position, last_event_id FROM {cursors} WHERE {_STREAM}"
-        self.event = f"SELECT body, position FROM {events} WHERE event_id = $1"
+        self.event = (
+            f"SELECT body, position FROM {events} WHERE tenant_id = $1 AND env = $2"
+            " AND mode = $3 AND project_id = $4 AND event_id = $5"
+        )
         self.range = (
             f"SELECT body, position FROM {events} WHERE {_STREAM}"
             " AND position > $6 AND position <= $7 ORDER BY position LIMIT $8"
         )
         self.ddl = _schema_ddl(config) + _EVENTS_DDL.format(
-            events=events, cursors=cursors, p=config.table_prefix
+            events=events, cursors=cursors, layout=self.layout, p=config.table_prefix
         )
 
 
@@ -116,7 +166,11 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         self.config = config
         self._sql = _EventSql(config)
         self._db = self._resource = _Database(
-            config, "events", self._sql.ddl, ["events", "cursors", "events_by_stream"]
+            config,
+            "events",
+            self._sql.ddl,
+            ["layout", "events", "cursors", "events_by_stream"],
+            check=self._check_layout,
         )
 
     async def ping(self) -> None:
@@ -130,43 +184,70 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         groups = sorted(groups, key=lambda g: g.key)
         total = sum(len(g.events) for g in groups)
         written = 0
+        conflicts: list[EventIdConflict] = []
         with _mapped(self._db.where):
             async with self._db.transaction() as conn:
                 for columns in _event_chunks(groups):
                     written += _rowcount(await conn.execute(self._sql.insert, *columns))
                 if written < total:
-                    await self._refuse_position_clash(conn, groups)
-                await conn.execute(self._sql.advance, *_cursor_columns(groups))
-        return AppendResult(written, total - written)
+                    conflicts = await self._skipped_conflicts(conn, groups)
+                settled = without_conflicts(groups, conflicts)
+                if settled:
+                    await conn.execute(self._sql.advance, *_cursor_columns(settled))
+        return AppendResult(written, total - written - len(conflicts), tuple(conflicts))
 
-    async def _refuse_position_clash(
+    async def _skipped_conflicts(
         self, conn: asyncpg.Connection, groups: list[StreamBatch]
-    ) -> None:
-        """A skipped row must be a stored event_id, not another event at its position.
+    ) -> list[EventIdConflict]:
+        """Redeliveries, conflicts, or reused positions (refused) among skipped rows.
 
-        Runs only when a batch had duplicates (redelivery). A different event at a
-        stored position means offsets were reused (topic recreated, two topics into
-        one stream): skipping it silently would lose it, so the batch is refused.
+        Runs only when a batch had rows skipped (redelivery, conflict, reused offsets).
         """
-        ids = [e.record.event_id for g in groups for e in g.events]
-        positions = [e.position for g in groups for e in g.events]
-        clashes = await conn.fetch(self._sql.missing, ids, positions)
-        if clashes:
-            shown = ", ".join(f"{r['i']}@{r['p']}" for r in clashes[:5])
-            raise StorePermanentError(
-                f"{self._db.where}: {len(clashes)} event(s) collide with a different "
-                f"event already stored at the same stream position ({shown}); "
-                f"positions are Kafka offsets and must not be reused within a stream"
+        events = [(g.key.scope_key(), e) for g in groups for e in g.events]
+        columns = [[scope[i] for scope, _ in events] for i in range(4)]
+        rows = await conn.fetch(self._sql.stored, *columns, [e.event_id for _, e in events])
+        pairs = [(event, row[0]) for (_, event), row in zip(events, rows, strict=True)]
+        return skipped_conflicts(pairs, self._db.where)
+
+    async def _check_layout(self, conn: asyncpg.Connection) -> None:
+        """Refuse an events table keyed by event_id alone (layout 1, no marker)."""
+        if await layout_version(conn, self._sql.layout, self.config) is None:
+            raise StoreLayoutOutdated(
+                f"{self._db.where} holds events in layout 1 (keyed by event_id alone); this "
+                f"release reads layout {LAYOUT_VERSION}. Migrate it first: `spine migrate "
+                f"'postgres:<this route's config as JSON>'`."
             )
+
+    async def migrate(self) -> str:
+        """Re-key a layout-1 events table by scope + event_id, in one transaction."""
+        c = self.config
+        with _mapped(self._db.where):
+            conn = await asyncpg.connect(c.dsn, timeout=c.connect_timeout_s)
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
+                    if await layout_version(conn, self._sql.layout, c) is not None:
+                        return f"already at layout {LAYOUT_VERSION}: nothing to do"
+                    events = self._sql.events
+                    count = await conn.fetchval(f"SELECT count(*) FROM {events}")
+                    key = await conn.fetchval(_PRIMARY_KEY, f"{c.db_schema}.{c.table_prefix}events")
+                    await conn.execute(
+                        f'ALTER TABLE {events} DROP CONSTRAINT "{key}", ADD PRIMARY KEY'
+                        " (event_id, tenant_id, env, mode, project_id)"
+                    )
+                    await conn.execute(self._sql.ddl)
+            finally:
+                await conn.close()
+        return f"re-keyed {count} event(s); now at layout {LAYOUT_VERSION}"
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         with _mapped(self._db.where):
             row = await self._db.pool.fetchrow(self._sql.cursor, *key)
         return None if row is None else StreamCursor(key.stream_id, row[0], row[1])
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         with _mapped(self._db.where):
-            row = await self._db.pool.fetchrow(self._sql.event, event_id)
+            row = await self._db.pool.fetchrow(self._sql.event, *scope, event_id)
         return None if row is None else StoredEvent(record_from_json(row[0]), row[1])
 
     async def _load_range(

@@ -27,9 +27,16 @@ _PAD_STEP = 256
 class SqliteDatabase:
     """One SQLite file, one connection, one thread: every call runs on that thread."""
 
-    def __init__(self, config: SqliteConfig, schema: str) -> None:
+    def __init__(
+        self,
+        config: SqliteConfig,
+        schema: str,
+        check: Callable[[sqlite3.Connection, str], None] | None = None,
+    ) -> None:
         self.config = config
         self._schema = schema
+        # Runs before the schema: may refuse a file an older release wrote.
+        self._check = check
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spine-sqlite")
         self._conn: sqlite3.Connection | None = None
 
@@ -66,6 +73,12 @@ class SqliteDatabase:
             conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_ms)}")
             _enable_wal(conn, self.config.busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA synchronous = {self.config.synchronous}")
+            if self._check is not None:
+                try:
+                    self._check(conn, self.config.path)
+                except BaseException:
+                    conn.close()
+                    raise
             conn.executescript(self._schema)
             self._conn = conn
         return self._conn

@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 from event_spine.backends.base import (
     Anchor,
     AppendResult,
     DelegatedLifecycle,
+    EventIdConflict,
     EventStoreBase,
+    ScopeKey,
     StreamBatch,
     StreamCursor,
     StreamKey,
     event_body,
     record_from_json,
+    skipped_conflicts,
+    without_conflicts,
 )
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase, insert_rows
-from event_spine.errors import StorePermanentError
+from event_spine.errors import StoreLayoutOutdated
 from event_spine.schemas.wire import StoredEvent
 
-_SCHEMA = """
+#: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
+LAYOUT_VERSION = 2
+# The marker comes first: a store that sees spine_events also sees its marker.
+_LAYOUT = f"""
+CREATE TABLE IF NOT EXISTS spine_layout (
+    component TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO spine_layout VALUES ('events', {LAYOUT_VERSION});
+"""
+_EVENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS spine_events (
-    event_id   TEXT PRIMARY KEY,
+    event_id   TEXT NOT NULL,
     tenant_id  TEXT NOT NULL,
     env        TEXT NOT NULL,
     mode       TEXT NOT NULL,
@@ -31,8 +46,16 @@ CREATE TABLE IF NOT EXISTS spine_events (
     position   INTEGER NOT NULL,
     event_type TEXT NOT NULL,
     ts         TEXT NOT NULL,
-    body       BLOB NOT NULL
+    body       BLOB NOT NULL,
+    -- The id first: UUIDv7 ids grow with time, so inserts append to the index
+    -- whatever the tenant (scope first spread them over the whole index).
+    PRIMARY KEY (event_id, tenant_id, env, mode, project_id)
 );
+"""
+_SCHEMA = (
+    _LAYOUT
+    + _EVENTS_TABLE
+    + """
 CREATE UNIQUE INDEX IF NOT EXISTS spine_events_by_stream
     ON spine_events (tenant_id, env, mode, project_id, stream_id, position);
 CREATE TABLE IF NOT EXISTS spine_cursors (
@@ -46,6 +69,7 @@ CREATE TABLE IF NOT EXISTS spine_cursors (
     PRIMARY KEY (tenant_id, env, mode, project_id, stream_id)
 ) WITHOUT ROWID;
 """
+)
 
 _INSERT_EVENTS = (
     "INSERT INTO spine_events (event_id, tenant_id, env, mode, project_id, stream_id,"
@@ -68,6 +92,7 @@ BEGIN
 END;
 """
 _STREAM = "tenant_id = ? AND env = ? AND mode = ? AND project_id = ? AND stream_id = ?"
+_IDENTITY = "tenant_id = ? AND env = ? AND mode = ? AND project_id = ? AND event_id = ?"
 
 
 class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
@@ -75,7 +100,9 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
 
     def __init__(self, config: SqliteConfig) -> None:
         self.config = config
-        self._database = self._resource = SqliteDatabase(config, _SCHEMA + _ADVANCE_TRIGGER)
+        self._database = self._resource = SqliteDatabase(
+            config, _SCHEMA + _ADVANCE_TRIGGER, check=_check_layout
+        )
         self._run = self._database.run
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
@@ -85,17 +112,18 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
         rows = [_row(event, group.key) for group in groups for event in group.events]
         db = self._database.db
         written = insert_rows(db, _INSERT_EVENTS, rows)
-        if written < len(rows):
-            _refuse_position_collisions(db, [e.event_id for g in groups for e in g.events])
-            # Redelivered events were skipped, so the trigger did not see them: make
-            # sure their streams' watermarks cover them too (forward-only, a no-op
-            # when they already do).
-            cursors: list[tuple[object, ...]] = [
-                (*group.key, group.watermark.position, group.watermark.record.event_id)
-                for group in groups
-            ]
-            insert_rows(db, _ADVANCE_CURSORS, cursors)
-        return AppendResult(written, len(rows) - written)
+        if written == len(rows):
+            return AppendResult(written)
+        conflicts = _skipped_conflicts(db, groups, f"SQLite store {self.config.path!r}")
+        # Redelivered events were skipped, so the trigger did not see them: make
+        # sure their streams' watermarks cover them too (forward-only, a no-op
+        # when they already do). Conflicting events are not covered: not stored.
+        cursors: list[tuple[object, ...]] = [
+            (*group.key, group.watermark.position, group.watermark.record.event_id)
+            for group in without_conflicts(groups, conflicts)
+        ]
+        insert_rows(db, _ADVANCE_CURSORS, cursors)
+        return AppendResult(written, len(rows) - written - len(conflicts), tuple(conflicts))
 
     async def _load_page(
         self, key: StreamKey, after_event_id: str | None, limit: int
@@ -109,8 +137,8 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
             if after_event_id is not None:
                 row = db.execute(
                     "SELECT tenant_id, env, mode, project_id, stream_id, position"
-                    " FROM spine_events WHERE event_id = ?",
-                    (after_event_id,),
+                    f" FROM spine_events WHERE {_IDENTITY}",
+                    (*key.scope_key(), after_event_id),
                 ).fetchone()
                 if row is None:
                     return None, []
@@ -142,34 +170,62 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
 
         return await self._run(read)
 
-    async def _load_event(self, event_id: str) -> StoredEvent | None:
+    async def migrate(self) -> str:
+        """Re-key a layout-1 file by scope + event_id (``spine migrate``)."""
+        return await asyncio.to_thread(migrate_sqlite_events, self.config)
+
+    async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         def read() -> StoredEvent | None:
             row = self._database.db.execute(
-                "SELECT body, position FROM spine_events WHERE event_id = ?", (event_id,)
+                f"SELECT body, position FROM spine_events WHERE {_IDENTITY}", (*scope, event_id)
             ).fetchone()
             return None if row is None else StoredEvent(record_from_json(row[0]), row[1])
 
         return await self._run(read)
 
 
-def _refuse_position_collisions(db: sqlite3.Connection, event_ids: list[str]) -> None:
-    """A row skipped although its id is new means another event holds its position:
-    the offsets were reused (e.g. a recreated topic). Refuse instead of losing it."""
-    stored: set[str] = set()
+def _skipped_conflicts(
+    db: sqlite3.Connection, groups: list[StreamBatch], where: str
+) -> list[EventIdConflict]:
+    """Redeliveries, conflicts, or reused positions (refused) among skipped rows."""
+    skipped: list[tuple[StoredEvent, bytes | None]] = []
+    for group in groups:
+        stored = _stored_bodies(db, group.key.scope_key(), [e.event_id for e in group.events])
+        skipped.extend((event, stored.get(event.event_id)) for event in group.events)
+    return skipped_conflicts(skipped, where)
+
+
+def _stored_bodies(
+    db: sqlite3.Connection, scope: ScopeKey, event_ids: list[str]
+) -> dict[str, bytes]:
+    stored: dict[str, bytes] = {}
     for start in range(0, len(event_ids), 500):
         chunk = event_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        stored.update(
-            r[0]
-            for r in db.execute(
-                f"SELECT event_id FROM spine_events WHERE event_id IN ({marks})", chunk
-            )
+        sql = (
+            "SELECT event_id, body FROM spine_events WHERE tenant_id = ? AND env = ?"
+            f" AND mode = ? AND project_id = ? AND event_id IN ({marks})"
         )
-    lost = [event_id for event_id in event_ids if event_id not in stored]
-    if lost:
-        raise StorePermanentError(
-            f"{len(lost)} event(s) (first {lost[0]!r}) collide with stored events at the same "
-            f"stream position: were the topic's offsets reset? Replay into a fresh store."
+        stored.update(db.execute(sql, (*scope, *chunk)).fetchall())
+    return stored
+
+
+def _check_layout(db: sqlite3.Connection, path: str) -> None:
+    """Refuse a file whose events are keyed by event_id alone (layout 1): read with
+    scoped identities it would be misread, and written it would drop events."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "spine_events" not in tables:
+        return
+    version = None
+    if "spine_layout" in tables:
+        version = db.execute(
+            "SELECT version FROM spine_layout WHERE component = 'events'"
+        ).fetchone()
+    if version is None or version[0] < LAYOUT_VERSION:
+        raise StoreLayoutOutdated(
+            f"SQLite store {path!r} holds events in layout 1 (keyed by event_id alone); "
+            f"this release reads layout {LAYOUT_VERSION}. Migrate it first: "
+            f"`spine migrate sqlite:{path}`."
         )
 
 
@@ -184,3 +240,34 @@ def _row(event: StoredEvent, key: StreamKey) -> tuple[object, ...]:
         record.ts.isoformat(),
         event_body(event),
     )
+
+
+_MIGRATE_1_TO_2 = (
+    "BEGIN IMMEDIATE;"
+    "ALTER TABLE spine_events RENAME TO spine_events_layout1;"
+    "DROP INDEX IF EXISTS spine_events_by_stream;"
+    "DROP TRIGGER IF EXISTS spine_events_advance_cursor;"
+    + _EVENTS_TABLE
+    + "INSERT INTO spine_events SELECT * FROM spine_events_layout1;"
+    "DROP TABLE spine_events_layout1;" + _SCHEMA + _ADVANCE_TRIGGER + "COMMIT;"
+)
+
+
+def migrate_sqlite_events(config: SqliteConfig) -> str:
+    """Rewrite a layout-1 events table keyed by scope + event_id, in one transaction.
+
+    Every stored row keeps its bytes; watermarks are untouched. Idempotent: a file
+    already at the current layout (or without events) is left as it is.
+    """
+    db = sqlite3.connect(config.path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+        try:
+            _check_layout(db, config.path)
+        except StoreLayoutOutdated:
+            rows = db.execute("SELECT count(*) FROM spine_events").fetchone()[0]
+            db.executescript(_MIGRATE_1_TO_2)
+            return f"migrated {rows} event(s) to layout {LAYOUT_VERSION}"
+        return f"already at layout {LAYOUT_VERSION}: nothing to do"
+    finally:
+        db.close()
