@@ -44,8 +44,12 @@ class SinkSettings(KafkaComponentSettings):
     batch_timeout_ms: int = Field(default=200, ge=1)
     fetch_max_wait_ms: int = Field(default=100, ge=1)
     max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # 6 s: the lowest session real Kafka accepts by default (group.min.session.timeout.ms);
+    # a killed member's partitions wait this long when no replacement rejoins in time.
+    # Measured on Tansu 0.6.0 (docs/operations.md, crash recovery): a static-member rejoin
+    # took 6.0 s at 2-6 s sessions and 24-25 s at 10 s.
     session_timeout_ms: int = Field(
-        default=10_000,
+        default=6_000,
         ge=1_000,
         description="How long the group waits for a silent member (a killed worker) before "
         "handing its partitions on. See docs/operations.md, crash recovery.",
