@@ -95,6 +95,26 @@ async def all_stored(store, scope, sent: list[str], timeout_s: float) -> list[st
     return await stored_ids(store, scope, STREAMS)
 
 
+async def wait_writing(store, scope, message: str) -> None:
+    """Until the store holds more events than now (bounded)."""
+    floor = len(await stored_ids(store, scope, STREAMS))
+
+    async def writing() -> bool:
+        return len(await stored_ids(store, scope, STREAMS)) > floor
+
+    await wait_until(writing, 60, message=message)
+
+
+async def assert_each_once(emitter, producer, store, scope, name: str) -> None:
+    """Stop the load, then count every event straight from the store: each exactly once."""
+    sent = emitter.stop()
+    assert producer.flush(30)
+    stored = await all_stored(store, scope, sent, 120)
+    report(name, len(sent), stored, 0)
+    assert emitter.errors == []
+    assert sorted(stored) == sorted(sent)  # each exactly once
+
+
 def report(name: str, sent: int, stored: list[str], dead: int, extra: str = "") -> None:
     duplicated = len(stored) - len(set(stored))
     print(
@@ -114,23 +134,12 @@ async def test_twenty_sigkills_at_random_points_lose_and_duplicate_nothing(
     worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
     try:
         for _ in range(20):
-            floor = len(await stored_ids(store, c.scope, STREAMS))
-
-            async def writing(floor: int = floor) -> bool:
-                return len(await stored_ids(store, c.scope, STREAMS)) > floor
-
-            await wait_until(writing, 60, message="the new worker is writing")
+            await wait_writing(store, c.scope, "the new worker is writing")
             await _pause_ms(rng.randint(0, 400))  # a random point inside the flow
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(10)
             worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
-        sent = emitter.stop()
-        assert producer.flush(30)
-
-        stored = await all_stored(store, c.scope, sent, 120)
-        report("20 x kill -9", len(sent), stored, 0)
-        assert emitter.errors == []
-        assert sorted(stored) == sorted(sent)  # each exactly once
+        await assert_each_once(emitter, producer, store, c.scope, "20 x kill -9")
     finally:
         emitter.stop()
         worker.send_signal(signal.SIGTERM)
@@ -255,12 +264,7 @@ async def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(broker, tmp_pa
     worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
     try:
         for _ in range(3):
-            floor = len(await stored_ids(store, c.scope, STREAMS))
-
-            async def writing(floor: int = floor) -> bool:
-                return len(await stored_ids(store, c.scope, STREAMS)) > floor
-
-            await wait_until(writing, 60, message="this worker is writing")
+            await wait_writing(store, c.scope, "this worker is writing")
             worker.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(worker.wait, 30) == 0  # graceful: exit code 0
             worker = spawn_worker(broker.bootstrap_servers, topic, tmp_path / "registry.db", log)
@@ -298,22 +302,11 @@ async def test_kill_9_under_load_with_static_membership_loses_and_duplicates_not
     workers = {slot: spawn(slot) for slot in ("a", "b")}
     try:
         for _ in range(5):
-            floor = len(await stored_ids(store, c.scope, STREAMS))
-
-            async def writing(floor: int = floor) -> bool:
-                return len(await stored_ids(store, c.scope, STREAMS)) > floor
-
-            await wait_until(writing, 60, message="the workers are writing")
+            await wait_writing(store, c.scope, "the workers are writing")
             os.kill(workers["a"].pid, signal.SIGKILL)
             workers["a"].wait(10)
             workers["a"] = spawn("a")
-        sent = emitter.stop()
-        assert producer.flush(30)
-
-        stored = await all_stored(store, c.scope, sent, 120)
-        report("5 x kill -9, static membership", len(sent), stored, 0)
-        assert emitter.errors == []
-        assert sorted(stored) == sorted(sent)  # each exactly once
+        await assert_each_once(emitter, producer, store, c.scope, "5 x kill -9, static membership")
     finally:
         emitter.stop()
         for worker in workers.values():
