@@ -262,6 +262,7 @@ def summarize(
     smoke: bool,
     started_at: dt.datetime,
     duration_s: float,
+    machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The result document of one benchmark."""
     names = sorted({k for run in measured.runs for k in run})
@@ -277,7 +278,7 @@ def summarize(
         "repeats": len(measured.runs),
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 1),
-        "machine": machine_info(),
+        "machine": machine or machine_info(),
         "params": params,
         "info": measured.info,
         "metrics": metrics,

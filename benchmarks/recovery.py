@@ -9,10 +9,11 @@ CLOCK_MONOTONIC, shared by the processes), and kill -> every partition committed
 where it was at the kill. The replacement's own start (Python
 imports, the registry, the join) is inside the figure, as it is for a restarted pod.
 
-Two configurations in the same run, the same broker and load:
+Three configurations in the same run, the same broker and load:
 - ``today``: the defaults before issue 14 (session 10 s, heartbeat 1 s, dynamic
   membership);
-- ``ours``: the current SinkSettings defaults plus a ``group_instance_id`` per slot.
+- ``ours``: the current SinkSettings defaults plus a ``group_instance_id`` per slot;
+- ``ours_dynamic``: the current defaults alone (no ``group_instance_id``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ DESCRIPTION = (
 #: Before issue 14: SinkSettings' defaults then, dynamic membership.
 TODAY: dict[str, Any] = {"session_timeout_ms": 10_000, "heartbeat_interval_ms": 1_000}
 COMPARISONS = [
+    Comparison(
+        "recovery after kill -9, new session default alone (dynamic), median (s)",
+        "ours_dynamic_median_s",
+        "today_median_s",
+        "lower",
+        None,
+        "session 6 s, no group_instance_id",
+        "old defaults",
+    ),
     Comparison(
         "recovery after kill -9, median (s)",
         "ours_median_s",
@@ -95,7 +105,9 @@ def configs() -> dict[str, dict[str, Any]]:
         "heartbeat_interval_ms": fields["heartbeat_interval_ms"].default,
         "group_instance_id": "{slot}",
     }
-    return {"today": TODAY, "ours": ours}
+    # The new session default alone (no instance id): what a worker gets unconfigured.
+    dynamic = {k: v for k, v in ours.items() if k != "group_instance_id"}
+    return {"today": TODAY, "ours": ours, "ours_dynamic": dynamic}
 
 
 async def _load(bootstrap: str, topic: str, rate_per_s: int, stop: asyncio.Event) -> int:
@@ -149,13 +161,15 @@ async def _recovered(
 
 async def measure_config(
     name: str, config: dict[str, Any], ctx: dict[str, Any], p: dict[str, Any]
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[tuple[float, float]]]:
     """``kills`` recovery times (s) of one configuration, on a fresh group: to the
-    replacement's first write, and to every partition committed again."""
+    replacement's first write, to every partition committed again, and the phases
+    (kill -> replacement imported and running, kill -> replacement assigned)."""
     ctx = {**ctx, "group": f"bench-recovery-{name}-{uuid.uuid4().hex[:8]}"}
     workers = {slot: _worker(slot, config, ctx) for slot in ("a", "b")}
     times: list[float] = []
     all_times: list[float] = []
+    phases: list[tuple[float, float]] = []
     try:
         for worker in workers.values():
             await worker.start()
@@ -171,6 +185,8 @@ async def measure_config(
             first, every = await _recovered(workers, before, p["timeout_s"])
             times.append(first - killed_at)
             all_times.append(every - killed_at)
+            state = workers["a"].state
+            phases.append((state["booted"] - killed_at, state["assigned_at"] - killed_at))
             log(
                 f"recovery: {name} kill {k + 1}/{p['kills']}: first write {times[-1]:.2f} s, "
                 f"every partition {all_times[-1]:.2f} s"
@@ -178,7 +194,7 @@ async def measure_config(
     finally:
         for worker in workers.values():
             await worker.stop()
-    return times, all_times
+    return times, all_times, phases
 
 
 async def _run(p: dict[str, Any], workdir: Path, measured: Measured) -> None:
@@ -194,7 +210,9 @@ async def _run(p: dict[str, Any], workdir: Path, measured: Measured) -> None:
         metrics: dict[str, float] = {}
         try:
             for name, config in configs().items():
-                times, all_times = await measure_config(name, config, ctx, p)
+                times, all_times, phases = await measure_config(name, config, ctx, p)
+                measured.info[f"{name}_booted_s"] = [round(b, 3) for b, _ in phases]
+                measured.info[f"{name}_assigned_s"] = [round(a, 3) for _, a in phases]
                 metrics[f"{name}_median_s"] = statistics.median(times)
                 metrics[f"{name}_max_s"] = max(times)
                 metrics[f"{name}_all_partitions_median_s"] = statistics.median(all_times)
