@@ -10,6 +10,9 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   ├── StoreLayoutOutdated        a store written by an older release: `spine migrate`
     │   ├── UnknownBackend             a route names a backend type nobody implements
     │   ├── MissingDependency          an optional extra is not installed
+    │   ├── KafkaSecurityError         the Kafka connection's security settings are wrong
+    │   │   ├── KafkaTlsFailed         TLS refused: CA, host name, protocol or client cert
+    │   │   └── KafkaAuthFailed        SASL refused: mechanism or user (never the password)
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
     │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
@@ -86,6 +89,29 @@ class MissingDependency(ConfigurationError):
             f"The `{backend}` backend needs the `{module}` package: "
             f"install it with `pip install 'event-spine[{extra}]'`."
         )
+
+
+class KafkaSecurityError(ConfigurationError):
+    """A Kafka connection failed because of its security settings; ``setting`` names the
+    SPINE_KAFKA_* variable to fix. Not retriable: the same settings fail the same way."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+class KafkaTlsFailed(KafkaSecurityError):
+    """The TLS handshake with the broker failed (untrusted CA, wrong host name, a
+    plaintext client on a TLS port or the reverse, a missing client certificate)."""
+
+
+class KafkaAuthFailed(KafkaSecurityError):
+    """The broker refused the SASL login; names the mechanism and the user only."""
+
+    def __init__(self, message: str, mechanism: str, username: str | None) -> None:
+        self.mechanism = mechanism
+        self.username = username
+        super().__init__(message, "SPINE_KAFKA_SASL_USERNAME / SPINE_KAFKA_SASL_PASSWORD")
 
 
 class ConcurrentUpdate(ConfigurationError):

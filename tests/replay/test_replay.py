@@ -23,11 +23,12 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from event_spine.backends import EventStore, StoreFactory
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
 from event_spine.errors import ConfigurationError
+from event_spine.kafka import as_kafka, make_consumer
 from event_spine.producers import kafka_key
 from event_spine.replay import (
     CutoverPlan,
@@ -110,9 +111,7 @@ async def open_sqlite(path: Path) -> SqliteEventStore:
 async def committed(
     bootstrap: str, topic: str, group: str, partitions: Iterable[int]
 ) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumer = make_consumer(as_kafka(bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]

@@ -7,8 +7,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
+from event_spine.kafka import as_kafka, make_consumer, make_producer
+from event_spine.kafka.internals import refresh_metadata
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
 from event_spine.routing import RoutingRegistry, open_registry_store
 from event_spine.schemas import RequestContext, ResourceRoute
@@ -90,14 +92,14 @@ async def read_topic(
 
     Assigns partitions directly: no group join (which takes seconds on Tansu).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = make_consumer(as_kafka(bootstrap), enable_auto_commit=False)
     await consumer.start()
     records: list[Any] = []
     try:
         deadline = time.monotonic() + timeout_s
         partitions: set[int] = set()
         while not partitions and time.monotonic() < deadline:
-            await consumer._client.force_metadata_update()
+            await refresh_metadata(consumer)
             partitions = consumer.partitions_for_topic(topic) or set()
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         await consumer.seek_to_beginning()
@@ -112,9 +114,7 @@ async def read_topic(
 
 async def raw_send(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:
     """Write records straight to a topic (bypassing emit's validation)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024
-    )
+    producer = make_producer(as_kafka(bootstrap), acks="all", max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
         for key, value in items:

@@ -69,8 +69,16 @@ class TansuBroker:
         storage_url: str = DEFAULT_STORAGE,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
+        *,
+        advertised_url: str | None = None,
+        authentication: bool = False,
     ) -> None:
+        """``advertised_url`` is what metadata answers send clients to (default: the
+        listener itself; the TLS tests advertise the TLS proxy in front of it).
+        ``authentication`` makes the broker demand SASL (SCRAM-SHA-256/512)."""
         self.port = port or free_port()
+        self.advertised_url = advertised_url
+        self.authentication = authentication
         self.storage_url = storage_url
         self.env = dict(env or {})
         self.log_path = log_path or Path(tempfile.mkdtemp(prefix="spine-tansu-")) / "tansu.log"
@@ -112,9 +120,10 @@ class TansuBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                self.advertised_url or url,
                 "--storage-engine",
                 self.storage_url,
+                *(["--authentication"] if self.authentication else []),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

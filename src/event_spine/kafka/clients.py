@@ -2,7 +2,9 @@
 
 ``aiokafka_security_kwargs`` / ``confluent_config`` / ``faststream_security`` map the
 settings to each library's names; ``make_*`` build the clients with the per-use
-keyword arguments on top (group_id, acks, ...). No module outside
+keyword arguments on top (group_id, acks, ...). Their ``start()`` raises one
+``KafkaTlsFailed`` / ``KafkaAuthFailed`` naming the setting to fix when the security
+settings are why it failed (``diagnose.diagnosed``). No module outside
 ``event_spine.kafka`` constructs a Kafka client (tests/test_kafka_seam.py checks).
 """
 
@@ -21,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from event_spine.errors import ConfigurationError
+from event_spine.kafka.diagnose import diagnosed
 from event_spine.kafka.settings import KafkaSettings, env_name
 
 if TYPE_CHECKING:
@@ -182,21 +185,28 @@ def make_producer(
     settings: KafkaSettings, *, token_provider: Any = None, **kwargs: Any
 ) -> AIOKafkaProducer:
     """An aiokafka producer (not started); ``kwargs`` are aiokafka's producer options."""
-    return AIOKafkaProducer(**{**aiokafka_kwargs(settings, token_provider), **kwargs})
+    return diagnosed(
+        AIOKafkaProducer(**{**aiokafka_kwargs(settings, token_provider), **kwargs}), settings
+    )
 
 
 def make_consumer(
     settings: KafkaSettings, *topics: str, token_provider: Any = None, **kwargs: Any
 ) -> AIOKafkaConsumer:
     """An aiokafka consumer (not started); ``kwargs`` are aiokafka's consumer options."""
-    return AIOKafkaConsumer(*topics, **{**aiokafka_kwargs(settings, token_provider), **kwargs})
+    return diagnosed(
+        AIOKafkaConsumer(*topics, **{**aiokafka_kwargs(settings, token_provider), **kwargs}),
+        settings,
+    )
 
 
 def make_admin(
     settings: KafkaSettings, *, token_provider: Any = None, **kwargs: Any
 ) -> AIOKafkaAdminClient:
     """An aiokafka admin client (not started)."""
-    return AIOKafkaAdminClient(**{**aiokafka_kwargs(settings, token_provider), **kwargs})
+    return diagnosed(
+        AIOKafkaAdminClient(**{**aiokafka_kwargs(settings, token_provider), **kwargs}), settings
+    )
 
 
 def make_broker(
@@ -208,8 +218,9 @@ def make_broker(
     options: dict[str, Any] = {"client_id": settings.client_id, **kwargs}
     if settings.sasl_mechanism == "OAUTHBEARER":
         options["sasl_oauth_token_provider"] = _token_provider(settings, token_provider)
-    return KafkaBroker(
-        settings.bootstrap_servers, security=faststream_security(settings), **options
+    return diagnosed(
+        KafkaBroker(settings.bootstrap_servers, security=faststream_security(settings), **options),
+        settings,
     )
 
 

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from event_spine.kafka.clients import confluent_module, make_confluent_producer
+from event_spine.kafka.diagnose import auth_failure, probe_tls
 from event_spine.producers.batching import TRACEPARENT, Numbered, headers_of
 from event_spine.producers.buffer import EmitBuffer
 from event_spine.producers.sender import SenderBase
@@ -47,6 +48,10 @@ class ConfluentSender(SenderBase):
         self._producer: Any = None
         self._probed = False
         self._reported_failures = 0
+        #: The one clear error when the security settings are why no broker answers
+        #: (found once: librdkafka's own reports are vague and repeat).
+        self._security_error: str | None = None
+        self._tls_checked = False
 
     def _config(self) -> dict[str, Any]:
         """librdkafka options of this sender; address and security come from
@@ -84,7 +89,7 @@ class ConfluentSender(SenderBase):
             try:
                 self._producer.list_topics(self.settings.topic, timeout=_PROBE_TIMEOUT_S)
             except self._kafka.KafkaException as exc:
-                self.last_error = f"connect: {exc!r}"
+                self.last_error = self._connect_error(exc)
                 return False
             self._probed = self.connected = True
             self.last_error = None
@@ -120,8 +125,19 @@ class ConfluentSender(SenderBase):
         item = (msg.key(), msg.value(), headers.get(TRACEPARENT, b""))
         self.fail([(self._reported_failures, item)], self._kafka.KafkaException(err))
 
+    def _connect_error(self, exc: Exception) -> str:
+        if self._security_error is None and not self._tls_checked:
+            self._tls_checked = True  # one probe (a TLS handshake, <= 5 s) per sender
+            found = probe_tls(self.settings.kafka)
+            self._security_error = str(found) if found else None
+        return self._security_error or f"connect: {exc!r}"
+
     def _on_error(self, err: Any) -> None:
-        self.last_error = str(err)
+        # A SASL refusal becomes the one clear message naming mechanism and user.
+        refused = auth_failure(err, self.settings.kafka)
+        if refused is not None:
+            self._security_error = str(refused)
+        self.last_error = self._security_error or str(err)
         if err.name() in _BROKERS_DOWN:
             self.connected = False
 

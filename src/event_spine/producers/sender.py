@@ -22,6 +22,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from event_spine.errors import KafkaSecurityError
 from event_spine.kafka.clients import make_producer
 from event_spine.producers.batching import Numbered, PartitionBatcher
 from event_spine.producers.buffer import EmitBuffer
@@ -180,8 +181,11 @@ class AiokafkaSender(SenderBase):
         )
         try:
             await producer.start()
-        except (KafkaError, OSError) as exc:
-            self.last_error = f"connect: {exc!r}"
+        except (KafkaError, OSError, KafkaSecurityError) as exc:
+            # A security error is retried like any other (nothing accepted is dropped),
+            # and its one clear message is what stats() shows.
+            security = isinstance(exc, KafkaSecurityError)
+            self.last_error = f"connect: {exc}" if security else f"connect: {exc!r}"
             with contextlib.suppress(Exception):
                 await producer.stop()
             return None
