@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from event_spine.routing.stores import open_registry_store
@@ -53,7 +54,15 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> str:
 def commands(registry: str) -> dict[str, list[str]]:
     return {
         "worker": ["worker", "--registry", registry, "--http-port", "0"],
-        "replay": ["replay", "--into-backend", "sqlite", "--into-config", '{"path": "x.db"}'],
+        "replay": [
+            "replay",
+            "--registry",
+            registry,
+            "--into-backend",
+            "sqlite",
+            "--into-config",
+            orjson.dumps({"path": registry.removeprefix("sqlite:") + ".target"}).decode(),
+        ],
         "tail": [
             "tail",
             "--registry",
