@@ -96,8 +96,8 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
     missing = spine(
         "routes", "show", "event_spine", "t_none", "dev", "p_core", "saas", "--registry", registry
     )
-    assert missing.returncode == 2
-    assert "t_none" in missing.stdout
+    assert missing.returncode == 3  # configuration: no such route (docs/operations.md)
+    assert "t_none" in missing.stderr
     refused = spine(
         "routes",
         "set",
@@ -109,8 +109,8 @@ def test_routes_set_switch_history_and_missing(tmp_path: Path) -> None:
         "--registry",
         registry,
     )
-    assert refused.returncode == 2
-    assert "only in mode 'lab'" in refused.stdout
+    assert refused.returncode == 3
+    assert "only in mode 'lab'" in refused.stderr
 
 
 async def test_route_changes_from_the_cli_are_audited_through_the_spine(broker, tmp_path) -> None:

@@ -107,8 +107,8 @@ def test_routes_set_and_switch_from_the_cli_refuse_memory_outside_lab(tmp_path: 
         return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
     refused = spine("set", *scope, "--backend", "memory", "--config", "{}", "--registry", registry)
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "not durable" in refused.stdout
+    assert refused.returncode == 3, refused.stdout + refused.stderr  # configuration
+    assert "not durable" in refused.stderr
     made = spine(
         "set", *scope, "--backend", "sqlite", "--config", '{"path": "/tmp/a.db"}',
         "--registry", registry,
@@ -118,7 +118,7 @@ def test_routes_set_and_switch_from_the_cli_refuse_memory_outside_lab(tmp_path: 
         "switch", *scope, "--backend", "memory", "--config", "{}", "--reason", "cheaper",
         "--registry", registry,
     )  # fmt: skip
-    assert switched.returncode == 2, switched.stdout + switched.stderr
-    assert "not durable" in switched.stdout
+    assert switched.returncode == 3, switched.stdout + switched.stderr
+    assert "not durable" in switched.stderr
     shown = spine("show", *scope, "--registry", registry)
     assert "/tmp/a.db" in shown.stdout

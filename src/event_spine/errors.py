@@ -13,6 +13,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   ├── KafkaSecurityError         the Kafka connection's security settings are wrong
     │   │   ├── KafkaTlsFailed         TLS refused: CA, host name, protocol or client cert
     │   │   └── KafkaAuthFailed        SASL refused: mechanism or user (never the password)
+    │   ├── RegistryNotFound           a routing registry location holds no registry
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
     │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
@@ -112,6 +113,10 @@ class KafkaAuthFailed(KafkaSecurityError):
         self.mechanism = mechanism
         self.username = username
         super().__init__(message, "SPINE_KAFKA_SASL_USERNAME / SPINE_KAFKA_SASL_PASSWORD")
+
+
+class RegistryNotFound(ConfigurationError):
+    """The routing registry a command was pointed at does not exist (and was not created)."""
 
 
 class ConcurrentUpdate(ConfigurationError):

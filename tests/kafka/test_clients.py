@@ -99,7 +99,7 @@ async def test_sasl_ssl_scram_reaches_every_client(
         assert context.verify_mode == ssl.CERT_REQUIRED
         assert context.check_hostname
         assert [c["subject"] for c in context.get_ca_certs()] == [
-            ((("commonName", "event-spine test CA"),),)
+            ((("commonName", "event-spine test kafka"),),)
         ]
 
     config = confluent_config(scram)

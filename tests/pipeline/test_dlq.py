@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import orjson
+
 from event_spine.backends import StoreFactory
 from event_spine.consumers import EventStreamService
 from event_spine.dlq import read_dead_letters, replay_dead_letters
@@ -56,6 +58,21 @@ async def test_fix_the_route_then_replay_dead_letters(broker, tmp_path) -> None:
         )
         assert "5 dead letter(s)" in listed.stdout
         assert "route_missing" in listed.stdout
+        as_json = subprocess.run(
+            [
+                *listed.args,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        parsed = orjson.loads(as_json.stdout)
+        assert [x["reason"] for x in parsed] == ["route_missing"] * 5
+        assert [x["source"]["topic"] for x in parsed] == [topic] * 5
+        assert sorted(x["source"]["offset"] for x in parsed) == sorted(x.source[2] for x in letters)
+        assert all(x["error_class"] == "RouteNotFound" for x in parsed)
 
         await route_to_sqlite(registry, late, tmp_path / "late.db")
         replayed, skipped = await replay_dead_letters(

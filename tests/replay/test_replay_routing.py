@@ -78,8 +78,8 @@ async def test_replay_skips_and_counts_scopes_the_live_sink_does_not_store(
 
     # Into a backend with neither the registry nor the flag: refused, nothing read.
     bare = await asyncio.to_thread(replay, tmp_path / "bare.db")
-    assert bare.returncode == 2
-    assert "--include-unrouted" in bare.stdout
+    assert bare.returncode == 3  # configuration (docs/operations.md, exit codes)
+    assert "--include-unrouted" in bare.stderr
     assert not (tmp_path / "bare.db").exists()
 
 

@@ -173,7 +173,7 @@ async def test_cli_refused_with_one_line(refused: str, command: list[str], tmp_p
         env={**os.environ, "COLUMNS": "200"},
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 2, output
+    assert result.returncode == 5, output  # ExitCode.AUTH
     assert [line for line in output.splitlines() if line.strip()] == [result.stderr.strip()], (
         "one line, nothing else"
     )

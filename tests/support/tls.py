@@ -75,8 +75,13 @@ class Authority:
         self.cafile = directory / f"{name}-ca.pem"
         self.cafile.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, hosts: list[str], *, client: bool = False) -> Issued:
-        """A leaf certificate for ``hosts`` (DNS names or IP addresses)."""
+    def issue(
+        self, name: str, hosts: list[str], *, client: bool = False, key_password: str | None = None
+    ) -> Issued:
+        """A leaf certificate for ``hosts`` (DNS names or IP addresses).
+
+        With ``key_password`` the key file is encrypted with it (PKCS#8).
+        """
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         sans: list[x509.GeneralName] = []
@@ -101,7 +106,9 @@ class Authority:
             key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
+                serialization.BestAvailableEncryption(key_password.encode())
+                if key_password
+                else serialization.NoEncryption(),
             )
         )
         return issued

@@ -20,10 +20,9 @@ from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.verify import ChainReport, verify_chain
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
-from event_spine.cli.options import parse_location
-from event_spine.errors import RouteNotFound, SpineError
+from event_spine.cli.options import open_registry_at
+from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import ResourceKind
 from event_spine.schemas.scope import Scope
 
@@ -64,12 +63,8 @@ def verify(
 
     Exit 0 valid, 1 broken (the first bad record or anchor is named), 2 unusable input.
     """
-    try:
-        scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
-        report = asyncio.run(_verify(registry, scope, stream))
-    except (SpineError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
+    report = asyncio.run(_verify(registry, scope, stream))
     if report.ok:
         console.print(f"[green]{report.describe()}[/green]", soft_wrap=True)
         return
@@ -94,14 +89,12 @@ def export(
     """Write a bundle an auditor verifies with `python -I -S verify_bundle.py BUNDLE`."""
     window = Window(_aware(start), _aware(end))
     if window.end < window.start:
-        console.print("[red]error:[/red] --to: must not be before --from")
-        raise typer.Exit(2)
+        raise typer.BadParameter("`--to` must not be before `--from`")
+    scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
     try:
-        scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
         count = asyncio.run(_export(registry, scope, stream, window, out))
-    except (SpineError, ValueError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    except OSError as exc:  # the bundle directory: name it, exit 2 as before
+        raise typer.BadParameter(f"`--out` {out}: {exc}") from exc
     console.print(
         f"wrote {count} audit records to {out}; verify: python -I -S {out}/verify_bundle.py {out}"
     )
@@ -121,8 +114,7 @@ class _Opened:
 @asynccontextmanager
 async def _opened(location: str, scope: Scope, stream: str) -> AsyncIterator[_Opened]:
     """The scope's event store, its anchors (none without an object_store route), the keys."""
-    backend, config = parse_location(location)
-    registry_store = await open_registry_store(backend, config)
+    registry_store = await open_registry_at(location)
     stores, tables = StoreFactory(), TabularFactory()
     try:
         registry = RoutingRegistry(registry_store)

@@ -88,14 +88,13 @@ def show(
     try:
         values = effective(component, env_file)
     except ValidationError as exc:
+        problems = []
         for error in exc.errors(include_input=False):
             message = str(error["msg"]).removeprefix("Value error, ")
             if not error["loc"]:  # a whole-object problem names its settings itself
-                console.print(f"[red]error[/red]: {message}")
+                problems.append(message)
                 continue
             field = ".".join(map(str, error["loc"]))
-            console.print(
-                f"[red]`{field}`[/red] ({prefix}{str(error['loc'][0]).upper()}): {message}"
-            )
-        raise typer.Exit(2) from None
+            problems.append(f"`{field}` ({prefix}{str(error['loc'][0]).upper()}): {message}")
+        raise typer.BadParameter("\n".join(problems)) from None
     typer.echo(orjson.dumps(values, option=orjson.OPT_INDENT_2, default=str).decode())

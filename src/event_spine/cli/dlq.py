@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.dlq.tools import read_dead_letters, replay_dead_letters
+from event_spine.cli.routes import print_json
+from event_spine.dlq.tools import DeadLetterRecord, read_dead_letters, replay_dead_letters
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter topic.")
 console = Console()
@@ -23,9 +24,13 @@ def list_letters(
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only this reason."),
     limit: int = typer.Option(100, min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """One line per dead letter: where it came from and why it was parked."""
     letters = asyncio.run(read_dead_letters(kafka.settings(), topic, reason=reason, limit=limit))
+    if as_json:
+        print_json([letter_summary(letter) for letter in letters])
+        return
     table = Table("dlq offset", "reason", "error", "source", "worker", "message")
     for letter in letters:
         src_topic, src_partition, src_offset = letter.source
@@ -41,6 +46,21 @@ def list_letters(
     console.print(f"{len(letters)} dead letter(s)")
 
 
+def letter_summary(letter: DeadLetterRecord) -> dict[str, object]:
+    """One dead letter for ``--json``: where it is, where it came from, why."""
+    src_topic, src_partition, src_offset = letter.source
+    return {
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "reason": letter.reason,
+        "error_class": letter.headers.get("spine-dlq-error-class", ""),
+        "message": letter.headers.get("spine-dlq-message", ""),
+        "worker": letter.headers.get("spine-dlq-worker", ""),
+        "source": {"topic": src_topic, "partition": src_partition, "offset": src_offset},
+        "key": (letter.key or b"").decode(errors="replace"),
+    }
+
+
 @app.command()
 @kafka_options
 def show(
@@ -50,11 +70,14 @@ def show(
 ) -> None:
     """Every header and the value of one dead letter."""
     partition, _, offset = position.partition(":")
+    if not (partition.isdigit() and offset.isdigit()):
+        raise typer.BadParameter(
+            f"`POSITION` must look like PARTITION:OFFSET, e.g. 0:42; got {position!r}"
+        )
     letters = asyncio.run(read_dead_letters(kafka.settings(), topic))
     match = [x for x in letters if (x.partition, x.offset) == (int(partition), int(offset))]
     if not match:
-        console.print(f"[red]no dead letter at {position}[/red]")
-        raise typer.Exit(2)
+        raise typer.BadParameter(f"`POSITION`: no dead letter at {position} in {topic!r}")
     letter = match[0]
     for name, value in letter.headers.items():
         console.print(f"[bold]{name}[/bold]: {value}")

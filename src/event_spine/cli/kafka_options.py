@@ -21,7 +21,6 @@ import typer
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from event_spine.errors import KafkaSecurityError
 from event_spine.kafka.settings import (
     ENV_PREFIX,
     KafkaSettings,
@@ -206,11 +205,8 @@ def kafka_options(command: F) -> F:
             env_file=given.pop("kafka_env_file"),
             overrides={_FIELD[k]: v for k, v in given.items() if v is not None},
         )
-        try:
-            return command(*args, kafka=flags, **kwargs)
-        except KafkaSecurityError as exc:  # TLS or SASL refused: one line naming the fix
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        # A KafkaSecurityError propagates to the CLI's one error surface (cli/failures.py).
+        return command(*args, kafka=flags, **kwargs)
 
     positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     keyword = [p for p in kept if p.kind is inspect.Parameter.KEYWORD_ONLY]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import Any
 
@@ -12,14 +13,20 @@ from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
 from event_spine.cli import audit, bench, config, demo, dlq, migrate, replay, routes, tail
+from event_spine.cli.failures import exit_code_table, run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.options import parse_location
+from event_spine.cli.options import check_registry_exists, parse_location
 from event_spine.observability.logs import configure_logging
 from event_spine.producers.topics import ensure_topic
 from event_spine.sink_workers.settings import SinkSettings
 from event_spine.sink_workers.worker import SinkWorker
 
-app = typer.Typer(no_args_is_help=True, help=__doc__)
+EPILOG = (
+    "Exit codes (every command; a traceback only with --debug or SPINE_DEBUG=1):\n\n"
+    + "\n\n".join(exit_code_table().splitlines())
+)
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, epilog=EPILOG)
 app.add_typer(routes.app, name="routes")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config.app, name="config")
@@ -31,6 +38,22 @@ app.command("verify")(replay.verify_command)
 app.command("cutover")(replay.cutover_command)
 app.command("bench")(bench.run_bench)
 app.command("migrate")(migrate.migrate_command)
+
+
+@app.callback()
+def spine(
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the traceback of an error (also SPINE_DEBUG=1)."
+    ),
+) -> None:
+    """Run the local broker, sink workers, the demo job, and manage routes."""
+    # `run` reads --debug from the command line itself: it must know before parsing.
+    del debug
+
+
+def main() -> None:
+    """The `spine` entry point: the app inside the one error surface."""
+    sys.exit(run(app))
 
 
 @app.command()
@@ -51,31 +74,57 @@ def broker(
             pass
 
 
+def _setting(name: str, help_text: str = "", *flags: str, **kw: Any) -> Any:
+    """A worker option that defaults to the environment, then to SinkSettings' default.
+
+    The flag's own default is None (so SPINE_SINK_* still applies when it is not
+    given); --help shows the effective default and the variable.
+    """
+    field = SinkSettings.model_fields[name]
+    if field.is_required():
+        shown = "required"
+    elif field.default_factory is not None:
+        shown = "computed"
+    else:
+        shown = str(field.default)
+    env = f"SPINE_SINK_{name.upper()}"
+    text = help_text or field.description or ""
+    return typer.Option(None, *flags, help=text, show_default=f"{shown}; env {env}", **kw)
+
+
 @app.command()
 @kafka_options
 def worker(
     kafka: KafkaFlags,
     registry: str | None = typer.Option(
-        None, help="Routing registry: sqlite:/path or BACKEND:{json}."
-    ),
-    topic: str | None = typer.Option(None),
-    group: str | None = typer.Option(None, help="Consumer group id."),
-    max_records: int | None = typer.Option(None, min=1),
-    session_timeout_ms: int | None = typer.Option(None),
-    heartbeat_interval_ms: int | None = typer.Option(None),
-    group_instance_id: str | None = typer.Option(
         None,
-        help="Static group membership (SPINE_SINK_GROUP_INSTANCE_ID): a stable id per "
-        "replica (e.g. the pod name); a restarted worker with it takes the dead member's "
-        "partitions back (at once on Kafka; ~6 s on Tansu). Never shared.",
+        help="Routing registry: sqlite:/path or BACKEND:{json}. It must exist.",
+        show_default="required; env SPINE_SINK_REGISTRY_BACKEND + SPINE_SINK_REGISTRY_CONFIG",
     ),
-    fetch_max_wait_ms: int | None = typer.Option(None),
-    worker_id: str | None = typer.Option(None),
-    http_port: int | None = typer.Option(
-        None, help="/metrics, /healthz, /readyz port (0: any free port)."
+    topic: str | None = _setting("topic", "The events topic."),
+    group: str | None = _setting("group_id", "Consumer group id.", "--group"),
+    max_records: int | None = _setting("max_records", "Records per batch at most.", min=1),
+    session_timeout_ms: int | None = _setting("session_timeout_ms", "Group session timeout (ms)."),
+    heartbeat_interval_ms: int | None = _setting(
+        "heartbeat_interval_ms", "Group heartbeat interval (ms)."
     ),
-    log_format: str | None = typer.Option(None, help="pretty or json"),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
+    group_instance_id: str | None = _setting(
+        "group_instance_id",
+        "Static group membership: a stable id per replica (e.g. a StatefulSet pod name); "
+        "a restarted worker with it takes the dead member's partitions back (at once on "
+        "Kafka; ~6 s on Tansu). Never shared.",
+    ),
+    fetch_max_wait_ms: int | None = _setting(
+        "fetch_max_wait_ms", "Longest wait of a fetch for data (ms)."
+    ),
+    worker_id: str | None = _setting("worker_id", "Worker id (HOSTNAME-PID)."),
+    http_port: int | None = _setting(
+        "http_port", "/metrics, /healthz, /readyz port (0: any free port)."
+    ),
+    log_format: str | None = _setting("log_format", "pretty or json."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log at INFO, not WARNING.", show_default="off"
+    ),
 ) -> None:
     """Run one sink worker until SIGTERM/SIGINT.
 
@@ -104,6 +153,7 @@ def worker(
         settings = SinkSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         raise typer.BadParameter(_settings_problems(exc)) from None
+    check_registry_exists(settings.registry_backend, settings.registry_config, create=False)
     configure_logging(settings.log_format, logging.INFO if verbose else logging.WARNING)
     asyncio.run(SinkWorker(settings).run())
 
@@ -123,4 +173,4 @@ def _settings_problems(exc: ValidationError) -> str:
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -8,34 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import orjson
 import typer
-from pydantic import ValidationError
 
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.cli.failures import run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.options import parse_location
+from event_spine.cli.options import open_registry_at, parse_location
 from event_spine.cli.replay_args import (
     ROUTE_HELP,
     parse_json,
     parse_route,
     parse_start,
 )
-from event_spine.cli.replay_view import console, print_report, progress_bar
-from event_spine.errors import SpineError
-from event_spine.replay.cutover import CutoverPlan, CutoverReport, CutoverStep, run_cutover
+from event_spine.cli.replay_view import console, print_cutover, print_report, progress_bar
+from event_spine.cli.routes import print_json
+from event_spine.replay.cutover import (
+    Cutover,
+    CutoverPlan,
+    CutoverReport,
+    CutoverStep,
+    StepCallback,
+)
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS
-from event_spine.replay.replayer import ReplayConfig, Replayer
+from event_spine.replay.replayer import ProgressCallback, ReplayConfig, Replayer
 from event_spine.replay.target import ReplayTarget
 from event_spine.replay.verify import VerifyReport, discover_streams, streams_of_scope, verify
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
 
@@ -45,19 +51,14 @@ REGISTRY_HELP = "Routing registry: sqlite:/path or BACKEND:{json}"
 
 
 def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine; the spine's errors end the command with exit code 2."""
-    try:
-        return asyncio.run(action())
-    except SpineError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    """Run a coroutine (errors end the command through `spine`'s one error surface)."""
+    return asyncio.run(action())
 
 
 async def _open_registry(location: str | None) -> RoutingRegistry:
     if location is None:
-        raise typer.BadParameter("a route needs `--registry`")
-    backend, config = parse_location(location)
-    return RoutingRegistry(await open_registry_store(backend, config))
+        raise typer.BadParameter("a route needs `--registry` (or SPINE_REGISTRY)")
+    return RoutingRegistry(await open_registry_at(location))
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -80,9 +81,10 @@ async def _resolve_target(
     if into_backend is not None:
         return ReplayTarget.of_backend(into_backend, parse_json(into_config, "--into-config"))
     assert into_route is not None
+    key = parse_route(into_route)
     reg = await _open_registry(registry)
     try:
-        return await ReplayTarget.from_registry(reg, parse_route(into_route))
+        return await ReplayTarget.from_registry(reg, key)
     finally:
         await reg.store.close()
 
@@ -230,12 +232,10 @@ def verify_command(
     ),
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Compare two stores stream by stream; exit 1 when they differ."""
-    try:
-        scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise typer.BadParameter(f"invalid scope: {exc}") from exc
+    scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
     settings = kafka.settings_if_any()  # finds the scope's streams in the topic
     if not stream and settings is None:
         raise typer.BadParameter("give --stream (repeatable) or --bootstrap to find the streams")
@@ -257,7 +257,10 @@ def verify_command(
             await left.close()
 
     report = _run(go)
-    print_report(report)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_report(report)
     if not report.identical:
         raise typer.Exit(1)
 
@@ -269,7 +272,9 @@ def verify_command(
 def cutover_command(
     kafka: KafkaFlags,
     route: str = typer.Option(..., help=f"The route to move: {ROUTE_HELP}."),
-    into_backend: str = typer.Option(..., help="New backend type."),
+    into_backend: str | None = typer.Option(
+        None, help="New backend type (required unless --resume or --abort)."
+    ),
     into_config: str = typer.Option("{}", help="New backend config as JSON."),
     actor: str = typer.Option(..., help="Who moves the route (kept in its history)."),
     reason: str = typer.Option(..., help="Why (kept in its history)."),
@@ -279,22 +284,22 @@ def cutover_command(
     live_group: str = typer.Option("spine-sink", help="The live sink workers' group."),
     no_live_group: bool = typer.Option(False, help="No live workers: do not wait for them."),
     live_cache_ttl: float = typer.Option(5.0, min=0, help="The workers' route_cache_ttl_s."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish a failed cutover (writers moved, readers held)."
+    ),
+    abort: bool = typer.Option(
+        False, "--abort", help="Undo a failed cutover: writers back, the old store caught up."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON only."),
 ) -> None:
-    """Replay, verify, switch the route, wait out the workers' cache, catch up, verify."""
-    if into_backend not in {b.value for b in BackendType}:
-        raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r}")
-    plan = CutoverPlan(
-        kafka=kafka.settings(),
-        topic=topic,
-        route=parse_route(route, "--route"),
-        backend_type=BackendType(into_backend),
-        config=parse_json(into_config, "--into-config"),
-        actor=actor,
-        reason=reason,
-        name=name,
-        live_group=None if no_live_group else live_group,
-        live_route_ttl_s=live_cache_ttl,
-    )
+    """Replay, verify, switch the route, wait out the workers' cache, catch up, verify.
+
+    A failed cutover (writers on the new store, readers held on the old one) is finished
+    with --resume or undone with --abort; both end with readers and writers on one store.
+    """
+    _check_cutover_flags(into_backend, resume=resume, abort=abort)
+    key = parse_route(route, "--route")
+    config = parse_json(into_config, "--into-config")
 
     def on_step(step: CutoverStep, message: str) -> None:
         console.print(f"[bold]{step.value}[/bold]: {message}")
@@ -302,19 +307,65 @@ def cutover_command(
     async def go() -> CutoverReport:
         reg = await _open_registry(registry)
         try:
+            backend, target = BackendType(into_backend) if into_backend else None, config
+            if backend is None:  # resume/abort: the target is where the writers are now
+                writers = await reg.get_route(*key)
+                backend, target = writers.backend_type, writers.config
+            plan = CutoverPlan(
+                kafka=kafka.settings(),
+                topic=topic,
+                route=key,
+                backend_type=backend,
+                config=target,
+                actor=actor,
+                reason=reason,
+                name=name,
+                live_group=None if no_live_group else live_group,
+                live_route_ttl_s=live_cache_ttl,
+            )
+            if as_json:
+                return await _cutover(plan, reg, resume=resume, abort=abort)
             with progress_bar() as view:
-                return await run_cutover(plan, reg, on_step=on_step, on_progress=view)
+                return await _cutover(
+                    plan, reg, resume=resume, abort=abort, on_step=on_step, on_progress=view
+                )
         finally:
             await reg.store.close()
 
     report = _run(go)
-    for checked in (report.verify, report.final_verify):
-        if checked is not None and not checked.identical:
-            print_report(checked)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print_cutover(report)
     if not report.ok:
-        console.print(f"[red]cutover failed:[/red] {report.failed}")
         raise typer.Exit(1)
-    console.print(f"[green]cutover done[/green]: {plan.route.describe()} -> {into_backend}")
+
+
+def _check_cutover_flags(into_backend: str | None, *, resume: bool, abort: bool) -> None:
+    if resume and abort:
+        raise typer.BadParameter("give at most one of --resume and --abort")
+    if into_backend is None and not (resume or abort):
+        raise typer.BadParameter("`--into-backend` is required (unless --resume or --abort)")
+    if into_backend is not None and into_backend not in {b.value for b in BackendType}:
+        known = ", ".join(b.value for b in BackendType)
+        raise typer.BadParameter(f"`--into-backend`: unknown backend {into_backend!r} ({known})")
+
+
+async def _cutover(
+    plan: CutoverPlan,
+    registry: RoutingRegistry,
+    *,
+    resume: bool,
+    abort: bool,
+    on_step: StepCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> CutoverReport:
+    cutover = Cutover(plan, registry, on_step=on_step, on_progress=on_progress)
+    if resume:
+        return await cutover.resume()
+    if abort:
+        return await cutover.abort()
+    return await cutover.run()
 
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -323,4 +374,4 @@ app.command("verify")(verify_command)
 app.command("cutover")(cutover_command)
 
 if __name__ == "__main__":
-    app()
+    sys.exit(run(app))

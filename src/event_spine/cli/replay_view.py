@@ -15,6 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from event_spine.replay.cutover import CutoverReport
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.verify import VerifyReport
 
@@ -68,12 +69,32 @@ def progress_bar() -> Iterator[ReplayProgressView]:
         yield ReplayProgressView(bar)
 
 
-def print_report(report: VerifyReport) -> None:
-    """Differences stream by stream, then a verdict line."""
+def print_report(report: VerifyReport, *, allow_extra_in_target: bool = False) -> None:
+    """Differences stream by stream, then a verdict line saying whether that is fine."""
     for line in report.lines():
         console.print(line, markup=False, highlight=False)
-    verdict = "[green]identical[/green]" if report.identical else "[red]DIFFERENT[/red]"
+    fine = report.consistent(allow_extra_in_target=allow_extra_in_target)
+    colour = "green" if fine else "red"
     console.print(
         f"{len(report.streams)} stream(s) of {report.scope.describe()}: source "
-        f"{report.total('source')} events, target {report.total('target')}: {verdict}"
+        f"{report.total('source')} events, target {report.total('target')}: "
+        f"[{colour}]{report.verdict(allow_extra_in_target=allow_extra_in_target)}[/{colour}]"
     )
+
+
+def print_cutover(report: CutoverReport) -> None:
+    """The verify reports that are not identical, then the outcome."""
+    if report.verify is not None and not report.verify.identical:
+        print_report(report.verify)
+    if report.final_verify is not None and not report.final_verify.identical:
+        print_report(report.final_verify, allow_extra_in_target=True)
+    if not report.ok:
+        console.print(f"[red]cutover failed:[/red] {report.failed}")
+    elif report.settled:
+        console.print(f"[green]nothing to do[/green]: {report.steps[-1][1]}")
+    else:
+        assert report.switched is not None
+        console.print(
+            f"[green]cutover done[/green]: readers and writers on "
+            f"{report.switched.backend_type.value} {report.switched.config}"
+        )

@@ -12,15 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.options import parse_location
+from event_spine.cli.options import open_registry_at
+from event_spine.cli.replay_args import parse_json
 from event_spine.emitters.routing import routing_hook
-from event_spine.errors import SpineError
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
-from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
+from event_spine.routing.switching import Readers, switch_scope
+from event_spine.schemas.routes import HealthStatus, ResourceKind, ResourceRoute, RouteKey
 
 app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
 console = Console()
@@ -31,8 +31,9 @@ RegistryOption = typer.Option(
     ...,
     "--registry",
     envvar="SPINE_REGISTRY",
-    help="sqlite:/path, filesystem:/dir or BACKEND:{json}",
+    help="sqlite:/path, filesystem:/dir or BACKEND:{json}. It must exist (see --create).",
 )
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def _with_registry(
@@ -40,10 +41,11 @@ def _with_registry(
     action: Callable[[RoutingRegistry], Awaitable[T]],
     audit_kafka: KafkaSettings | None = None,
     audit_topic: str = "spine.events",
+    *,
+    create: bool = False,
 ) -> T:
     async def go() -> T:
-        backend, config = parse_location(location)
-        store = await open_registry_store(backend, config)
+        store = await open_registry_at(location, create=create)
         producer = None
         if audit_kafka is not None:
             # Changes become audit events (and switches timeline entries) in the spine.
@@ -58,21 +60,35 @@ def _with_registry(
                 if report.unsent:
                     console.print(f"[yellow]{report.unsent} audit event(s) not delivered[/yellow]")
 
-    try:
-        return asyncio.run(go())
-    except SpineError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    return asyncio.run(go())
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (``--json``): no colour, no wrapping."""
+    typer.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
 
 
 def _key(kind: str, tenant: str, env: str, project: str, mode: str) -> RouteKey:
-    return RouteKey(ResourceKind(kind), tenant, env, project, mode)
+    try:
+        return RouteKey(ResourceKind(kind), tenant, env, project, mode)
+    except ValueError:
+        known = ", ".join(k.value for k in ResourceKind)
+        raise typer.BadParameter(f"`KIND` must be one of {known}; got {kind!r}") from None
 
 
 @app.command("list")
-def list_routes(registry: str = RegistryOption) -> None:
+def list_routes(
+    registry: str = RegistryOption,
+    create: bool = typer.Option(
+        False, "--create", help="Create an empty registry when none exists at --registry."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
     """Every route with its backend, tier, health and cost notes."""
-    found = _with_registry(registry, lambda r: r.list_routes())
+    found = _with_registry(registry, lambda r: r.list_routes(), create=create)
+    if as_json:
+        print_json([route.model_dump(mode="json") for route in found])
+        return
     table = Table(
         "kind",
         "tenant",
@@ -103,10 +119,22 @@ def list_routes(registry: str = RegistryOption) -> None:
 
 @app.command()
 def show(
-    kind: str, tenant: str, env: str, project: str, mode: str, registry: str = RegistryOption
+    kind: str,
+    tenant: str,
+    env: str,
+    project: str,
+    mode: str,
+    registry: str = RegistryOption,
+    as_json: bool = JsonOption,
 ) -> None:
-    """One route as JSON."""
-    found = _with_registry(registry, lambda r: r.get_route(kind, tenant, env, project, mode))
+    """One route as JSON (``--json``: plain, uncoloured JSON for scripts)."""
+    key = _key(kind, tenant, env, project, mode)
+    found = _with_registry(
+        registry, lambda r: r.get_route(key.resource_kind, tenant, env, project, mode)
+    )
+    if as_json:
+        print_json(found.model_dump(mode="json"))
+        return
     console.print_json(found.model_dump_json())
 
 
@@ -130,13 +158,13 @@ def set_route(
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
     route = ResourceRoute(
-        resource_kind=ResourceKind(kind),
+        resource_kind=_key(kind, tenant, env, project, mode).resource_kind,
         tenant_id=tenant,
         env=env,
         project_id=project,
         mode=mode,
         backend_type=backend,
-        config=orjson.loads(config),
+        config=parse_json(config, "--config"),
         tier=tier,
         cost_notes=cost_notes,
     )
@@ -145,6 +173,7 @@ def set_route(
         lambda r: r.set_route(route, actor=actor, reason=reason),
         kafka.settings_if_any(),
         audit_topic,
+        create=True,
     )
     console.print(f"saved {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
 
@@ -162,27 +191,52 @@ def switch(
     config: str = typer.Option("{}"),
     actor: str = typer.Option("cli"),
     reason: str = typer.Option(...),
+    move_readers: bool = typer.Option(
+        False, "--move-readers", help="Also switch the scope's event_stream route (readers)."
+    ),
+    split_readers: bool = typer.Option(
+        False, "--split-readers", help="Leave the event_stream route where it is, on purpose."
+    ),
     registry: str = RegistryOption,
     audit_topic: str = AuditTopic,
 ) -> None:
-    """Point a route at another backend, recording who, when, from, to and why."""
+    """Point a route at another backend, recording who, when, from, to and why.
+
+    Switching event_spine while the scope has an event_stream route (left by a cutover)
+    is refused unless --move-readers or --split-readers says what readers should do.
+    """
+    if move_readers and split_readers:
+        raise typer.BadParameter("give at most one of --move-readers and --split-readers")
+    readers = Readers.MOVE if move_readers else Readers.SPLIT if split_readers else Readers.REFUSE
     key = _key(kind, tenant, env, project, mode)
-    cfg: dict[str, Any] = orjson.loads(config)
-    saved = _with_registry(
+    cfg = parse_json(config, "--config")
+    moved = _with_registry(
         registry,
-        lambda r: r.switch_route(key, backend, cfg, actor=actor, reason=reason),
+        lambda r: switch_scope(r, key, backend, cfg, actor=actor, reason=reason, readers=readers),
         kafka.settings_if_any(),
         audit_topic,
     )
-    console.print(f"switched {saved.describe()} -> {saved.backend_type.value} (v{saved.version})")
+    for saved in moved:
+        console.print(
+            f"switched {saved.describe()} -> {saved.backend_type.value} (v{saved.version})"
+        )
 
 
 @app.command()
 def history(
-    kind: str, tenant: str, env: str, project: str, mode: str, registry: str = RegistryOption
+    kind: str,
+    tenant: str,
+    env: str,
+    project: str,
+    mode: str,
+    registry: str = RegistryOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """The switch history of one route."""
     switches = _with_registry(registry, lambda r: r.history(_key(kind, tenant, env, project, mode)))
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in switches])
+        return
     table = Table("at", "actor", "from", "to", "reason")
     for s in switches:
         table.add_row(
@@ -213,6 +267,9 @@ def update(
 ) -> None:
     """Edit a route's tier, health status or cost notes (not a switch)."""
     key = _key(kind, tenant, env, project, mode)
+    if health is not None and health not in {h.value for h in HealthStatus}:
+        known = ", ".join(h.value for h in HealthStatus)
+        raise typer.BadParameter(f"`--health` must be one of {known}; got {health!r}")
     saved = _with_registry(
         registry,
         lambda r: r.update_metadata(

@@ -19,11 +19,9 @@ from event_spine.cli.audit import (
     scope_fields,
 )
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.options import parse_location
-from event_spine.errors import SpineError
+from event_spine.cli.options import open_registry_at
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent
 from event_spine.subscriptions import EventFilter, subscribe
@@ -52,24 +50,20 @@ def tail(
 ) -> None:
     """Print the tenant's events (stored ones of --catch-up streams, then live) until
     Ctrl-C or --limit. Only this scope's events are ever printed."""
-    try:
-        ctx = RequestContext.model_validate(scope_fields(tenant, env, mode, project))
-        event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(
-                _tail(
-                    ctx,
-                    event_filter,
-                    kafka.settings(),
-                    registry,
-                    topic,
-                    dict.fromkeys(catch_up),
-                    limit,
-                )
+    ctx = RequestContext.model_validate(scope_fields(tenant, env, mode, project))
+    event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _tail(
+                ctx,
+                event_filter,
+                kafka.settings(),
+                registry,
+                topic,
+                dict.fromkeys(catch_up),
+                limit,
             )
-    except (SpineError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        )
 
 
 async def _tail(
@@ -81,8 +75,7 @@ async def _tail(
     after: dict[str, str | None],
     limit: int | None,
 ) -> None:
-    backend, config = parse_location(location)
-    registry_store = await open_registry_store(backend, config)
+    registry_store = await open_registry_at(location)
     stores = StoreFactory()
     events = subscribe(
         ctx,

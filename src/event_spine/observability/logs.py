@@ -7,6 +7,7 @@ the current task (or set with ``log_fields``), so logs join up with traces.
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -16,10 +17,25 @@ from typing import Any, Literal
 
 import orjson
 
+from event_spine.observability.ratelimit import RepeatFilter
 from event_spine.schemas.context import current_context
 
 #: Attributes passed with ``extra=`` that belong in the JSON line.
-_RECORD_FIELDS = ("traceparents", "tenant_id", "stream_id", "reason")
+_RECORD_FIELDS = (
+    "traceparents",
+    "tenant_id",
+    "stream_id",
+    "reason",
+    "topic",
+    "partition",
+    "offset",
+    "count",
+    "suppressed",
+    "reasons",
+)
+#: Libraries that install their own handlers (faststream: coloured, on stdout and
+#: stderr, propagate=False): configure_logging takes them over.
+_LIBRARY_LOGGERS = ("faststream", "faststream.access", "aiokafka", "kafka")
 
 _fields: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "event_spine_log_fields", default=None
@@ -76,14 +92,32 @@ class PrettyFormatter(logging.Formatter):
         return f"{base} {extra}" if extra else base
 
 
-def configure_logging(fmt: Literal["json", "pretty"] = "pretty", level: int | str = "INFO") -> None:
-    """Install one stderr handler on the root logger."""
+def configure_logging(
+    fmt: Literal["json", "pretty"] = "pretty",
+    level: int | str = "INFO",
+    storm_window_s: float = 10.0,
+) -> None:
+    """Install one stderr handler on the root logger and route every library through it.
+
+    With ``fmt="json"`` every line on stderr is then one JSON object, faststream's and
+    aiokafka's included. Repeats of a client warning (aiokafka's "Unable connect"
+    during an outage) collapse to one line per ``storm_window_s`` with a count.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
         else PrettyFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(RepeatFilter(storm_window_s))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # faststream's module logger is made (with its handler) at import: import it first,
+    # so its handler is removed here rather than added after.
+    importlib.import_module("faststream")
+    for name in _LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
+        library.setLevel(logging.NOTSET)  # the root level decides (the CLI may have muted it)

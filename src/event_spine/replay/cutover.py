@@ -23,6 +23,13 @@ watermark the live workers already moved.
 
 Why E2 covers the window: a record at or above E2 was produced after E2 was read,
 hence fetched by a worker after the TTL had passed, hence routed to the new backend.
+
+A failed cutover leaves its state in the registry: after the switch, writers
+(event_spine) are on the new store and readers (event_stream) on the old one.
+``resume`` finishes it from there (catch-up, final verify, readers moved);
+``abort`` undoes it (writers back, wait the TTL, replay the scope from the topic
+start into the old store so what workers wrote only to the new one is there too,
+verify). Either way readers and writers end on one store.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -67,6 +74,8 @@ class CutoverStep(StrEnum):
     WAIT_WORKERS = "wait-workers"
     CATCH_UP = "catch-up"
     FINAL_VERIFY = "final-verify"
+    RESUME = "resume"
+    ABORT = "abort"
 
 
 StepCallback = Callable[[CutoverStep, str], None]
@@ -116,11 +125,47 @@ class CutoverReport:
     final_verify: VerifyReport | None = None
     failed: str | None = None
     steps: list[tuple[CutoverStep, str]] = field(default_factory=list)
+    #: True when resume/abort found nothing to do (readers and writers on one store).
+    settled: bool = False
 
     @property
     def ok(self) -> bool:
-        """Switched, caught up, and the final verify passed."""
-        return self.failed is None and self.final_verify is not None
+        """Switched, caught up, and the final verify passed (or nothing was left to do)."""
+        return self.failed is None and (self.final_verify is not None or self.settled)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: outcome, steps, replay counts and both verify reports."""
+
+        def progress(p: ReplayProgress | None) -> dict[str, Any] | None:
+            if p is None:
+                return None
+            return {
+                "name": p.name,
+                "written": p.written,
+                "duplicates": p.duplicates,
+                "filtered": p.filtered,
+                "skipped": p.skipped_total,
+            }
+
+        return {
+            "ok": self.ok,
+            "failed": self.failed,
+            "settled": self.settled,
+            "switched_to": None
+            if self.switched is None
+            else {
+                "backend": self.switched.backend_type.value,
+                "config": self.switched.config,
+                "version": self.switched.version,
+            },
+            "steps": [{"step": step.value, "message": text} for step, text in self.steps],
+            "replay": progress(self.replay),
+            "catch_up": progress(self.catch_up),
+            "verify": None if self.verify is None else self.verify.as_dict(),
+            "final_verify": None
+            if self.final_verify is None
+            else self.final_verify.as_dict(allow_extra_in_target=True),
+        }
 
 
 class Cutover:
@@ -149,23 +194,38 @@ class Cutover:
     async def run(self) -> CutoverReport:
         """All steps; stops before the switch when the first verify differs."""
         old = await self._current_route()
-        new = old.model_copy(
-            update={"backend_type": self.plan.backend_type, "config": self.plan.config}
-        )
+        return await self._guarded(self._steps(old, self._target_of(old)))
+
+    async def resume(self) -> CutoverReport:
+        """Finish a cutover that failed after the switch (or run it, if it never switched)."""
+        return await self._guarded(self._resume())
+
+    async def abort(self) -> CutoverReport:
+        """Undo a cutover that failed after the switch: everything back on the old store."""
+        return await self._guarded(self._abort())
+
+    async def _guarded(self, steps: Coroutine[Any, Any, None]) -> CutoverReport:
         try:
-            await self._steps(old, new)
+            await steps
         except CutoverFailed as exc:
             self.report.failed = str(exc)
         except (SpineError, KafkaError) as exc:
             self.report.failed = f"{exc!r}; " + (
-                f"the route WAS switched: rerun the catch-up (replay {self.plan.replay_name!r} "
-                f"into the new backend) and verify"
+                "the route WAS switched (writers on the new store, readers on the old one): "
+                "finish with `spine cutover --resume` or undo with `spine cutover --abort` "
+                "(an interrupted abort: rerun it with --into-backend/--into-config naming the "
+                "abandoned store)"
                 if self.report.switched is not None
                 else "the route was not switched"
             )
         finally:
             await self._stores.close()
         return self.report
+
+    def _target_of(self, old: ResourceRoute) -> ResourceRoute:
+        return old.model_copy(
+            update={"backend_type": self.plan.backend_type, "config": self.plan.config}
+        )
 
     async def _steps(self, old: ResourceRoute, new: ResourceRoute) -> None:
         # The backend spec's rules first (e.g. no non-durable store outside lab):
@@ -174,16 +234,103 @@ class Cutover:
         ends = await self._replay(CutoverStep.REPLAY, new)
         first = await self._verify(CutoverStep.VERIFY, old, new, ends, wait_live=True)
         if not first.identical:
-            raise CutoverFailed("the new backend differs from the old one: route not switched")
+            raise CutoverFailed(
+                f"the new backend differs from the old one ({first.verdict()}): route not switched"
+            )
         await self._hold_readers(old)
         await self._switch()
+        await self._finish(old, new)
+
+    async def _finish(self, old: ResourceRoute, new: ResourceRoute) -> None:
+        """Catch-up, final verify, readers moved: the part a resume repeats."""
         ends = await self._replay(CutoverStep.CATCH_UP, new)
-        final = await self._verify(CutoverStep.FINAL_VERIFY, old, new, ends, wait_live=False)
+        await self._final_verify(
+            old,
+            new,
+            ends,
+            "readers stay on the old store; `spine cutover --resume` retries, `--abort` goes back",
+        )
+        await self._release_readers(new)
+
+    async def _final_verify(
+        self, source: ResourceRoute, target: ResourceRoute, ends: Mapping[int, int], advice: str
+    ) -> None:
+        """Nothing of ``source`` may be missing in ``target`` (newer events there are fine)."""
+        final = await self._verify(CutoverStep.FINAL_VERIFY, source, target, ends, wait_live=False)
         if not final.consistent(allow_extra_in_target=True):
             raise CutoverFailed(
-                "after the switch, events of the old store are missing in the new one"
+                f"{target.backend_type.value} {target.config} lacks events of "
+                f"{source.backend_type.value} {source.config} "
+                f"({final.verdict(allow_extra_in_target=True)}): {advice}"
             )
-        await self._release_readers(new)
+
+    async def _scope_routes(self) -> tuple[ResourceRoute, ResourceRoute | None]:
+        """The writers' route and, when it points elsewhere, the readers' (as event_spine)."""
+        k = self.plan.route
+        writers = await self.registry.get_route(
+            k.resource_kind, k.tenant_id, k.env, k.project_id, k.mode
+        )
+        readers = await self.registry.store.load(
+            k._replace(resource_kind=ResourceKind.EVENT_STREAM)
+        )
+        if readers is None or _store_of(readers) == _store_of(writers):
+            return writers, None
+        return writers, readers.model_copy(update={"resource_kind": k.resource_kind})
+
+    async def _resume(self) -> None:
+        writers, held_on = await self._scope_routes()
+        if held_on is not None:
+            self.report.switched = writers
+            self._step(
+                CutoverStep.RESUME,
+                f"writers on {writers.backend_type.value} {writers.config}, readers held on "
+                f"{held_on.backend_type.value} {held_on.config}: finishing the catch-up",
+            )
+            await self._finish(held_on, writers)
+        elif _store_of(writers) == (self.plan.backend_type, self.plan.config):
+            self.report.settled = True
+            self._step(
+                CutoverStep.RESUME, "nothing to resume: readers and writers are on the target"
+            )
+        else:
+            self._step(CutoverStep.RESUME, "the route was never switched: running the cutover")
+            await self._steps(writers, self._target_of(writers))
+
+    async def _abort(self) -> None:
+        p = self.plan
+        writers, old = await self._scope_routes()
+        if old is None:
+            abandoned = self._target_of(writers)
+            if _store_of(abandoned) == _store_of(writers):
+                self.report.settled = True
+                self._step(CutoverStep.ABORT, "nothing to undo: readers and writers on one store")
+                return
+            # An abort that stopped after moving the writers back, named the abandoned
+            # store with --into-*: finish its copy-back.
+            old, writers = writers, abandoned
+            self.report.switched = old
+        else:
+            self.report.switched = await self.registry.switch_route(
+                p.route,
+                old.backend_type,
+                old.config,
+                actor=p.actor,
+                reason=f"cutover aborted: {p.reason}",
+            )
+            self._step(CutoverStep.ABORT, f"writers back on {old.backend_type.value} {old.config}")
+            await self._wait_route_caches()
+        # Workers wrote to the abandoned store from the switch on: bring all of it back.
+        # From the topic start, because the switch point is not recorded (writes are
+        # idempotent, so what the old store holds counts as duplicates).
+        name = f"{p.replay_name}-abort-{int(time.time())}"
+        ends = await self._replay(CutoverStep.CATCH_UP, old, name=name, start=StartFrom.beginning())
+        await self._final_verify(
+            writers,
+            old,
+            ends,
+            "rerun `spine cutover --abort` with --into-backend/--into-config naming the "
+            "abandoned store",
+        )
 
     async def _hold_readers(self, old: ResourceRoute) -> None:
         """Pin readers (the event_stream route) to the old store until the catch-up is done.
@@ -221,15 +368,22 @@ class Cutover:
             raise ConfigurationError(f"{old.describe()} already points at that backend.")
         return old
 
-    async def _replay(self, step: CutoverStep, new: ResourceRoute) -> dict[int, int]:
-        """Replay (resuming the shared group) and return the end per partition."""
+    async def _replay(
+        self,
+        step: CutoverStep,
+        new: ResourceRoute,
+        *,
+        name: str | None = None,
+        start: StartFrom | None = None,
+    ) -> dict[int, int]:
+        """Replay (by default resuming the shared group) and return the end per partition."""
         p = self.plan
         config = ReplayConfig(
             kafka=p.kafka,
             topic=p.topic,
-            name=p.replay_name,
+            name=name or p.replay_name,
             target=ReplayTarget.of_route(new),
-            start=StartFrom.resume(),
+            start=start or StartFrom.resume(),
             max_records=p.max_records,
         )
         self._step(step, f"replaying into {config.target.describe()} (group {config.group_id})")
@@ -279,8 +433,8 @@ class Cutover:
             self.report.verify = report
         else:
             self.report.final_verify = report
-        verdict = "identical" if report.identical else f"{len(report.differing)} stream(s) differ"
-        self._step(step, f"{len(streams)} stream(s), {report.total('target')} events: {verdict}")
+        verdict = report.verdict(allow_extra_in_target=step is not CutoverStep.VERIFY)
+        self._step(step, verdict)
         return report
 
     async def _switch(self) -> None:
@@ -292,12 +446,19 @@ class Cutover:
             CutoverStep.SWITCH,
             f"route switched to {p.backend_type.value} (v{self.report.switched.version})",
         )
-        wait_s = p.live_route_ttl_s + p.settle_s
+        await self._wait_route_caches()
+
+    async def _wait_route_caches(self) -> None:
+        wait_s = self.plan.live_route_ttl_s + self.plan.settle_s
         self._step(
             CutoverStep.WAIT_WORKERS, f"waiting {wait_s:.1f}s for live route caches to expire"
         )
         # The TTL is the workers' contract for picking up a switch: a known duration.
         await asyncio.sleep(wait_s)
+
+
+def _store_of(route: ResourceRoute) -> tuple[BackendType, dict[str, Any]]:
+    return route.backend_type, route.config
 
 
 async def wait_for_group(

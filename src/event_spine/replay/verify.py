@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Final
 
 import orjson
@@ -148,6 +148,41 @@ class VerifyReport:
     def lines(self) -> list[str]:
         """Every difference, stream by stream."""
         return [line for s in self.streams for line in s.lines()]
+
+    def count(self, kind: str) -> int:
+        """Events of one kind of difference over all streams (e.g. "missing_in_target")."""
+        return sum(getattr(s, kind).count for s in self.streams)
+
+    def verdict(self, *, allow_extra_in_target: bool = False) -> str:
+        """What differs and whether that is fine, in one sentence."""
+        if self.identical:
+            return f"identical: {len(self.streams)} stream(s), {self.total('target')} events"
+        extra = self.count("extra_in_target")
+        if self.consistent(allow_extra_in_target=allow_extra_in_target):
+            return (
+                f"consistent: {len(self.differing)} stream(s) differ only by {extra} newer "
+                f"event(s) in the target, written there by live workers after the switch; "
+                f"nothing of the source is missing or different"
+            )
+        problems = ", ".join(
+            f"{self.count(kind)} {kind.replace('_', ' ')}"
+            for kind in ("missing_in_target", "payload_mismatch", "position_mismatch")
+            if self.count(kind)
+        )
+        allowed = " (extra events in the target would be fine)" if allow_extra_in_target else ""
+        return f"DIFFERENT: {problems or f'{extra} extra in target'}{allowed}"
+
+    def as_dict(self, *, allow_extra_in_target: bool = False) -> dict[str, object]:
+        """JSON-ready: the verdict, totals and every stream's differences with samples."""
+        return {
+            "scope": self.scope.model_dump(mode="json"),
+            "identical": self.identical,
+            "consistent": self.consistent(allow_extra_in_target=allow_extra_in_target),
+            "verdict": self.verdict(allow_extra_in_target=allow_extra_in_target),
+            "source_events": self.total("source"),
+            "target_events": self.total("target"),
+            "streams": [asdict(s) for s in self.streams],
+        }
 
 
 @dataclass(frozen=True, slots=True)

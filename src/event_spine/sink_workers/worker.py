@@ -32,6 +32,7 @@ from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.kafka.startup import wait_for_kafka
+from event_spine.observability.ratelimit import DeadLetterLog
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
@@ -99,6 +100,7 @@ class SinkWorker:
     ) -> None:
         self.settings = settings
         self.stats = SinkStats()
+        self._dead_letter_log = DeadLetterLog(log)
         self._registry = registry
         self._own_registry_store: RegistryStore | None = None
         self.stores = stores or StoreFactory()
@@ -192,6 +194,9 @@ class SinkWorker:
             graceful_timeout=s.shutdown_timeout_s,
             allow_auto_create_topics=False,  # created explicitly with a fixed partition count
             log_level=logging.DEBUG,  # per-batch "Received/Processed" lines stay quiet
+            # Through the root handler (JSON with --log-format json), not faststream's own
+            # coloured stdout handler.
+            logger=logging.getLogger("faststream.access.spine"),
         )
         subscriber = broker.subscriber(
             s.topic,
@@ -229,6 +234,7 @@ class SinkWorker:
         if self._dlq is not None:
             await self._dlq.stop()
             self._dlq = None
+        self._dead_letter_log.flush()
         await self.stores.close()
         if self._sink_audit is not None:
             await self._sink_audit.close()
@@ -353,6 +359,11 @@ class SinkWorker:
             self.stats.dead_lettered[letter.reason] = (
                 self.stats.dead_lettered.get(letter.reason, 0) + 1
             )
+            rec = letter.record
+            self._dead_letter_log.parked(
+                letter.reason, rec.topic, rec.partition, rec.offset, str(letter.error)
+            )
+        self._dead_letter_log.tick()
 
     async def _publish_dead_letters(self, letters: list[DeadLetter]) -> None:
         if not letters:
