@@ -153,7 +153,8 @@ async def _recovered(
         if time.monotonic() > deadline:
             raise TimeoutError(f"not recovered {timeout_s}s after the kill")
         now = merged_committed(list(workers.values()))
-        if all_moved is None and all(now.get(q, 0) > off for q, off in before.items()):
+        # Every partition, also one the dead member owned but had not committed yet.
+        if all_moved is None and all(now.get(q, 0) > before.get(q, 0) for q in range(PARTITIONS)):
             all_moved = time.monotonic()
         await asyncio.sleep(0.005)
     return float(replacement.state["first_write"]), all_moved

@@ -97,7 +97,8 @@ async def wait_for_kafka(settings: KafkaSettings, what: str = "start") -> None:
             left_s = deadline - time.monotonic()
             if left_s <= 0:
                 raise BrokerUnavailable(
-                    f"cannot reach Kafka at {settings.bootstrap_servers} after {attempt} "
+                    f"cannot reach Kafka at {settings.bootstrap_servers} (--bootstrap / "
+                    f"{env_name('bootstrap_servers')}) after {attempt} "
                     f"attempt(s) in {budget_s:g}s ({cause}); check the address, or wait "
                     f"longer with --startup-timeout-s / {env_name('startup_timeout_s')}"
                 )
