@@ -21,7 +21,6 @@ import pytest
 from pydantic import SecretStr
 from tests.kafka.certs import Certificates, make_certificates
 
-from event_spine.backends.factory import StoreFactory
 from event_spine.dlq.tools import read_dead_letters, replay_dead_letters
 from event_spine.kafka import KafkaSettings
 from event_spine.observability.lag import LagProbe
@@ -31,8 +30,7 @@ from event_spine.replay.cutover import wait_for_group
 from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader
 from event_spine.sink_workers.settings import SinkSettings
 from event_spine.sink_workers.worker import SinkWorker
-from event_spine.subscriptions import EventFilter, subscribe
-from support.pipeline import ctx, registry_at
+from support.pipeline import ctx, first_subscribed
 from support.waiting import wait_until
 
 
@@ -134,18 +132,6 @@ async def _worker(settings: KafkaSettings, tmp_path: Path) -> None:
         await broker.stop()
 
 
-async def _subscribe(settings: KafkaSettings, tmp_path: Path) -> None:
-    registry = await registry_at(tmp_path / "subscribe.db")
-    stores = StoreFactory()
-    events = subscribe(ctx(), EventFilter(), registry=registry, stores=stores, kafka=settings)
-    try:
-        async with contextlib.aclosing(events):
-            await anext(events)
-    finally:
-        await stores.close()
-        await registry.store.close()
-
-
 async def _reader(settings: KafkaSettings) -> None:
     async with TopicReader(ReaderSettings(settings, "t", open_timeout_s=1)) as reader:
         await reader.open(StartFrom.beginning())
@@ -173,7 +159,7 @@ def _components(settings: KafkaSettings, tmp_path: Path) -> dict[str, Callable[[
         "spine dlq replay": lambda: replay_dead_letters(settings, "t.dlq", timeout_s=10),
         "replay reader": lambda: _reader(settings),
         "cutover (live group wait)": lambda: wait_for_group(settings, "t", "g", {0: 1}, 10),
-        "subscribe / spine tail": lambda: _subscribe(settings, tmp_path),
+        "subscribe / spine tail": lambda: first_subscribed(ctx(), settings, tmp_path),
         "lag probe": lambda: LagProbe(settings, "t", "g", timeout_s=10).measure(),
     }
 

@@ -11,7 +11,6 @@ them once restarted with working settings (counted in the topic).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import subprocess
@@ -22,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from event_spine.backends import StoreFactory
 from event_spine.broker.tansu import TansuBroker
+from event_spine.cli.options import open_registry_at
 from event_spine.dlq import read_dead_letters, replay_dead_letters
 from event_spine.errors import KafkaAuthFailed
 from event_spine.observability.lag import LagProbe
@@ -32,12 +31,11 @@ from event_spine.producers.acked import emit_acked
 from event_spine.replay import ReplayConfig, Replayer, ReplayTarget, StartFrom
 from event_spine.replay.cutover import wait_for_group
 from event_spine.sink_workers import SinkWorker
-from event_spine.subscriptions import EventFilter, subscribe
 from support.pipeline import (
     ctx,
+    first_subscribed,
     producer_for,
     read_topic,
-    registry_at,
     sink_settings,
     unique,
 )
@@ -80,18 +78,6 @@ async def refusal(call: Any) -> KafkaAuthFailed:
     return info.value
 
 
-async def _subscribe(bootstrap: str, tmp_path: Path) -> None:
-    registry = await registry_at(tmp_path / "subscribe.db")
-    stores = StoreFactory()
-    events = subscribe(ctx(), EventFilter(), registry=registry, stores=stores, kafka=bootstrap)
-    try:
-        async with contextlib.aclosing(events):
-            await anext(events)
-    finally:
-        await stores.close()
-        await registry.store.close()
-
-
 async def _worker(bootstrap: str, tmp_path: Path) -> None:
     worker = SinkWorker(sink_settings(bootstrap, unique("t"), tmp_path / "registry.db"))
     try:
@@ -116,6 +102,7 @@ def _replay(bootstrap: str, tmp_path: Path) -> Replayer:
             name=unique("replay"),
             target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "r.db")}),
             start=StartFrom.beginning(),
+            include_unrouted=True,  # no registry here: every scope read is written
         )
     )
 
@@ -130,7 +117,7 @@ def _components(bootstrap: str, tmp_path: Path) -> dict[str, Callable[[], Awaita
         "lag-probe": lambda: _lag(bootstrap),
         "dlq-read": lambda: read_dead_letters(bootstrap, unique("t.dlq")),
         "dlq-replay": lambda: replay_dead_letters(bootstrap, unique("t.dlq")),
-        "subscribe": lambda: _subscribe(bootstrap, tmp_path),
+        "subscribe": lambda: first_subscribed(ctx(), bootstrap, tmp_path),
         "emit-acked": lambda: asyncio.to_thread(
             emit_acked,
             ProducerSettings(bootstrap_servers=bootstrap, topic=unique("t")),
@@ -161,7 +148,9 @@ async def test_component_refused_with_one_clear_error(
 async def test_cli_refused_with_one_line(refused: str, command: list[str], tmp_path: Path) -> None:
     args = [*command, "--bootstrap", refused]
     if command[0] == "tail":
-        args += ["--registry", f"sqlite:{tmp_path / 'registry.db'}", "--env", "dev"]
+        registry = f"sqlite:{tmp_path / 'registry.db'}"
+        await (await open_registry_at(registry, create=True)).close()  # tail needs one
+        args += ["--registry", registry, "--env", "dev"]
         args += ["--mode", "lab", "--project", "p_core"]
     result = await asyncio.to_thread(
         subprocess.run,

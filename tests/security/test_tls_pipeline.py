@@ -117,6 +117,7 @@ async def test_replay_over_tls(loaded: Loaded, tmp_path: Path) -> None:
         name=unique("tls-replay"),
         target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "replayed.db")}),
         start=StartFrom.beginning(),
+        include_unrouted=True,  # no registry here: every scope read is written
         fetch_max_wait_ms=50,
     )
     progress = await Replayer(config).run()

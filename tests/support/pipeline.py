@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
@@ -9,12 +10,14 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from event_spine.kafka import as_kafka, make_consumer, make_producer
+from event_spine.backends import StoreFactory
+from event_spine.kafka import KafkaSettings, as_kafka, make_consumer, make_producer
 from event_spine.kafka.internals import refresh_metadata
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
 from event_spine.routing import RoutingRegistry, open_registry_store
 from event_spine.schemas import RequestContext, ResourceRoute
 from event_spine.sink_workers import SinkSettings, SinkWorker
+from event_spine.subscriptions import EventFilter, subscribe
 
 FAST_GROUP = {
     "session_timeout_ms": 2000,
@@ -121,3 +124,18 @@ async def raw_send(bootstrap: str, topic: str, items: list[tuple[bytes | None, b
             await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
+
+
+async def first_subscribed(
+    context: RequestContext, kafka: KafkaSettings | str, tmp_path: Path
+) -> None:
+    """Subscribe in ``context`` (an empty registry) until the first event or the first error."""
+    registry = await registry_at(tmp_path / "subscribe.db")
+    stores = StoreFactory()
+    events = subscribe(context, EventFilter(), registry=registry, stores=stores, kafka=kafka)
+    try:
+        async with contextlib.aclosing(events):
+            await anext(events)
+    finally:
+        await stores.close()
+        await registry.store.close()
