@@ -200,6 +200,26 @@ def _mem_total_gib() -> float | None:
     return None
 
 
+def git_commit() -> str | None:
+    """The commit the benchmarked code is at (with "+dirty" when the tree has changes)."""
+    import subprocess  # noqa: PLC0415
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
 def machine_info() -> dict[str, Any]:
     """The machine and the versions that shape the numbers."""
     try:
@@ -212,6 +232,7 @@ def machine_info() -> dict[str, Any]:
         "usable_cores": usable,
         "mem_total_gib": _mem_total_gib(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "git_commit": git_commit(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -241,6 +262,7 @@ def summarize(
     smoke: bool,
     started_at: dt.datetime,
     duration_s: float,
+    machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The result document of one benchmark."""
     names = sorted({k for run in measured.runs for k in run})
@@ -256,7 +278,7 @@ def summarize(
         "repeats": len(measured.runs),
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 1),
-        "machine": machine_info(),
+        "machine": machine or machine_info(),
         "params": params,
         "info": measured.info,
         "metrics": metrics,

@@ -19,7 +19,13 @@ class WorkerProcess:
     """One child sink worker; ``state`` is its latest progress line."""
 
     def __init__(
-        self, bootstrap: str, topic: str, group: str, registry_db: Path, latency_ms: float
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        registry_db: Path,
+        latency_ms: float,
+        sink: dict[str, Any] | None = None,
     ) -> None:
         self.argv = [
             sys.executable,
@@ -35,6 +41,8 @@ class WorkerProcess:
             str(registry_db),
             "--latency-ms",
             str(latency_ms),
+            "--sink-json",
+            json.dumps(sink or {}),
         ]
         self.state: dict[str, Any] = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -57,6 +65,11 @@ class WorkerProcess:
         async for line in self._proc.stdout:
             with contextlib.suppress(ValueError):
                 self.state = json.loads(line)
+
+    def kill(self) -> None:
+        """SIGKILL: no LeaveGroup, no commit, no cleanup (a crash, OOM or node loss)."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.kill()
 
     @property
     def alive(self) -> bool:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, log, summarize, write_result
+from benchmarks.common import RESULTS_DIR, log, machine_info, summarize, write_result
 
 #: Name -> module; the order is the suite's order.
 BENCHMARKS: dict[str, str] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, str] = {
     "replay": "benchmarks.replay",
     "list_after": "benchmarks.list_after",
     "backends": "benchmarks.backends",
+    "recovery": "benchmarks.recovery",
 }
 
 
@@ -46,6 +47,7 @@ def run_benchmark(
     quiet_logs()
     params = module.params(smoke) | (overrides or {})
     started_at = dt.datetime.now(dt.UTC)
+    machine = machine_info()  # load average and git commit before the run, not after
     began = time.perf_counter()
     log(f"{name}: {params}")
     with tempfile.TemporaryDirectory(prefix=f"spine-bench-{name}-") as tmp:
@@ -57,6 +59,7 @@ def run_benchmark(
         smoke=smoke,
         started_at=started_at,
         duration_s=time.perf_counter() - began,
+        machine=machine,
     )
     path = write_result(result, out_dir)
     log(f"{name}: wrote {path}")

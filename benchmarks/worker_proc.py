@@ -1,11 +1,13 @@
 """A sink worker in its own process, reporting progress as JSON lines on stdout.
 
 ``python -m benchmarks.worker_proc --bootstrap B --topic T --group G --registry-db R
-[--latency-ms 5]``. ``--latency-ms`` wraps every store so that each append_batch
-first sleeps that long (an injected write latency, as tests/support/faults.py
-injects faults). Lines: ``{"t": monotonic, "assigned": n, "seen": n,
-"first": monotonic|null, "committed": {partition: offset}}`` every 10 ms while
-something changes. Stops on SIGTERM.
+[--latency-ms 5] [--sink-json '{"group_instance_id": "w1"}']``. ``--latency-ms`` wraps
+every store so that each append_batch first sleeps that long (an injected write
+latency, as tests/support/faults.py injects faults); ``--sink-json`` sets more
+SinkSettings fields. Lines: ``{"t": monotonic, "booted": monotonic, "assigned_at": monotonic|null,
+"assigned": n, "seen": n, "written": n,
+"first": monotonic|null, "first_write": monotonic|null, "committed": {partition:
+offset}}`` every 10 ms while something changes. Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -97,16 +99,27 @@ def _assigned(worker: SinkWorker) -> int:
     return owned
 
 
-async def _report(worker: SinkWorker, stop: asyncio.Event) -> None:
+async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> None:
     first: float | None = None
+    first_write: float | None = None
+    assigned_at: float | None = None
     last = ""
     while not stop.is_set():
         if first is None and worker.stats.records:
             first = time.monotonic()
+        if first_write is None and worker.stats.written:
+            first_write = time.monotonic()
+        assigned = _assigned(worker)
+        if assigned_at is None and assigned:
+            assigned_at = time.monotonic()
         state = {
-            "assigned": _assigned(worker),
+            "booted": booted,
+            "assigned_at": assigned_at,
+            "assigned": assigned,
             "seen": worker.stats.records,
+            "written": worker.stats.written,
             "first": first,
+            "first_write": first_write,
             "committed": {str(p): off for (_, p), off in worker.stats.committed.items()},
             "duplicates": worker.stats.duplicates,
         }
@@ -121,16 +134,24 @@ async def _report(worker: SinkWorker, stop: asyncio.Event) -> None:
 
 async def main(argv: list[str] | None = None) -> None:
     """Run one worker until SIGTERM."""
+    booted = time.monotonic()  # after the imports: what a restart costs before the join
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--registry-db", required=True, type=Path)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--sink-json", default="{}", help="More SinkSettings fields (JSON).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("faststream").setLevel(logging.WARNING)
-    settings = sink_settings(args.bootstrap, args.topic, args.registry_db, group_id=args.group)
+    settings = sink_settings(
+        args.bootstrap,
+        args.topic,
+        args.registry_db,
+        group_id=args.group,
+        **json.loads(args.sink_json),
+    )
     stores = SlowFactory(args.latency_ms / 1000) if args.latency_ms > 0 else StoreFactory()
     worker = SinkWorker(settings, stores=stores)
     stop = asyncio.Event()
@@ -139,7 +160,7 @@ async def main(argv: list[str] | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     await worker.start()
     try:
-        await _report(worker, stop)
+        await _report(worker, stop, booted)
     finally:
         await worker.stop()
 

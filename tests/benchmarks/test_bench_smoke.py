@@ -20,7 +20,17 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ["emit", "producer", "sink", "scaling", "e2e", "replay", "list_after", "backends"]
+NAMES = [
+    "emit",
+    "producer",
+    "sink",
+    "scaling",
+    "e2e",
+    "replay",
+    "list_after",
+    "backends",
+    "recovery",
+]
 EMULATED = {"dynamodb", "firestore", "cosmos"}
 
 

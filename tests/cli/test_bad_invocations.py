@@ -152,6 +152,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("SPINE_", "PGPASSWORD", "PGUSER")):
             monkeypatch.delenv(name)
+    # One attempt at a dead broker, not the 30 s startup retry (tests/kafka/test_startup.py
+    # covers the retry).
+    monkeypatch.setenv("SPINE_KAFKA_STARTUP_TIMEOUT_S", "0")
 
 
 def test_every_bad_invocation_ends_in_its_code_and_a_message_naming_the_fix(
@@ -214,7 +217,7 @@ def spine(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         text=True,
         timeout=60,
         check=False,
-        env=env,
+        env=env or {**os.environ, "SPINE_KAFKA_STARTUP_TIMEOUT_S": "0"},
     )
 
 

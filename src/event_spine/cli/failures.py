@@ -25,6 +25,7 @@ import typer.main
 from pydantic import ValidationError
 
 from event_spine.errors import (
+    BrokerUnavailable,
     EventRejected,
     KafkaAuthFailed,
     ScopeViolation,
@@ -142,6 +143,8 @@ def _validation_lines(exc: ValidationError) -> str:
 def _spine_failure(exc: SpineError) -> Failure:
     if isinstance(exc, KafkaAuthFailed):
         return Failure(ExitCode.AUTH, str(exc))
+    if isinstance(exc, BrokerUnavailable):  # e.g. the startup retry gave up
+        return Failure(ExitCode.UNREACHABLE, str(exc))
     if isinstance(exc, StoreUnavailable):
         return Failure(ExitCode.UNREACHABLE, f"{exc} (is the store running and reachable?)")
     if isinstance(exc, StorePermanentError):

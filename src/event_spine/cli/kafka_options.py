@@ -117,6 +117,20 @@ _FLAGS: list[tuple[str, Any, Any, str | None]] = [
         ),
         "ssl_check_hostname",
     ),
+    (
+        "startup_timeout_s",
+        float | None,
+        typer.Option(
+            None,
+            "--startup-timeout-s",
+            min=0,
+            help="Seconds to retry an unreachable cluster at start, one log line per "
+            "attempt, before exiting with an error (SPINE_KAFKA_STARTUP_TIMEOUT_S; "
+            "default 30).",
+            rich_help_panel=_PANEL,
+        ),
+        "startup_timeout_s",
+    ),
 ]
 
 

@@ -108,6 +108,12 @@ def worker(
     heartbeat_interval_ms: int | None = _setting(
         "heartbeat_interval_ms", "Group heartbeat interval (ms)."
     ),
+    group_instance_id: str | None = _setting(
+        "group_instance_id",
+        "Static group membership: a stable id per replica (e.g. a StatefulSet pod name); "
+        "a restarted worker with it takes the dead member's partitions back (at once on "
+        "Kafka; ~6 s on Tansu). Never shared.",
+    ),
     fetch_max_wait_ms: int | None = _setting(
         "fetch_max_wait_ms", "Longest wait of a fetch for data (ms)."
     ),
@@ -135,6 +141,7 @@ def worker(
         "max_records": max_records,
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
+        "group_instance_id": group_instance_id,
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "worker_id": worker_id,
         "http_port": http_port,

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from event_spine.kafka.clients import make_consumer, make_producer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all
 from event_spine.sink_workers import dead_letters as h
 
@@ -75,6 +76,7 @@ async def read_dead_letters(
     ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
     """
     settings = as_kafka(kafka)
+    await wait_for_kafka(settings, "dlq")
     consumer = make_consumer(
         settings, client_id=settings.client_id_for("spine-dlq"), enable_auto_commit=False
     )
@@ -115,6 +117,7 @@ async def replay_dead_letters(
     """
     settings = as_kafka(kafka)
     client_id = settings.client_id_for("spine-dlq-replay")
+    await wait_for_kafka(settings, "dlq replay")
     consumer = make_consumer(
         settings,
         dlq_topic,

@@ -90,6 +90,12 @@ class KafkaSettings(BaseSettings):
     ssl_check_hostname: bool = Field(
         default=True, description="Check that the broker's certificate names its host."
     )
+    startup_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a worker, replay, tail or dlq command retries an unreachable "
+        "cluster at start (one log line per attempt) before it exits with a clear error.",
+    )
 
     @field_validator("sasl_oauth_token_provider", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from event_spine.errors import ConfigurationError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import high_watermarks, topic_partitions
 
 StartKind = Literal["resume", "beginning", "offsets", "time"]
@@ -155,6 +156,7 @@ class TopicReader:
         """Connect, assign, resolve start positions and capture the end of each partition."""
         s = self.settings
         kafka = as_kafka(s.kafka)
+        await wait_for_kafka(kafka, "replay")
         self._consumer = make_consumer(
             kafka,
             group_id=s.group_id,

@@ -44,8 +44,24 @@ class SinkSettings(KafkaComponentSettings):
     batch_timeout_ms: int = Field(default=200, ge=1)
     fetch_max_wait_ms: int = Field(default=100, ge=1)
     max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # 6 s: the lowest session real Kafka accepts by default (group.min.session.timeout.ms);
+    # a killed member's partitions wait this long when no replacement rejoins in time.
+    # Measured on Tansu 0.6.0 (docs/operations.md, crash recovery): a static-member rejoin
+    # took 6.0 s at 2-6 s sessions and 24-25 s at 10 s.
+    session_timeout_ms: int = Field(
+        default=6_000,
+        ge=1_000,
+        description="How long the group waits for a silent member (a killed worker) before "
+        "handing its partitions on. See docs/operations.md, crash recovery.",
+    )
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (KIP-345): a stable id per replica (e.g. a "
+        "StatefulSet pod name). A restarted worker with the same id takes its partitions "
+        "back without a rebalance on brokers that support it. Never share one id between "
+        "two live workers.",
+    )
     rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     # Failures.

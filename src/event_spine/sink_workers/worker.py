@@ -31,6 +31,7 @@ from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.kafka.clients import make_broker, make_producer
+from event_spine.kafka.startup import wait_for_kafka
 from event_spine.observability.ratelimit import DeadLetterLog
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
@@ -158,8 +159,9 @@ class SinkWorker:
         return (self._routes.hits, self._routes.misses) if self._routes is not None else (0, 0)
 
     async def start(self) -> None:
-        """Connect everything and join the group."""
+        """Wait for the cluster (bounded: ``kafka.startup_timeout_s``), connect, join."""
         s = self.settings
+        await wait_for_kafka(s.kafka, f"sink worker {s.worker_id}")
         if self._registry is None:
             self._own_registry_store = await open_registry_store(
                 s.registry_backend, s.registry_config
@@ -222,6 +224,7 @@ class SinkWorker:
             auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
+            group_instance_id=s.group_instance_id,
             rebalance_timeout_ms=s.rebalance_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
             listener=_Rebalance(self),
@@ -262,10 +265,23 @@ class SinkWorker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        # Start as a task racing the stop event: a signal during the startup retries,
+        # the topic check or the group join ends it at once (before, the handlers only
+        # set an event nobody read until start() returned: SIGTERM waited ~17 s).
+        starting = asyncio.ensure_future(self.start())
+        stopped = asyncio.ensure_future(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                log.warning("sink worker stopped by a signal during startup")
+                return
+            starting.result()  # a startup error (e.g. BrokerUnavailable) ends the run
+            await stopped
         finally:
+            stopped.cancel()
             await self.stop()
 
     async def wait_idle(self, timeout_s: float) -> bool:

@@ -35,6 +35,7 @@ from event_spine.errors import EventRejected, UnknownCursor
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.keys import kafka_key, partition_of
 from event_spine.kafka.settings import KafkaTarget, as_kafka
+from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all, high_watermarks
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
@@ -140,6 +141,7 @@ async def subscribe(
     after = dict(after or {})
     service = EventStreamService(ctx, registry, stores)
     settings = as_kafka(kafka)
+    await wait_for_kafka(settings, "subscribe")
     consumer = make_consumer(
         settings,
         client_id=settings.client_id_for("spine-subscribe"),
