@@ -331,6 +331,8 @@ async def test_cli_replay_sigkilled_then_rerun_completes_and_verifies(
         name,
         "--max-records",
         "1000",
+        "--registry",  # the live sink's routes: every history scope has one
+        f"sqlite:{history.registry_db}",
     )
     log = (tmp_path / "replay.log").open("wb")
     first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
