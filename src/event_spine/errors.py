@@ -24,7 +24,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
     ├── ProducerError
-    │   ├── BufferFull                 the emit buffer is full (policy "raise"/"block")
+    │   ├── BufferFull                 (retriable) the emit buffer is full ("raise"/"block")
     │   ├── ProducerClosed             emit after close()
     │   ├── ProducerNotConfigured      module-level emit without a default producer
     │   ├── DeliveryFailed             (retriable) emit_acked: the broker did not ack
