@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from event_spine.errors import ProducerNotConfigured
 from event_spine.kafka.records import MemoryRecord, RawRecord
@@ -29,9 +30,11 @@ __all__ = [
     "installed",
 ]
 
+P = TypeVar("P", bound=EventSpineProducer)
+
 
 @contextmanager
-def installed(producer: EventSpineProducer) -> Iterator[EventSpineProducer]:
+def installed(producer: P) -> Iterator[P]:
     """``with installed(MemoryProducer()):`` makes it the default producer for the
     block, then puts back the one installed before (if any)."""
     try:
