@@ -17,24 +17,120 @@ from dataclasses import dataclass, field
 
 # Prometheus 2.42 .. 3.5 functions and aggregations (promql/parser/functions.go, lex.go).
 FUNCTIONS = frozenset(
-    """
-    abs absent absent_over_time acos acosh asin asinh atan atanh avg_over_time ceil
-    changes clamp clamp_max clamp_min cos cosh count_over_time days_in_month day_of_month
-    day_of_week day_of_year deg delta deriv exp floor histogram_avg histogram_count
-    histogram_fraction histogram_quantile histogram_stddev histogram_stdvar histogram_sum
-    holt_winters double_exponential_smoothing hour idelta increase irate label_join
-    label_replace last_over_time ln log10 log2 mad_over_time max_over_time min_over_time
-    minute month pi predict_linear present_over_time quantile_over_time rad rate resets
-    round scalar sgn sin sinh sort sort_by_label sort_by_label_desc sort_desc sqrt
-    stddev_over_time stdvar_over_time sum_over_time tan tanh time timestamp vector year
-    sum avg min max count group stddev stdvar topk bottomk quantile count_values limitk
-    limit_ratio
-    """.split()
+    [
+        "abs",
+        "absent",
+        "absent_over_time",
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atanh",
+        "avg_over_time",
+        "ceil",
+        "changes",
+        "clamp",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "count_over_time",
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "deg",
+        "delta",
+        "deriv",
+        "exp",
+        "floor",
+        "histogram_avg",
+        "histogram_count",
+        "histogram_fraction",
+        "histogram_quantile",
+        "histogram_stddev",
+        "histogram_stdvar",
+        "histogram_sum",
+        "holt_winters",
+        "double_exponential_smoothing",
+        "hour",
+        "idelta",
+        "increase",
+        "irate",
+        "label_join",
+        "label_replace",
+        "last_over_time",
+        "ln",
+        "log10",
+        "log2",
+        "mad_over_time",
+        "max_over_time",
+        "min_over_time",
+        "minute",
+        "month",
+        "pi",
+        "predict_linear",
+        "present_over_time",
+        "quantile_over_time",
+        "rad",
+        "rate",
+        "resets",
+        "round",
+        "scalar",
+        "sgn",
+        "sin",
+        "sinh",
+        "sort",
+        "sort_by_label",
+        "sort_by_label_desc",
+        "sort_desc",
+        "sqrt",
+        "stddev_over_time",
+        "stdvar_over_time",
+        "sum_over_time",
+        "tan",
+        "tanh",
+        "time",
+        "timestamp",
+        "vector",
+        "year",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "limitk",
+        "limit_ratio",
+    ]
+)
+AGGREGATIONS = frozenset(
+    [
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "limitk",
+        "limit_ratio",
+    ]
 )
 KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"})
-LABEL_LIST_KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right"}
-)
+LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
 
 _TOKEN = re.compile(
     r"""
@@ -101,6 +197,8 @@ def names(expr: str) -> Names:
                 if toks[i][0] == "ident":
                     found.labels.add(toks[i][1])
                 i += 1
+        elif kind == "ident" and text in AGGREGATIONS and nxt[1].lower() in {"by", "without"}:
+            found.functions.add(text)  # `sum by (l) (x)`: the clause comes first
         elif kind == "ident" and nxt == ("punct", "("):
             if text not in FUNCTIONS:
                 raise PromQLSyntaxError(f"unknown function {text!r} in {expr!r}")
