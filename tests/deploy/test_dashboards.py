@@ -229,6 +229,15 @@ def test_every_metric_and_label_named_is_exported(exported: Exported) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_every_exported_metric_is_documented(exported: Exported) -> None:
+    text = OPERATIONS.read_text()
+    section = text[text.index("## Dashboards and alerts") :]
+    suffixes = re.compile(r"_(total|created|bucket|sum|count)$")
+    families = {suffixes.sub("", name) for name in exported.labels}
+    missing = sorted(f for f in families if f"`{f}" not in section)
+    assert not missing, f"not in docs/operations.md, Dashboards and alerts: {missing}"
+
+
 def test_the_scrape_holds_the_labelled_series_the_panels_need(exported: Exported) -> None:
     # Without these the test above would pass on names alone.
     assert exported.labels["spine_sink_dead_letters_total"] == {"topic", "reason"}
