@@ -90,6 +90,31 @@ class MemoryEventStore(EventStoreBase):
         start = bisect.bisect_right(stream, after_position, key=_position)
         return [e for e in stream[start : start + limit] if e.position <= upto_position]
 
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        if not descending:
+            return await self._load_range(key, low, high, limit)
+        stream = self._streams.get(key, [])
+        end = bisect.bisect_right(stream, high, key=_position)
+        out = stream[max(0, end - limit) : end][::-1]
+        return [e for e in out if e.position > low]
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        ids = sorted(
+            (
+                k.stream_id
+                for k in self._cursors
+                if k[:4] == scope and k.stream_id.startswith(prefix)
+            ),
+            reverse=descending,
+        )
+        if after is not None:
+            ids = [i for i in ids if (i < after if descending else i > after)]
+        return [self._cursors[StreamKey(*scope, i)] for i in ids[:limit]]
+
 
 def _position(event: StoredEvent) -> int:
     return event.position
