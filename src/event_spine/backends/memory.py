@@ -19,6 +19,7 @@ from event_spine.backends.base import (
     conflicts_among,
     without_conflicts,
 )
+from event_spine.backends.querying import pick_streams
 from event_spine.errors import ConcurrentUpdate, StorePermanentError
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
@@ -103,17 +104,8 @@ class MemoryEventStore(EventStoreBase):
     async def _load_streams(
         self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
     ) -> list[StreamCursor]:
-        ids = sorted(
-            (
-                k.stream_id
-                for k in self._cursors
-                if k[:4] == scope and k.stream_id.startswith(prefix)
-            ),
-            reverse=descending,
-        )
-        if after is not None:
-            ids = [i for i in ids if (i < after if descending else i > after)]
-        return [self._cursors[StreamKey(*scope, i)] for i in ids[:limit]]
+        mine = (c for k, c in self._cursors.items() if k[:4] == scope)
+        return pick_streams(mine, prefix, after, limit, descending)
 
 
 def _position(event: StoredEvent) -> int:

@@ -19,6 +19,7 @@ resolved within the caller's scope only.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -85,6 +86,20 @@ def prefix_range(prefix: str) -> tuple[str, str | None]:
     if not prefix:
         return "", None
     return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def pick_streams(
+    found: Iterable[StreamCursor], prefix: str, after: str | None, limit: int, descending: bool
+) -> list[StreamCursor]:
+    """``_load_streams`` over watermarks read unordered: filter, order, cut."""
+    mine = sorted(
+        (c for c in found if c.stream_id.startswith(prefix)),
+        key=lambda c: c.stream_id,
+        reverse=descending,
+    )
+    if after is not None:
+        mine = [c for c in mine if (c.stream_id < after if descending else c.stream_id > after)]
+    return mine[:limit]
 
 
 class QueryReads:
