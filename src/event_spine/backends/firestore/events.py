@@ -30,6 +30,7 @@ from event_spine.backends.firestore.layout import (
     _part,
     event_doc_id,
 )
+from event_spine.backends.querying import prefix_range
 from event_spine.errors import StoreLayoutOutdated, StorePermanentError, StoreUnavailable
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
@@ -272,12 +273,48 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
+        return await self._load_slice(key, after_position, upto_position, limit, descending=False)
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        """Descending needs the (stream_key, position DESC) composite index."""
         events = await self._col()
-        query = _stream_range(events, key.text(), ">", after_position, upto_position)
-        query = query.order_by("position").limit(limit)
+        query = _stream_range(events, key.text(), ">", low, high)
+        direction = "DESCENDING" if descending else "ASCENDING"
+        query = query.order_by("position", direction=direction).limit(limit)
         with _mapped(self._what):
             snaps = [snap async for snap in query.stream(**self._rpc)]
             return await self._decode(snaps)
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        """A range on the watermarks' ``stream_key`` (its automatic single-field index)."""
+        await self._check_layout()
+        head = "|".join(scope) + "|"
+        low, high = prefix_range(prefix)
+        query = (await self._col("cursors")).where(
+            filter=FieldFilter("stream_key", ">=", head + low)
+        )
+        # "}" follows "|" in byte order: the end of the scope's keys.
+        end = head + high if high is not None else head[:-1] + "}"
+        query = query.where(filter=FieldFilter("stream_key", "<", end))
+        if after is not None:
+            op = "<" if descending else ">"
+            query = query.where(filter=FieldFilter("stream_key", op, head + after))
+        direction = "DESCENDING" if descending else "ASCENDING"
+        query = query.order_by("stream_key", direction=direction).limit(limit)
+        with _mapped(self._describe("cursors")):
+            snaps = [snap async for snap in query.stream(**self._rpc)]
+        return [
+            StreamCursor(
+                snap.get("stream_key")[len(head) :],
+                int(snap.get("position")),
+                snap.get("last_event_id"),
+            )
+            for snap in snaps
+        ]
 
     async def _decode(self, snaps: list[Any]) -> list[StoredEvent]:
         """Events from their documents, joining chunked bodies from their parts."""
