@@ -316,3 +316,22 @@ class QueryContract:
 def stream_of_ids(page: list[StoredEvent], stream: list[StoredEvent]) -> list[StoredEvent]:
     """The events of ``stream`` after the last one of ``page``."""
     return stream[len(page) :]
+
+
+async def assert_reads_stop_at_the_watermark(
+    store: EventStore, events: list[StoredEvent], watermark: int
+) -> None:
+    """``events`` (one stream, positions 0..n-1) are stored, but the stream's watermark
+    was put back to ``watermark``: no read may return or count an event above it."""
+    stream_id = events[0].stream_id
+    visible = events[: watermark + 1]
+    assert flat(await walk(store, SCOPE, stream_id=stream_id, limit=3)) == visible
+    desc = flat(await walk(store, SCOPE, stream_id=stream_id, limit=3, descending=True))
+    assert desc == visible[::-1]
+    assert flat(await walk(store, SCOPE, stream_prefix="", limit=2)) == visible
+    only = await store.query(SCOPE, EventQuery(stream_id=stream_id, event_types=("kind.a",)))
+    assert only.events == [e for e in visible if e.record.event_type == "kind.a"]
+    counts = await store.count_event_types(SCOPE, stream_id)
+    assert sum(counts.values()) == len(visible)
+    (summary,) = (await store.list_streams(SCOPE)).streams
+    assert summary.last_position == watermark

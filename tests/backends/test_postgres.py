@@ -33,6 +33,7 @@ from event_spine.errors import ConfigurationError, StorePermanentError, StoreUna
 from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.schemas import StoredEvent
 from event_spine.tabular import TabularStore
+from query_contract import assert_reads_stop_at_the_watermark, typed
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
@@ -232,6 +233,20 @@ async def test_statement_timeout_is_unavailable(
 
 
 # --- data the server refuses --------------------------------------------------
+
+
+async def test_reads_stop_at_a_lagging_watermark(
+    settings: dict[str, Any], opened: OpenedStores, admin: asyncpg.Connection
+) -> None:
+    config = PostgresConfig.model_validate(settings)
+    store = await opened.add(PostgresEventStore(config))
+    events = typed(10, "lag/1")
+    await store.append_batch(events)
+    await admin.execute(
+        f"UPDATE {config.table('cursors')} SET position = 4, last_event_id = $1",
+        events[4].event_id,
+    )
+    await assert_reads_stop_at_the_watermark(store, events, 4)
 
 
 async def test_another_event_at_a_stored_position_is_refused(
