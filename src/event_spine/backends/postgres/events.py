@@ -37,6 +37,21 @@ from event_spine.schemas.query import EventQuery, Position
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
+prefix pages (a row-value range from the cursor), each joined to its watermark row;
+``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
+and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
+``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
+read). Cost of the type index, measured (100k events, 100 streams x 10 types, local
+server, shared machine): writes 9.5k -> 8.9k events/s (within noise); a one-type page
+of 100: p50 3.6 -> 1.6 ms. Existing tables: open() runs CREATE INDEX IF NOT EXISTS,
+which blocks writes while it builds: on a large table create it beforehand with
+``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" ON ... (tenant_id, env, mode,
+project_id, stream_id, event_type, position)``. No layout change.
+"""
+
 # One INSERT carries at most this much body data (the rest go in more statements
 # of the same transaction): bounds client and server memory per statement.
 _STATEMENT_BYTES: Final = 8 * 1024 * 1024

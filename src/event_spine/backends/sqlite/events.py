@@ -31,6 +31,26 @@ from event_spine.schemas.query import EventQuery, Position
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: ``spine_events_by_stream`` (scope, stream_id, position) serves one-stream
+and prefix pages in order (a prefix page starts at the cursor's (stream_id,
+position) row value), each bounded by its watermark row (primary key of
+spine_cursors). ``spine_events_by_type`` (scope, stream_id, event_type, position)
+serves one-type pages (a range already in position order) and counts (a covering,
+index-only walk). A page of several types reads the stream index and filters rows.
+Time filters: ``ts`` is ISO text with any UTC offset, compared in SQL as julianday()
+seconds (millisecond precision) widened by 1 s, then exactly in Python; not
+indexed, so a narrow window on a long stream scans its position range from the cursor.
+Cost of the type index, measured (200k events, 100 streams x 10 types, batches of
+1,000, synchronous=NORMAL, a shared 2-core machine): writes 28-30k -> 17k events/s
+(-40%); a one-type page of 100: p50 1.6 -> 0.10 ms; counts of a 2,000-event stream:
+2.3 -> 0.31 ms; about 60 bytes of index per event. Existing files: the index is
+created (CREATE INDEX IF NOT EXISTS) when this release first opens the file, holding
+the write lock meanwhile (0.45 s per 200k events measured); the layout version stays
+2 and older releases keep working with the index present.
+"""
+
 #: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
 LAYOUT_VERSION = 2
 # The marker comes first: a store that sees spine_events also sees its marker.
