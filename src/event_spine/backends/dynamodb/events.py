@@ -63,10 +63,11 @@ class DynamoEventStore(_OneTable, EventStoreBase):
         StoreUnavailable at the first write, which the sink retries)."""
         if self._layout_checked:
             return
-        marker = await self._table.get(_LAYOUT_KEY)
-        if marker is None or int(marker["v"]["N"]) < LAYOUT_VERSION:
+        if not await self._marked():
             any_item = await self._table.call("scan", Limit=1, ConsistentRead=True)
-            if any_item.get("Items"):
+            # Marked meanwhile: a concurrent first use (the scan may even have found
+            # its marker) put it before writing anything. Found by the query contract.
+            if any_item.get("Items") and not await self._marked():
                 raise StoreLayoutOutdated(
                     f"DynamoDB {self._table.what} holds events in layout 1 (indexed by "
                     f"event_id alone); this release reads layout {LAYOUT_VERSION}. Migrate it "
@@ -74,6 +75,10 @@ class DynamoEventStore(_OneTable, EventStoreBase):
                 )
             await self._table.call("put_item", Item={**_LAYOUT_KEY, "v": _n(LAYOUT_VERSION)})
         self._layout_checked = True
+
+    async def _marked(self) -> bool:
+        marker = await self._table.get(_LAYOUT_KEY)
+        return marker is not None and int(marker["v"]["N"]) >= LAYOUT_VERSION
 
     async def migrate(self) -> str:
         """Re-key a layout-1 table's id# and part# items by scope + event_id.

@@ -96,10 +96,11 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
             return
         with _mapped(self._what):
             marker = (await self._col("layout")).document("events")
-            snap = await marker.get(**self._rpc)
-            if not snap.exists or int(snap.get("version")) < LAYOUT_VERSION:
+            if not await self._marked(marker):
                 events = await self._col()
                 async for old in events.limit(1).stream(**self._rpc):
+                    if await self._marked(marker):
+                        break  # a concurrent first use marked it, then wrote
                     raise StoreLayoutOutdated(
                         f"Firestore {self._what} holds events in layout 1 (document "
                         f"{old.id!r} is named by event_id alone); this release reads layout "
@@ -108,6 +109,10 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
                     )
                 await marker.set({"version": LAYOUT_VERSION}, **self._rpc)
         self._layout_checked = True
+
+    async def _marked(self, marker: Any) -> bool:
+        snap = await marker.get(**self._rpc)
+        return bool(snap.exists) and int(snap.get("version")) >= LAYOUT_VERSION
 
     async def migrate(self) -> str:
         """Rename layout-1 event documents (and their parts) by scope + event_id.
