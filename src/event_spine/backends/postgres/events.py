@@ -40,7 +40,8 @@ from event_spine.schemas.wire import StoredEvent
 #: How queries run here, their indexes and costs (docs/backends.md, generated).
 QUERY_COSTS = """\
 Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
-prefix pages (a row-value range from the cursor), each joined to its watermark row;
+prefix pages (a row-value range from the cursor, walked in page order; each row checked
+against its watermark by a primary-key point read);
 ``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
 and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
 ``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
