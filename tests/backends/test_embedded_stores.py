@@ -139,6 +139,23 @@ class TestSqliteStore(EventStoreContract):
         assert cursor.position == size - 1
 
 
+class TestSqliteStoreWithoutTypeIndex(EventStoreContract):
+    """``type_index: false``: no events_by_type index, the same answers."""
+
+    @pytest.fixture
+    async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
+        config = SqliteConfig(path=str(tmp_path / "events.db"), type_index=False)
+
+        async def open_() -> EventStore:
+            store = await opened.add(SqliteEventStore(config))
+            with sqlite3.connect(config.path) as db:
+                rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+                assert "spine_events_by_type" not in {r[0] for r in rows}
+            return store
+
+        return open_
+
+
 class TestFilesystemStore(EventStoreContract):
     @pytest.fixture
     async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
