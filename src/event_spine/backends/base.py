@@ -37,7 +37,8 @@ from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
-from event_spine.backends import keys as _keys
+# Defined in keys (querying needs them too); every backend imports them from here.
+from event_spine.backends.keys import Anchor, ScopeKey, StreamCursor, StreamKey
 from event_spine.backends.querying import QueryReads
 from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
 from event_spine.schemas.query import MAX_PAGE as QUERY_MAX_PAGE
@@ -48,11 +49,6 @@ from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 #: Largest page list_after and query return.
 MAX_PAGE: Final = QUERY_MAX_PAGE
 
-# Defined in keys (querying needs them too); every backend imports them from here.
-ScopeKey = _keys.ScopeKey
-StreamKey = _keys.StreamKey
-StreamCursor = _keys.StreamCursor
-Anchor = _keys.Anchor
 
 _digest_encoder: Final = msgspec.json.Encoder(order="sorted")
 
