@@ -35,10 +35,13 @@ from typing import Final, NamedTuple, Protocol, runtime_checkable
 import msgspec
 
 from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
+from event_spine.schemas.query import MAX_PAGE as QUERY_MAX_PAGE
+from event_spine.schemas.query import EventPage, EventQuery, StreamPage
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 
-MAX_PAGE: Final = 1000
+#: Largest page list_after and query return.
+MAX_PAGE: Final = QUERY_MAX_PAGE
 
 #: (tenant, env, mode, project): the scope part of an event's identity.
 ScopeKey = tuple[str, str, str, str]
@@ -312,6 +315,17 @@ class EventStore(Protocol):
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """The stream's watermark, or None if nothing was stored."""
 
+    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
+        """One page of the visible events ``q`` selects in ``scope`` (see schemas.query)."""
+
+    async def list_streams(
+        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
+    ) -> StreamPage:
+        """Up to ``limit`` streams of ``scope`` (starting with ``prefix``) in id order."""
+
+    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
+        """How many visible events of each type the stream holds."""
+
 
 class EventStoreBase(abc.ABC):
     """Implements EventStore's reads and checks over four backend primitives."""
@@ -385,6 +399,20 @@ class EventStoreBase(abc.ABC):
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """The watermark of one stream."""
         return await self._load_cursor(StreamKey.of(scope, stream_id))
+
+    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
+        """One page of the visible events ``q`` selects in ``scope``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement query yet")
+
+    async def list_streams(
+        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
+    ) -> StreamPage:
+        """Up to ``limit`` streams of ``scope`` (starting with ``prefix``) in id order."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement list_streams yet")
+
+    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
+        """How many visible events of each type the stream holds."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement counts yet")
 
     @abc.abstractmethod
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
