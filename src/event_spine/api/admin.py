@@ -96,7 +96,12 @@ async def lag(request: Request) -> Response:
         state.lag = LagProbe(s.kafka, s.topic, s.sink_group_id)
     measured = await state.lag.measure()
     parts = [
-        {"partition": p.partition, "committed": p.committed, "high_watermark": p.high_watermark, "lag": p.lag}
+        {
+            "partition": p.partition,
+            "committed": p.committed,
+            "high_watermark": p.high_watermark,
+            "lag": p.lag,
+        }
         for p in sorted(measured.values(), key=lambda p: p.partition)
     ]
     return JsonResponse(

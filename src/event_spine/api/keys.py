@@ -142,11 +142,7 @@ async def create_key(
 def row_to_key(row: tuple[Any, ...]) -> tuple[ApiKey, str]:
     """(key_id, name, admin, tenant, env, mode, project, created, revoked, hash) -> key."""
     key_id, name, admin, tenant, env, mode, project, created, revoked, secret_hash = row
-    scope = (
-        None
-        if admin
-        else Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)
-    )
+    scope = None if admin else Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)
     return (
         ApiKey(key_id, name, bool(admin), scope, _time(created), _time(revoked)),
         secret_hash,

@@ -262,9 +262,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op("Query one stream", _json("EventPage", "One page."), stream_events)
             },
             "/v1/streams/{stream_id}/counts": {
-                "get": _op(
-                    "Visible events per type", _json("Counts", "Counts."), [_STREAM_PATH]
-                )
+                "get": _op("Visible events per type", _json("Counts", "Counts."), [_STREAM_PATH])
             },
             "/v1/streams/{stream_id}/live": {
                 "get": _op(
@@ -296,9 +294,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {
-                                "schema": {"$ref": _REF + "schemas/EmitRequest"}
-                            }
+                            "application/json": {"schema": {"$ref": _REF + "schemas/EmitRequest"}}
                         },
                     },
                     "responses": {

@@ -125,9 +125,7 @@ async def emit(request: Request) -> Response:
     except PydanticValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(map(str, first["loc"])) or "body"
-        raise Problem(
-            "invalid-event", f"`{where}`: {first['msg']}", field=where
-        ) from None
+        raise Problem("invalid-event", f"`{where}`: {first['msg']}", field=where) from None
     event_id = state.producer.emit_event(
         ctx,
         body.event_type,

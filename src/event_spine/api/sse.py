@@ -68,7 +68,7 @@ def parse_start(request: Request) -> LiveStart:
     if origin not in ("now", "start"):
         raise invalid("from", f"must be `now` or `start`, got {origin!r}")
     if not text:
-        return LiveStart(None, None, origin == "start")
+        return LiveStart(None, None, from_start=origin == "start")
     position_text, dot, event_id = text.rpartition(".")
     if not dot:
         position_text, event_id = "", text
@@ -76,7 +76,7 @@ def parse_start(request: Request) -> LiveStart:
         raise invalid(
             "Last-Event-ID", "must be an id this API sent (`<position>.<event_id>`) or an event id"
         )
-    return LiveStart(event_id, int(position_text) if position_text else None, True)
+    return LiveStart(event_id, int(position_text) if position_text else None, from_start=True)
 
 
 async def live(request: Request) -> Any:
@@ -187,7 +187,7 @@ class SseStream:
                         self.overflowed.set()
                         break
                     self.queue.put_nowait(event)
-        except Exception as exc:  # noqa: BLE001 - reported to the client as a frame
+        except Exception as exc:  # reported to the client as a frame
             self.failure = exc
         self.queue.put_nowait(_END)
 
