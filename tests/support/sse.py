@@ -28,7 +28,7 @@ async def frames(response: httpx.Response) -> AsyncIterator[Frame]:
     data: list[str] = []
     async for line in response.aiter_lines():
         if line == "":
-            if fields or data:
+            if data:  # as browsers do: a block without data (e.g. `retry:`) is no event
                 yield Frame(fields.get("id"), fields.get("event", "message"), "\n".join(data))
             fields, data = {}, []
             continue

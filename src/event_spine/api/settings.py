@@ -20,9 +20,12 @@ class ApiSettings:
     #: Token bucket per key: sustained requests per second, and the burst above it.
     rate_per_s: float = 50.0
     rate_burst: int = 100
-    #: SSE: events held per connection at most; a client that falls this far behind
-    #: is sent an ``overflow`` event and disconnected.
+    #: SSE: events held per connection at most (with the Kafka consumer's own fetch
+    #: buffer, the memory bound of a connection).
     sse_buffer_events: int = 1_000
+    #: SSE: how long the buffer may stay full (the client taking nothing) before the
+    #: client is sent an ``overflow`` event and disconnected.
+    sse_stall_s: float = 10.0
     #: SSE: a comment line after this long without an event, so proxies keep the
     #: connection and the client sees it is alive.
     sse_heartbeat_s: float = 15.0

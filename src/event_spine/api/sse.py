@@ -9,9 +9,10 @@ a bounded queue, and one writer draining it to the socket:
   the resume work even when the event was sent live before the sink stored it.
 - After ``sse_heartbeat_s`` without an event the writer sends a ``: heartbeat``
   comment line.
-- The queue holds ``sse_buffer_events`` at most. When a client reads slower than
-  events come and the queue is full, the pump stops, the writer sends one
-  ``event: overflow`` frame (with the last id delivered) and the connection ends;
+- The queue holds ``sse_buffer_events`` at most. A burst larger than that only
+  waits; when the queue stays full for ``sse_stall_s`` (the client reads slower
+  than events come), the pump stops, the writer sends one ``event: overflow``
+  frame (with the last id delivered, to resume from) and the connection ends;
   if the writer cannot even send that within ``sse_overflow_grace_s`` (the client
   reads nothing), the connection is cut. Memory per connection is bounded by the
   queue, never by the client.
@@ -132,8 +133,7 @@ class SseStream:
         self.settings = state.settings
         self.stream_id = stream_id
         self.events = events
-        # One slot above the bound, so the end marker always fits.
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(self.settings.sse_buffer_events + 1)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(self.settings.sse_buffer_events)
         self.overflowed = asyncio.Event()
         self.failure: BaseException | None = None
         self.last_sent: str | None = None
@@ -177,19 +177,23 @@ class SseStream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self) -> None:
-        bound = self.settings.sse_buffer_events
+        stall_s = self.settings.sse_stall_s
         try:
             async with contextlib.aclosing(self.events):
                 async for event in self.events:
                     if event.stream_id != self.stream_id:
                         continue  # the filter is a prefix: keep this stream only
-                    if self.queue.qsize() >= bound:
+                    if not self.queue.full():
+                        self.queue.put_nowait(event)
+                        continue
+                    try:
+                        await asyncio.wait_for(self.queue.put(event), stall_s)
+                    except TimeoutError:
                         self.overflowed.set()
-                        break
-                    self.queue.put_nowait(event)
+                        return
         except Exception as exc:  # reported to the client as a frame
             self.failure = exc
-        self.queue.put_nowait(_END)
+        await self.queue.put(_END)
 
     async def _writer(self, send: Send) -> None:
         heartbeat_s = self.settings.sse_heartbeat_s
