@@ -30,10 +30,12 @@ import abc
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
+from event_spine.backends import keys as _keys
+from event_spine.backends.querying import QueryReads
 from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
 from event_spine.schemas.query import MAX_PAGE as QUERY_MAX_PAGE
 from event_spine.schemas.query import EventPage, EventQuery, StreamPage
@@ -43,54 +45,11 @@ from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 #: Largest page list_after and query return.
 MAX_PAGE: Final = QUERY_MAX_PAGE
 
-#: (tenant, env, mode, project): the scope part of an event's identity.
-ScopeKey = tuple[str, str, str, str]
-
-
-class StreamKey(NamedTuple):
-    """Identity of one stream: its scope and its id."""
-
-    tenant_id: str
-    env: str
-    mode: str
-    project_id: str
-    stream_id: str
-
-    @classmethod
-    def of(cls, scope: Scope, stream_id: str) -> StreamKey:
-        """The key of ``stream_id`` in ``scope``."""
-        return cls(scope.tenant_id, scope.env, scope.mode, scope.project_id, stream_id)
-
-    @classmethod
-    def of_record(cls, record: EventRecord) -> StreamKey:
-        """The key of the stream a record belongs to."""
-        r = record.routing
-        return cls(r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
-
-    def scope_key(self) -> tuple[str, str, str, str]:
-        """(tenant, env, mode, project)."""
-        return (self.tenant_id, self.env, self.mode, self.project_id)
-
-    def text(self) -> str:
-        """One string, for stores keyed by text. ``|`` appears in no id format."""
-        return "|".join(self)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCursor:
-    """A stream's checkpoint: everything up to ``position`` is durable and visible."""
-
-    stream_id: str
-    position: int
-    last_event_id: str
-
-
-class Anchor(NamedTuple):
-    """Where a reader's ``after_event_id`` is: its stream and position."""
-
-    key: StreamKey
-    position: int
-
+# Defined in keys (querying needs them too); every backend imports them from here.
+ScopeKey = _keys.ScopeKey
+StreamKey = _keys.StreamKey
+StreamCursor = _keys.StreamCursor
+Anchor = _keys.Anchor
 
 _digest_encoder: Final = msgspec.json.Encoder(order="sorted")
 
@@ -327,13 +286,14 @@ class EventStore(Protocol):
         """How many visible events of each type the stream holds."""
 
 
-class EventStoreBase(abc.ABC):
-    """Implements EventStore's reads and checks over four backend primitives."""
+class EventStoreBase(QueryReads, abc.ABC):
+    """Implements EventStore's reads and checks over four backend primitives
+    (queries: see ``querying``)."""
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def open(self) -> None:
         """Default: nothing to create."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Default: nothing to release."""
 
     async def ping(self) -> None:
@@ -399,20 +359,6 @@ class EventStoreBase(abc.ABC):
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """The watermark of one stream."""
         return await self._load_cursor(StreamKey.of(scope, stream_id))
-
-    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
-        """One page of the visible events ``q`` selects in ``scope``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement query yet")
-
-    async def list_streams(
-        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
-    ) -> StreamPage:
-        """Up to ``limit`` streams of ``scope`` (starting with ``prefix``) in id order."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement list_streams yet")
-
-    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
-        """How many visible events of each type the stream holds."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement counts yet")
 
     @abc.abstractmethod
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:

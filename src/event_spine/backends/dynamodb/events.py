@@ -196,24 +196,58 @@ class DynamoEventStore(_OneTable, EventStoreBase):
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
+        return await self._load_slice(key, after_position, upto_position, limit, descending=False)
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        """One Query per round trip, newest first when descending (ScanIndexForward)."""
         heads: list[Item] = []
-        low, pk = after_position + 1, _s(_stream_pk(key))
+        low, pk = low + 1, _s(_stream_pk(key))
         # Each round trip is a fresh range (a Query page stops at 1 MB).
-        while len(heads) < limit and low <= upto_position:
-            values = {":pk": pk, ":low": _n(low), ":high": _n(upto_position)}
+        while len(heads) < limit and low <= high:
+            values = {":pk": pk, ":low": _n(low), ":high": _n(high)}
             response = await self._table.call(
                 "query",
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
                 ExpressionAttributeValues=values,
                 ConsistentRead=True,
+                ScanIndexForward=not descending,
                 Limit=limit - len(heads),
             )
             heads.extend(response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             if not last:
                 break
-            low = int(last["sk"]["N"]) + 1
+            if descending:
+                high = int(last["sk"]["N"]) - 1
+            else:
+                low = int(last["sk"]["N"]) + 1
         return await self._assemble(heads)
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        """A Scan of the table's wm# items of the scope: the table has no index by
+        scope (docs/backends.md: what it costs), so every call reads the whole table."""
+        await self._check_layout()
+        head = f"wm#{'|'.join(scope)}|"
+        found: list[StreamCursor] = []
+        async for page in self._table.pages(
+            "scan",
+            FilterExpression="begins_with(pk, :head)",
+            ProjectionExpression="pk, p, e",
+            ExpressionAttributeValues={":head": _s(head + prefix)},
+        ):
+            found.extend(
+                StreamCursor(i["pk"]["S"][len(head) :], int(i["p"]["N"]), i["e"]["S"]) for i in page
+            )
+        found.sort(key=lambda c: c.stream_id, reverse=descending)
+        if after is not None:
+            found = [
+                c for c in found if (c.stream_id < after if descending else c.stream_id > after)
+            ]
+        return found[:limit]
 
     async def _assemble(self, heads: list[Item]) -> list[StoredEvent]:
         """Decode ev# items, fetching the part# items of multi-part bodies."""

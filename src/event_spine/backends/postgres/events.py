@@ -7,6 +7,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     AppendResult,
     DelegatedLifecycle,
@@ -30,7 +31,10 @@ from event_spine.backends.postgres.database import (
     _rowcount,
     _schema_ddl,
 )
+from event_spine.backends.querying import PrefixScan, Scan
 from event_spine.errors import StoreLayoutOutdated
+from event_spine.schemas.query import EventQuery, Position
+from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
 # One INSERT carries at most this much body data (the rest go in more statements
@@ -58,6 +62,11 @@ CREATE TABLE IF NOT EXISTS {{events}} (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS "{{p}}events_by_stream"
     ON {{events}} (tenant_id, env, mode, project_id, stream_id, position);
+-- Queries by event type and counts per type (docs/backends.md: its cost). Additive:
+-- open() builds it on an existing table (blocking writes meanwhile: on a large one
+-- create it first with CREATE INDEX CONCURRENTLY under this name).
+CREATE INDEX IF NOT EXISTS "{{p}}events_by_type"
+    ON {{events}} (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS {{cursors}} (
     tenant_id  {_ID}, env {_ID}, mode {_ID}, project_id {_ID}, stream_id {_ID},
     position      bigint NOT NULL,
@@ -66,6 +75,14 @@ CREATE TABLE IF NOT EXISTS {{cursors}} (
     PRIMARY KEY (tenant_id, env, mode, project_id, stream_id)
 );
 """
+# timestamptz: times compare exactly in SQL.
+_DIALECT = sqlquery.Dialect(
+    mark=lambda n: f"${n}",
+    ts_column="e.ts",
+    ts_param=lambda mark: mark,
+    ts_value=lambda ts: ts,
+    exact_ts=True,
+)
 _STREAM = "tenant_id = $1 AND env = $2 AND mode = $3 AND project_id = $4 AND stream_id = $5"
 
 
@@ -120,7 +137,7 @@ class _EventSql:
             " position = excluded.position, last_event_id = excluded.last_event_id,"
             " updated_at = now() WHERE excluded.position > c.position"
         )
-        self.events = events
+        self.events, self.cursors = events, cursors
         self.cursor = f"SELECT position, last_event_id FROM {cursors} WHERE {_STREAM}"
         self.event = (
             f"SELECT body, position FROM {events} WHERE tenant_id = $1 AND env = $2"
@@ -239,6 +256,36 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
             finally:
                 await conn.close()
         return f"re-keyed {count} event(s); now at layout {LAYOUT_VERSION}"
+
+    async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
+        sql, params = sqlquery.stream_scan(
+            _DIALECT, self._sql.events, self._sql.cursors, key, q, start, q.limit
+        )
+        return sqlquery.stream_result(await self._fetch(sql, params), q)
+
+    async def _query_prefix(
+        self, scope: Scope, q: EventQuery, start: Position | None
+    ) -> PrefixScan:
+        sql, params = sqlquery.prefix_scan(
+            _DIALECT, self._sql.events, self._sql.cursors, scope.key(), q, start, q.limit
+        )
+        return sqlquery.prefix_result(await self._fetch(sql, params), q, start)
+
+    async def _count_types(self, key: StreamKey) -> dict[str, int]:
+        sql, params = sqlquery.count_types(_DIALECT, self._sql.events, self._sql.cursors, key)
+        return {t: int(n) for t, n in await self._fetch(sql, params)}
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        sql, params = sqlquery.list_streams(
+            _DIALECT, self._sql.cursors, scope, prefix, after, limit, descending
+        )
+        return [StreamCursor(*row) for row in await self._fetch(sql, params)]
+
+    async def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+        with _mapped(self._db.where):
+            return list(await self._db.pool.fetch(sql, *params))
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         with _mapped(self._db.where):

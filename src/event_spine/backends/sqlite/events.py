@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import datetime
+from typing import Any
 
+from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     Anchor,
     AppendResult,
@@ -20,9 +23,12 @@ from event_spine.backends.base import (
     skipped_conflicts,
     without_conflicts,
 )
+from event_spine.backends.querying import PrefixScan, Scan
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase, insert_rows
 from event_spine.errors import StoreLayoutOutdated
+from event_spine.schemas.query import EventQuery, Position
+from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
 #: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
@@ -58,6 +64,10 @@ _SCHEMA = (
     + """
 CREATE UNIQUE INDEX IF NOT EXISTS spine_events_by_stream
     ON spine_events (tenant_id, env, mode, project_id, stream_id, position);
+-- For queries by event type and for counts per type (docs/backends.md: its cost).
+-- Additive: an existing file gets it when first opened by this release.
+CREATE INDEX IF NOT EXISTS spine_events_by_type
+    ON spine_events (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS spine_cursors (
     tenant_id     TEXT NOT NULL,
     env           TEXT NOT NULL,
@@ -91,6 +101,16 @@ BEGIN
         new.stream_id, new.position, new.event_id){_ADVANCE};
 END;
 """
+_EVENTS, _CURSORS = "spine_events", "spine_cursors"
+# ts is ISO text with any UTC offset: compared as seconds (julianday keeps
+# milliseconds), widened in SQL and exact in Python.
+_DIALECT = sqlquery.Dialect(
+    mark=lambda _: "?",
+    ts_column="(julianday(e.ts) * 86400.0)",
+    ts_param=lambda mark: f"(julianday({mark}) * 86400.0)",
+    ts_value=datetime.isoformat,
+    exact_ts=False,
+)
 _STREAM = "tenant_id = ? AND env = ? AND mode = ? AND project_id = ? AND stream_id = ?"
 _IDENTITY = "tenant_id = ? AND env = ? AND mode = ? AND project_id = ? AND event_id = ?"
 
@@ -159,6 +179,33 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
         # against 0.68 ms decoding there).
         anchor, rows = await self._run(read)
         return anchor, [StoredEvent(record_from_json(body), pos) for body, pos in rows]
+
+    async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
+        sql, params = sqlquery.stream_scan(_DIALECT, _EVENTS, _CURSORS, key, q, start, q.limit)
+        return sqlquery.stream_result(await self._fetch(sql, params), q)
+
+    async def _query_prefix(
+        self, scope: Scope, q: EventQuery, start: Position | None
+    ) -> PrefixScan:
+        sql, params = sqlquery.prefix_scan(
+            _DIALECT, _EVENTS, _CURSORS, scope.key(), q, start, q.limit
+        )
+        return sqlquery.prefix_result(await self._fetch(sql, params), q, start)
+
+    async def _count_types(self, key: StreamKey) -> dict[str, int]:
+        sql, params = sqlquery.count_types(_DIALECT, _EVENTS, _CURSORS, key)
+        return dict(await self._fetch(sql, params))
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        sql, params = sqlquery.list_streams(
+            _DIALECT, _CURSORS, scope, prefix, after, limit, descending
+        )
+        return [StreamCursor(*row) for row in await self._fetch(sql, params)]
+
+    async def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+        return await self._run(lambda: self._database.db.execute(sql, params).fetchall())
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         def read() -> StreamCursor | None:
