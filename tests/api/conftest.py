@@ -19,5 +19,5 @@ async def pipeline(broker, tmp_path) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def api(pipeline: App) -> AsyncIterator[Api]:
-    async for running in started_api(pipeline):
+    async with started_api(pipeline) as running:
         yield running

@@ -8,10 +8,9 @@ import httpx
 from openapi_spec_validator import validate
 
 from event_spine.api.problems import MEDIA_TYPE, PROBLEM_BASE
+from support.api import A, Api, B, started_api
 from support.cli import invoke
 from support.waiting import wait_until
-
-from support.api import A, B, Api, started_api
 
 STREAM = "orders/o_1"
 NO_SUCH = "/v1/events/00000000-0000-4000-8000-000000000000"
@@ -110,7 +109,8 @@ async def test_no_key_a_bad_key_and_a_revoked_key_get_401(api: Api) -> None:
     async with api.client("b") as http:
         assert_problem(await http.get(NO_SUCH), 404, "not-found")  # authenticated
         result = await asyncio.to_thread(
-            invoke, ["keys", "revoke", api.key_ids["b"], "--registry", f"sqlite:{api.app.registry_db}"]
+            invoke,
+            ["keys", "revoke", api.key_ids["b"], "--registry", f"sqlite:{api.app.registry_db}"],
         )
         assert result.code == 0, result.err
         body = assert_problem(await http.get(NO_SUCH), 401, "unauthenticated")
@@ -133,7 +133,10 @@ async def test_every_endpoint_refuses_other_tenants(api: Api) -> None:
             ("POST", "/v1/events"),
         ]:
             response = await http.request(
-                method, path, params=other, json={"event_type": "a.b", "stream_id": "s", "payload": {}}
+                method,
+                path,
+                params=other,
+                json={"event_type": "a.b", "stream_id": "s", "payload": {}},
             )
             assert_problem(response, 403, "forbidden")
         # Another tenant's data by id or stream: not there for this key.
@@ -146,7 +149,9 @@ async def test_every_endpoint_refuses_other_tenants(api: Api) -> None:
         async with api.client("b") as http_b:
             b_page = (await http_b.get(f"/v1/streams/{STREAM}/events", params={"limit": 1})).json()
         assert b_page["next_cursor"]
-        stolen = await http.get(f"/v1/streams/{STREAM}/events", params={"cursor": b_page["next_cursor"]})
+        stolen = await http.get(
+            f"/v1/streams/{STREAM}/events", params={"cursor": b_page["next_cursor"]}
+        )
         assert_problem(stolen, 403, "forbidden")
         # Scoped keys never reach admin routes.
         for path in ("/v1/admin/routes", "/v1/admin/dlq", "/v1/admin/lag"):
@@ -166,7 +171,12 @@ async def test_admin_routes_history_dead_letters_and_lag(api: Api) -> None:
         assert {r["tenant_id"] for r in routes} == {A.tenant_id, B.tenant_id}
         history = await http.get(
             "/v1/admin/routes/history",
-            params={"tenant_id": A.tenant_id, "env": A.env, "project_id": A.project_id, "mode": A.mode},
+            params={
+                "tenant_id": A.tenant_id,
+                "env": A.env,
+                "project_id": A.project_id,
+                "mode": A.mode,
+            },
         )
         assert history.status_code == 200, history.text
         assert isinstance(history.json()["history"], list)
@@ -181,22 +191,27 @@ async def test_admin_routes_history_dead_letters_and_lag(api: Api) -> None:
 
         async def caught_up() -> bool:
             lag = (await http.get("/v1/admin/lag")).json()
-            return lag["total_lag"] == 0 and sum(p["high_watermark"] for p in lag["partitions"]) >= 5
+            return (
+                lag["total_lag"] == 0 and sum(p["high_watermark"] for p in lag["partitions"]) >= 5
+            )
 
         await wait_until(caught_up, 30, message="the sink group's lag reported as 0")
 
 
 async def test_rate_limit_per_key(pipeline) -> None:
-    async for api in started_api(pipeline, rate_per_s=0.5, rate_burst=3):
-        async with api.client("a") as http, api.client("b") as other:
-            statuses = [(await http.get(NO_SUCH)).status_code for _ in range(4)]
-            assert statuses == [404, 404, 404, 429]
-            limited = await http.get(NO_SUCH)
-            body = assert_problem(limited, 429, "rate-limited")
-            assert int(limited.headers["Retry-After"]) >= 1
-            assert api.key_ids["a"] in body["detail"]
-            # Another key has its own bucket.
-            assert (await other.get(NO_SUCH)).status_code == 404
+    async with (
+        started_api(pipeline, rate_per_s=0.5, rate_burst=3) as api,
+        api.client("a") as http,
+        api.client("b") as other,
+    ):
+        statuses = [(await http.get(NO_SUCH)).status_code for _ in range(4)]
+        assert statuses == [404, 404, 404, 429]
+        limited = await http.get(NO_SUCH)
+        body = assert_problem(limited, 429, "rate-limited")
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert api.key_ids["a"] in body["detail"]
+        # Another key has its own bucket.
+        assert (await other.get(NO_SUCH)).status_code == 404
 
 
 async def test_keys_cli_create_list_revoke(tmp_path) -> None:
@@ -204,18 +219,37 @@ async def test_keys_cli_create_list_revoke(tmp_path) -> None:
     made = await run_cli(["routes", "list", "--registry", registry, "--create"])
     assert made.code == 0, made.err
     created = await run_cli(
-        ["keys", "create", "--registry", registry, "--name", "ui", "--tenant", "t_alpha",
-         "--env", "dev", "--mode", "lab", "--project", "p_core"]
+        [
+            "keys",
+            "create",
+            "--registry",
+            registry,
+            "--name",
+            "ui",
+            "--tenant",
+            "t_alpha",
+            "--env",
+            "dev",
+            "--mode",
+            "lab",
+            "--project",
+            "p_core",
+        ]
     )
     assert created.code == 0, created.err
     token = created.out.strip().splitlines()[-1]
     assert token.startswith("spk_")
     listed = await run_cli(["keys", "list", "--registry", registry])
-    assert "t_alpha" in listed.out and "active" in listed.out
+    assert "t_alpha" in listed.out
+    assert "active" in listed.out
     assert token[17:] not in listed.out  # the secret is never shown again
     key_id = token.split("_")[1]
     assert (await run_cli(["keys", "revoke", key_id, "--registry", registry])).code == 0
     again = await run_cli(["keys", "revoke", key_id, "--registry", registry])
-    assert again.code == 2 and "KEY_ID" in again.err
-    half = await run_cli(["keys", "create", "--registry", registry, "--name", "x", "--tenant", "t_a"])
-    assert half.code == 2 and "--project" in half.err
+    assert again.code == 2
+    assert "KEY_ID" in again.err
+    half = await run_cli(
+        ["keys", "create", "--registry", registry, "--name", "x", "--tenant", "t_a"]
+    )
+    assert half.code == 2
+    assert "--project" in half.err

@@ -20,7 +20,9 @@ TOTAL = 600
 
 
 async def events_of(http: httpx.AsyncClient, headers: dict[str, str], params: dict[str, str]):
-    async with http.stream("GET", f"/v1/streams/{STREAM}/live", headers=headers, params=params) as r:
+    async with http.stream(
+        "GET", f"/v1/streams/{STREAM}/live", headers=headers, params=params
+    ) as r:
         assert r.status_code == 200, await r.aread()
         assert r.headers["content-type"].startswith("text/event-stream")
         async for frame in frames(r):
@@ -85,7 +87,8 @@ async def test_resume_from_a_stored_event_id_and_unknown_ids(api: Api) -> None:
         await read_until(source, got, 6)
         await source.aclose()
         unknown = await http.get(
-            f"/v1/streams/{STREAM}/live", params={"last_event_id": "00000000-0000-4000-8000-000000000000"}
+            f"/v1/streams/{STREAM}/live",
+            params={"last_event_id": "00000000-0000-4000-8000-000000000000"},
         )
         assert unknown.status_code == 400
         assert unknown.json()["type"].endswith("/unknown-cursor")
@@ -93,22 +96,21 @@ async def test_resume_from_a_stored_event_id_and_unknown_ids(api: Api) -> None:
 
 
 async def test_heartbeats_while_idle_and_token_in_query(pipeline: App) -> None:
-    async for api in started_api(pipeline, sse_heartbeat_s=0.2):
-        async with api.client(None) as http:
-            source = events_of(http, {}, {"access_token": api.tokens["a"]})
-            comments = 0
-            async with asyncio.timeout(30):
-                async for frame in source:
-                    comments += frame.comment == "heartbeat"
-                    if comments >= 2:
-                        break
-            await source.aclose()
+    async with started_api(pipeline, sse_heartbeat_s=0.2) as api, api.client(None) as http:
+        source = events_of(http, {}, {"access_token": api.tokens["a"]})
+        comments = 0
+        async with asyncio.timeout(30):
+            async for frame in source:
+                comments += frame.comment == "heartbeat"
+                if comments >= 2:
+                    break
+        await source.aclose()
 
 
 async def test_slow_client_is_told_and_disconnected(pipeline: App) -> None:
-    async for api in started_api(
+    async with started_api(
         pipeline, sse_buffer_events=20, sse_stall_s=0.5, sse_overflow_grace_s=60
-    ):
+    ) as api:
         # A raw socket with a small receive buffer that reads nothing after the headers.
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

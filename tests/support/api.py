@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 
 from event_spine.schemas import RequestContext
 from support.api_server import ApiServer, api_settings, make_key, running_api
-from support.app import App, running_app
+from support.app import App
 from support.pipeline import ctx
 
 A = ctx("t_alpha")
@@ -37,6 +38,7 @@ class Api:
         ]
 
 
+@asynccontextmanager
 async def started_api(app: App, **settings: Any) -> AsyncIterator[Api]:
     await app.route(A, B)
     tokens: dict[str, str] = {}
@@ -46,5 +48,3 @@ async def started_api(app: App, **settings: Any) -> AsyncIterator[Api]:
     fields = {"sink_group_id": f"{app.topic}-sink", **settings}
     with running_api(app.registry_db, api_settings(app.bootstrap, app.topic, **fields)) as server:
         yield Api(app, server, tokens, key_ids)
-
-

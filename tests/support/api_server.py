@@ -16,15 +16,13 @@ from starlette.applications import Starlette
 
 from event_spine.api import ApiSettings, build_app, create_key, key_store_for
 from event_spine.api.state import ApiState
-from event_spine.routing.stores import open_registry_store
 from event_spine.broker.tansu import free_port
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RoutingRegistry
-from event_spine.schemas import RequestContext
+from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
-
 
 
 async def make_key(registry_db: Path, scope: Scope | None, name: str = "test") -> tuple[str, str]:
