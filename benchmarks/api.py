@@ -162,7 +162,7 @@ def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[str]:
         "--topic", topic, "--port", str(port), "--rate-per-s", "1000000",
         "--rate-burst", "1000000", "--sse-buffer-events", "100000",
     ]  # fmt: skip
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+    proc = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy()
     )
     url = f"http://127.0.0.1:{port}"
