@@ -97,6 +97,7 @@ async def test_invalid_requests_get_a_problem_naming_the_parameter(api: Api) -> 
         )
         assert_problem(extra, 422, "invalid-event")
         assert_problem(await http.get("/v1/nowhere"), 404, "not-found")
+        assert_problem(await http.delete("/v1/streams"), 405, "method-not-allowed")
         assert_problem(await http.get(f"/v1/events/{'0' * 36}"), 400, "invalid-parameter")
 
 

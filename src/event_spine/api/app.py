@@ -60,7 +60,7 @@ def _problem_of(exc: Exception) -> Problem:
         case StoreUnavailable() | BrokerUnavailable() | ProducerError():
             return Problem("unavailable", str(exc), headers={"Retry-After": "1"})
         case HTTPException():
-            slug = {404: "not-found", 405: "invalid-parameter"}.get(exc.status_code, "internal")
+            slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "internal")
             detail = "No such route." if exc.status_code == 404 else str(exc.detail)
             return Problem(slug, detail)
     log.exception("unexpected error", exc_info=exc)

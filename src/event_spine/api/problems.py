@@ -20,6 +20,7 @@ PROBLEM_TYPES: Final[dict[str, tuple[int, str]]] = {
     "unauthenticated": (401, "No valid API key"),
     "forbidden": (403, "The API key may not do this"),
     "not-found": (404, "Not found"),
+    "method-not-allowed": (405, "Method not allowed"),
     "invalid-parameter": (400, "Invalid request parameter"),
     "invalid-event": (422, "The event was rejected"),
     "unknown-cursor": (400, "Unknown cursor"),
