@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from support.api import A, Api, started_api
+from event_spine.consumers import EventStreamService
+from support.api import A, Api, B, started_api
 from support.app import App
 from support.sse import Frame, frames
 from support.waiting import wait_until
@@ -39,10 +40,10 @@ async def read_until(source: AsyncIterator[Frame], into: list[Frame], count: int
             assert frame.event == "message" or frame.comment is not None, frame
 
 
-async def emit_paced(api: Api, total: int) -> None:
-    """Emit while clients read: 20 at a time, yielding between bursts."""
-    for start in range(0, total, 20):
-        api.emit(A, STREAM, min(20, total - start), start)
+async def emit_paced(api: Api, start: int, stop: int) -> None:
+    """Emit seq start..stop-1 while clients read: 20 at a time, yielding between bursts."""
+    for first in range(start, stop, 20):
+        api.emit(A, STREAM, min(20, stop - first), first)
         await asyncio.sleep(0.01)
 
 
@@ -52,21 +53,31 @@ async def test_every_event_once_in_order_across_worker_restart_and_reconnect(
     api.emit(A, STREAM, 50)  # stored before anyone listens: the catch-up part
     await api.app.wait_stored(A, STREAM, 50)
     got: list[Frame] = []
-    emitter = asyncio.create_task(emit_paced(api, TOTAL - 50))
+    reader = EventStreamService(A, api.app.registry, api.app.stores)
     async with api.client("a") as http:
         first = events_of(http, {}, {"from": "start"})
-        await read_until(first, got, 150)
-        # Restart the sink worker while the client keeps reading live.
+        await read_until(first, got, 10)
+        # Emit while the client reads; the worker stores these.
+        phase = asyncio.create_task(emit_paced(api, 0, 200))
+        await read_until(first, got, 250)
+        await phase
+        await api.app.wait_stored(A, STREAM, 250)
+        # The sink worker goes down; the client keeps getting events live.
         await api.app.stop_worker(api.app.workers[0])
-        await read_until(first, got, 300)
-        await first.aclose()  # the client drops the connection
-        await api.app.start_worker()
+        phase = asyncio.create_task(emit_paced(api, 200, 400))
+        await read_until(first, got, 350)
+        await first.aclose()  # the client drops the connection mid-burst
         last_id = got[-1].id
         assert last_id is not None
+        assert await reader.get(last_id.split(".")[1]) is None  # sent live, not stored
         second = events_of(http, {"Last-Event-ID": last_id}, {})
-        await read_until(second, got, TOTAL - 50 + 50)
+        await read_until(second, got, 450)
+        await phase
+        phase = asyncio.create_task(emit_paced(api, 400, TOTAL - 50))
+        await api.app.start_worker()  # the worker comes back while the client reads
+        await read_until(second, got, TOTAL)
         await second.aclose()
-    await emitter
+        await phase
     seqs = [f.json()["payload"]["seq"] for f in got]
     # 0..49 first (stored), then 0..549 of the paced burst: each exactly once, in order.
     assert seqs == list(range(50)) + list(range(TOTAL - 50))
@@ -76,6 +87,33 @@ async def test_every_event_once_in_order_across_worker_restart_and_reconnect(
     assert positions == sorted(positions)
     stored = await api.app.wait_stored(A, STREAM, TOTAL)
     assert [f"{e.position}.{e.event_id}" for e in stored] == ids
+
+
+async def test_resume_after_a_position_reads_the_store_above_it(api: Api) -> None:
+    """An id whose event the store lacks (say, dead-lettered) resumes by its position."""
+    ids = api.emit(A, STREAM, 10)
+    stored = await api.app.wait_stored(A, STREAM, 10)
+    crafted = f"{stored[4].position}.00000000-0000-4000-8000-000000000000"
+    got: list[Frame] = []
+    async with api.client("a") as http:
+        source = events_of(http, {"Last-Event-ID": crafted}, {})
+        await read_until(source, got, 5)
+        await source.aclose()
+    assert [f.json()["event_id"] for f in got] == ids[5:]
+
+
+async def test_another_tenants_stream_is_never_sent(api: Api) -> None:
+    api.emit(B, STREAM, 5)
+    await api.app.wait_stored(B, STREAM, 5)
+    got: list[Frame] = []
+    async with api.client("a") as http:
+        source = events_of(http, {}, {"from": "start"})
+        api.emit(B, STREAM, 5, 5)
+        mine = api.emit(A, STREAM, 1)
+        await read_until(source, got, 1)
+        await source.aclose()
+    assert [f.json()["event_id"] for f in got] == mine
+    assert got[0].json()["routing"]["tenant_id"] == A.tenant_id
 
 
 async def test_resume_from_a_stored_event_id_and_unknown_ids(api: Api) -> None:
