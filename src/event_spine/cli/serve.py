@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,6 +19,8 @@ from event_spine.cli.options import check_registry_exists, open_registry_at, par
 from event_spine.cli.routes import RegistryOption
 
 if TYPE_CHECKING:
+    from uvicorn import Server
+
     from event_spine.api import ApiSettings
 
 T = TypeVar("T")
@@ -147,6 +152,28 @@ def serve(
     asyncio.run(_serve(settings, registry, host, port, emit=not no_emit))
 
 
+def _graceful_server(base: type[Server]) -> type[Server]:
+    """uvicorn re-raises a caught SIGTERM/SIGINT at the end of serve(), which killed
+    the process before the producer flushed events already answered 202: catch the
+    signal the same way, but return, so the cleanup below runs and the exit is 0."""
+
+    class GracefulServer(base):  # type: ignore[valid-type,misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
 async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, emit: bool) -> None:
     import uvicorn  # noqa: PLC0415
 
@@ -166,7 +193,7 @@ async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, 
     try:
         app = build_app(settings, RoutingRegistry(registry_store), keys, producer=producer)
         config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
-        await uvicorn.Server(config).serve()
+        await _graceful_server(uvicorn.Server)(config).serve()
     finally:
         if producer is not None:
             producer.close()
