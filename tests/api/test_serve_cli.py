@@ -48,8 +48,18 @@ async def test_serve_process_answers_and_stops_on_sigterm(broker, tmp_path: Path
                 json={"event_type": "order.placed", "stream_id": "orders/x", "payload": {}},
             )
             assert emitted.status_code == 202, emitted.text
+            # A live stream open at the stop must not hold the shutdown.
+            async with http.stream("GET", "/v1/streams/orders/x/live?from=start") as live:
+                lines = live.aiter_lines()
+                async for line in lines:
+                    if line.startswith("id: "):
+                        break  # the emitted event arrived: the stream is live
+                proc.send_signal(signal.SIGTERM)
+                rest = [line async for line in lines]  # the stream ends, it does not hang
+            assert not any(line.startswith("event: problem") for line in rest)
     finally:
-        proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.to_thread(proc.communicate, timeout=30)
     assert proc.returncode == 0, err
 

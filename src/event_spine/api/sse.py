@@ -16,6 +16,8 @@ a bounded queue, and one writer draining it to the socket:
   if the writer cannot even send that within ``sse_overflow_grace_s`` (the client
   reads nothing), the connection is cut. Memory per connection is bounded by the
   queue, never by the client.
+- When the server stops (SIGTERM), every stream ends at once (``ApiState.stopping``),
+  so the shutdown does not wait on clients that never leave.
 """
 
 from __future__ import annotations
@@ -157,8 +159,12 @@ class SseStream:
         writer = asyncio.create_task(self._writer(send))
         gone = asyncio.create_task(_disconnected(receive))
         overflow = asyncio.create_task(self.overflowed.wait())
+        stopping = asyncio.create_task(self.state.stopping.wait())
+        close_body = False
         try:
-            await asyncio.wait({writer, gone, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {writer, gone, overflow, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
             if overflow.done():
                 counters.sse_overflows += 1
                 await asyncio.wait(
@@ -166,14 +172,18 @@ class SseStream:
                     timeout=self.settings.sse_overflow_grace_s,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
+            # End the chunked body cleanly when the writer finished its last frame or
+            # the server is stopping (the client reconnects elsewhere); not when the
+            # client left or its writer was cut mid-send.
+            wrote_all = writer.done() and writer.exception() is None
+            close_body = not gone.done() and (wrote_all or stopping.done())
         finally:
-            for task in (pump, writer, gone, overflow):
+            for task in (pump, writer, gone, overflow, stopping):
                 task.cancel()
-            for task in (pump, writer, gone, overflow):
+            for task in (pump, writer, gone, overflow, stopping):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        if writer.done() and not writer.cancelled() and writer.exception() is None:
-            # The writer ended the stream itself: close the chunked body cleanly.
+        if close_body:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self) -> None:

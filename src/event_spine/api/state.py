@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
@@ -36,6 +37,8 @@ class ApiState:
     producer: EventSpineProducer | None = None
     lag: LagProbe | None = None
     counters: ApiCounters = field(default_factory=ApiCounters)
+    #: Set when the server begins to stop: live streams end so the shutdown can finish.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def service(self, ctx: RequestContext) -> EventStreamService:
         """The scope-checked reader of ``ctx``."""

@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 import orjson
@@ -158,6 +159,13 @@ def _graceful_server(base: type[Server]) -> type[Server]:
     signal the same way, but return, so the cleanup below runs and the exit is 0."""
 
     class GracefulServer(base):  # type: ignore[valid-type,misc]
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # Live SSE responses never end by themselves: tell them to, or the
+            # shutdown waits for every client to leave.
+            stopping = self.config.app.state.api.stopping
+            asyncio.get_running_loop().call_soon_threadsafe(stopping.set)
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             if threading.current_thread() is not threading.main_thread():
@@ -192,7 +200,15 @@ async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, 
     )
     try:
         app = build_app(settings, RoutingRegistry(registry_store), keys, producer=producer)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            lifespan="on",
+            # A backstop: requests still running this long after a stop are cancelled.
+            timeout_graceful_shutdown=10,
+        )
         await _graceful_server(uvicorn.Server)(config).serve()
     finally:
         if producer is not None:
