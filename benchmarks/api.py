@@ -180,7 +180,12 @@ def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+            raise
 
 
 async def _sse_client(http: httpx.AsyncClient, count: int) -> None:
@@ -218,6 +223,7 @@ async def _py_subscriber(
         kafka=bootstrap,
         topic=topic,
         after={LIVE_STREAM: None},
+        streams=(LIVE_STREAM,),  # as the SSE endpoint does
     )
     seen = 0
     async with contextlib.aclosing(events):

@@ -122,6 +122,7 @@ def _events(
         topic=state.settings.topic,
         after=after,
         positions=positions,
+        streams=(stream_id,),  # one partition read, not every one
     )
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 
 from event_spine.backends.factory import StoreFactory
@@ -135,13 +135,17 @@ async def subscribe(
     after: Mapping[str, str | None] | None = None,
     options: SubscribeOptions | None = None,
     positions: Mapping[str, int] | None = None,
+    streams: Collection[str] | None = None,
 ) -> AsyncGenerator[StoredEvent, None]:
     """Events of the caller's scope matching ``event_filter``: stored ones, then live.
 
     ``after`` maps each stream to catch up to the last event_id the caller has seen
     (None: the stream from its start); other streams are delivered from now on. An
     id the stream does not hold raises UnknownCursor, unless ``positions`` gives the
-    position the caller saw it at (a live event not stored yet). Runs until the caller stops:
+    position the caller saw it at (a live event not stored yet). ``streams``: read
+    only the partitions these streams live in (a one-stream follower reads one
+    partition, not all; other streams of those partitions may still pass the
+    filter). Runs until the caller stops:
     use ``contextlib.aclosing(subscribe(...))`` so the consumer closes at once.
     ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
     """
@@ -161,12 +165,17 @@ async def subscribe(
     await consumer.start()
     try:
         tps = await assign_all(consumer, topic, opts.metadata_timeout_s)
+        partition_count = len(tps)
+        if streams is not None:
+            wanted = {partition_of(ctx.tenant_id, s, partition_count) for s in streams}
+            tps = [tp for tp in tps if tp.partition in wanted]
+            consumer.assign(tps)
         # ListOffsets' answer is a lower bound of the end (exact on Kafka): fetching
         # from there reads little before the high watermark comes back.
         estimates = await consumer.end_offsets(tps)
         highs = await high_watermarks(consumer, estimates, opts.metadata_timeout_s)
         hw = {tp.partition: offset for tp, offset in highs.items()}
-        start = await _start_offsets(ctx, service, after, hw)
+        start = await _start_offsets(ctx, service, after, hw, partition_count)
         for tp in tps:
             consumer.seek(tp, start[tp.partition])
         seam = _Seam(ctx, event_filter, hw, RecentIds(opts.dedupe_window))
@@ -191,14 +200,16 @@ async def _start_offsets(
     service: EventStreamService,
     after: Mapping[str, str | None],
     hw: dict[int, int],
+    partition_count: int,
 ) -> dict[int, int]:
     """Where the live consumer starts per partition (captured before the catch-up)."""
     start = dict(hw)
     for stream_id in after:
         cursor = await service.cursor(stream_id)
         first_unstored = cursor.position + 1 if cursor is not None else 0
-        partition = partition_of(ctx.tenant_id, stream_id, len(hw))
-        start[partition] = min(start[partition], first_unstored)
+        partition = partition_of(ctx.tenant_id, stream_id, partition_count)
+        if partition in start:
+            start[partition] = min(start[partition], first_unstored)
     return start
 
 
