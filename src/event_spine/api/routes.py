@@ -19,7 +19,7 @@ from event_spine.api.params import (
     time_param,
 )
 from event_spine.api.problems import Problem, invalid
-from event_spine.api.render import JsonResponse, event_json
+from event_spine.api.render import JsonResponse, event_bytes, page_bytes
 from event_spine.api.state import state_of
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE
@@ -71,9 +71,7 @@ async def stream_events(request: Request) -> Response:
         descending=order_param(params),
     )
     page = await state_of(request).service(ctx).query(query)
-    return JsonResponse(
-        {"events": [event_json(e) for e in page.events], "next_cursor": page.next_cursor}
-    )
+    return Response(page_bytes(page.events, page.next_cursor), media_type="application/json")
 
 
 async def stream_counts(request: Request) -> Response:
@@ -94,7 +92,7 @@ async def get_event(request: Request) -> Response:
     if event is None:
         # Also the answer for another scope's id: never tell that it exists.
         raise Problem("not-found", f"No event {event_id} in the key's scope.")
-    return JsonResponse(event_json(event))
+    return Response(event_bytes(event), media_type="application/json")
 
 
 class EmitBody(BaseModel):

@@ -35,7 +35,7 @@ from starlette.types import Receive, Scope, Send
 from event_spine.api.auth import scoped_context
 from event_spine.api.params import stream_param
 from event_spine.api.problems import Problem, invalid
-from event_spine.api.render import event_json
+from event_spine.api.render import event_bytes
 from event_spine.api.state import ApiState, state_of
 from event_spine.errors import SpineError
 from event_spine.schemas.context import RequestContext
@@ -233,7 +233,7 @@ class SseStream:
 
     def _frame(self, event: StoredEvent) -> bytes:
         self.last_sent = sse_id(event)
-        data = orjson.dumps(event_json(event), default=str)
+        data = event_bytes(event)
         return b"id: " + self.last_sent.encode() + b"\ndata: " + data + b"\n\n"
 
     def _overflow_frame(self) -> bytes:
