@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 from starlette.responses import Response
 
 from event_spine.schemas.wire import StoredEvent, encode_record
 
 
-def event_json(event: StoredEvent) -> dict[str, Any]:
-    """An event as the API returns it: its position, then the wire fields."""
-    out: dict[str, Any] = msgspec.to_builtins(event.record)
-    out["position"] = event.position
-    return out
-
-
 def event_bytes(event: StoredEvent) -> bytes:
-    """``event_json`` encoded: the wire JSON with ``position`` spliced in at the end.
+    """An event as the API returns it: the wire JSON with ``position`` added at the end.
 
     Why: 4.6 µs instead of 6.2 µs per event for to_builtins + orjson (measured on a
     395-byte event), on the SSE and query hot paths; the same document either way.
