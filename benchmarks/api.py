@@ -160,7 +160,7 @@ def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[str]:
         sys.executable, "-m", "event_spine.cli.main", "serve",
         "--registry", f"sqlite:{tmp / 'registry.db'}", "--bootstrap", bootstrap,
         "--topic", topic, "--port", str(port), "--rate-per-s", "1000000",
-        "--rate-burst", "1000000", "--sse-buffer-events", "100000",
+        "--rate-burst", "1000000",
     ]  # fmt: skip
     proc = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy()
@@ -293,13 +293,16 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
             for k in range(repeats):
                 log(f"api: repeat {k + 1}/{repeats}")
                 run_metrics: dict[str, float] = {}
+                log("api: SSE to 1 client, and subscribe()")
                 run_metrics["py_1_per_s"] = asyncio.run(
                     _py(workdir, bootstrap, topic, 1, p["sse_events"])
                 )
                 run_metrics["sse_1_per_s"] = asyncio.run(_sse(url, token, 1, p["sse_events"]))
                 many = p["clients"], p["sse_events_many"]
+                log(f"api: SSE to {many[0]} clients, and as many subscribe()")
                 run_metrics["sse_many_per_s"] = asyncio.run(_sse(url, token, *many))
                 run_metrics["py_many_per_s"] = asyncio.run(_py(workdir, bootstrap, topic, *many))
+                log(f"api: {p['queries']} queries over HTTP and in-process")
                 run_metrics |= asyncio.run(_queries(workdir, url, token, streams, p["queries"]))
                 measured.runs.append(run_metrics)
     return measured
