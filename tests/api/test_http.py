@@ -98,6 +98,10 @@ async def test_invalid_requests_get_a_problem_naming_the_parameter(api: Api) -> 
         assert_problem(extra, 422, "invalid-event")
         assert_problem(await http.get("/v1/nowhere"), 404, "not-found")
         assert_problem(await http.delete("/v1/streams"), 405, "method-not-allowed")
+        huge = {"event_type": "a.b", "stream_id": STREAM, "payload": {"x": "y" * 1_100_000}}
+        assert_problem(await http.post("/v1/events", json=huge), 413, "too-large")
+        long_id = await http.get(NO_SUCH, headers={"X-Request-ID": "r" * 300})
+        assert assert_problem(long_id, 400, "invalid-parameter")["parameter"] == "X-Request-ID"
         assert_problem(await http.get(f"/v1/events/{'0' * 36}"), 400, "invalid-parameter")
 
 

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from starlette.requests import HTTPConnection
 
 from event_spine.api.keys import ApiKey, KeyStore, secret_matches, split_token
-from event_spine.api.problems import Problem
+from event_spine.api.problems import Problem, invalid
 from event_spine.schemas.context import RequestContext
 
 _BEARER = "bearer "
+#: RequestContext.request_id's bound.
+_REQUEST_ID_MAX = 256
 
 
 @dataclass(slots=True)
@@ -112,12 +114,15 @@ def scoped_context(key: ApiKey, conn: HTTPConnection) -> RequestContext:
                 f"The API key {key.key_id} is bound to {scope.describe()}; the request "
                 f"names {name}={asked!r}.",
             )
+    request_id = conn.headers.get("x-request-id")
+    if request_id is not None and not 1 <= len(request_id) <= _REQUEST_ID_MAX:
+        raise invalid("X-Request-ID", f"must be 1 to {_REQUEST_ID_MAX} characters")
     return RequestContext(
         tenant_id=scope.tenant_id,
         env=scope.env,
         mode=scope.mode,
         project_id=scope.project_id,
-        request_id=conn.headers.get("x-request-id"),
+        request_id=request_id,
     )
 
 

@@ -299,6 +299,7 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "202": _json("Emitted", "Accepted by the producer's buffer."),
+                        "413": _problem("The body is larger than the server accepts (1 MiB)."),
                         "422": _problem("The event was rejected (the problem names the field)."),
                         **_ERRORS,
                     },

@@ -23,6 +23,7 @@ PROBLEM_TYPES: Final[dict[str, tuple[int, str]]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "invalid-parameter": (400, "Invalid request parameter"),
     "invalid-event": (422, "The event was rejected"),
+    "too-large": (413, "The request body is too large"),
     "unknown-cursor": (400, "Unknown cursor"),
     "no-route": (409, "No route for this scope"),
     "rate-limited": (429, "Too many requests"),

@@ -95,6 +95,22 @@ async def get_event(request: Request) -> Response:
     return Response(event_bytes(event), media_type="application/json")
 
 
+async def _body_within(request: Request, limit_bytes: int) -> bytes:
+    """The body, read no further than ``limit_bytes`` (never a whole oversized body)."""
+    too_large = Problem("too-large", f"The body is larger than {limit_bytes} bytes.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit_bytes:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class EmitBody(BaseModel):
     """POST /v1/events body; the scope comes from the key, never from here."""
 
@@ -113,9 +129,7 @@ async def emit(request: Request) -> Response:
     state = state_of(request)
     if state.producer is None:
         raise Problem("unavailable", "This server was started without a producer.")
-    raw = await request.body()
-    if len(raw) > state.settings.max_body_bytes:
-        raise invalid("body", f"is larger than {state.settings.max_body_bytes} bytes")
+    raw = await _body_within(request, state.settings.max_body_bytes)
     try:
         body = EmitBody.model_validate(orjson.loads(raw))
     except orjson.JSONDecodeError as exc:
