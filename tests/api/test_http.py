@@ -133,6 +133,7 @@ async def test_every_endpoint_refuses_other_tenants(api: Api) -> None:
         for method, path in [
             ("GET", "/v1/streams"),
             ("GET", f"/v1/streams/{STREAM}/events"),
+            ("GET", f"/v1/streams/{STREAM}/counts"),
             ("GET", f"/v1/streams/{STREAM}/live"),
             ("GET", f"/v1/events/{b_ids[0]}"),
             ("POST", "/v1/events"),
@@ -148,6 +149,8 @@ async def test_every_endpoint_refuses_other_tenants(api: Api) -> None:
         assert_problem(await http.get(f"/v1/events/{b_ids[0]}"), 404, "not-found")
         page = (await http.get(f"/v1/streams/{STREAM}/events")).json()
         assert page["events"] == []
+        counts = (await http.get(f"/v1/streams/{STREAM}/counts")).json()
+        assert counts["counts"] == {}
         streams = (await http.get("/v1/streams")).json()["streams"]
         assert [s["stream_id"] for s in streams] == ["orders/mine"]
         # A cursor another tenant got is refused, not read.
