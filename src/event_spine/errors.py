@@ -14,6 +14,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   │   ├── KafkaTlsFailed         TLS refused: CA, host name, protocol or client cert
     │   │   └── KafkaAuthFailed        SASL refused: mechanism or user (never the password)
     │   ├── RegistryNotFound           a routing registry location holds no registry
+    │   ├── KeyStoreUnsupported        the registry backend keeps no API keys
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
     │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
@@ -129,6 +130,10 @@ class KafkaAuthFailed(KafkaSecurityError):
 
 class RegistryNotFound(ConfigurationError):
     """The routing registry a command was pointed at does not exist (and was not created)."""
+
+
+class KeyStoreUnsupported(ConfigurationError):
+    """The registry backend has no API key table (only SQLite and PostgreSQL do)."""
 
 
 class ConcurrentUpdate(ConfigurationError):

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from event_spine.api.keys import (
-    KeyStore,
-    KeyStoreUnsupported,
-    create_key,
-    hash_secret,
-    key_store_for,
-    secret_matches,
-    split_token,
-)
+from event_spine.api.keys import KeyStore, create_key, hash_secret, secret_matches, split_token
+from event_spine.api.keystores import key_store_for
+from event_spine.errors import KeyStoreUnsupported
 from event_spine.schemas.routes import BackendType
 from support.pipeline import ctx
 from support.postgres import temp_database

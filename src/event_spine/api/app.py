@@ -12,13 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from event_spine.api import admin, routes, sse
+from event_spine.api.admin import dead_letters, lag, route_history
+from event_spine.api.admin import routes as admin_routes
 from event_spine.api.auth import Authenticator
 from event_spine.api.keys import KeyStore
 from event_spine.api.openapi import openapi_document
 from event_spine.api.problems import Problem, problem_handler
 from event_spine.api.render import JsonResponse
+from event_spine.api.routes import emit, get_event, list_streams, stream_counts, stream_events
 from event_spine.api.settings import ApiSettings
+from event_spine.api.sse import live
 from event_spine.api.state import ApiState
 from event_spine.backends.factory import StoreFactory
 from event_spine.errors import (
@@ -104,16 +107,16 @@ def build_app(
     app = Starlette(
         routes=[
             Route("/v1/openapi.json", _openapi),
-            Route("/v1/streams", routes.list_streams),
-            Route(_STREAM + "/events", routes.stream_events),
-            Route(_STREAM + "/counts", routes.stream_counts),
-            Route(_STREAM + "/live", sse.live),
-            Route("/v1/events/{event_id}", routes.get_event),
-            Route("/v1/events", routes.emit, methods=["POST"]),
-            Route("/v1/admin/routes", admin.routes),
-            Route("/v1/admin/routes/history", admin.route_history),
-            Route("/v1/admin/dlq", admin.dead_letters),
-            Route("/v1/admin/lag", admin.lag),
+            Route("/v1/streams", list_streams),
+            Route(_STREAM + "/events", stream_events),
+            Route(_STREAM + "/counts", stream_counts),
+            Route(_STREAM + "/live", live),
+            Route("/v1/events/{event_id}", get_event),
+            Route("/v1/events", emit, methods=["POST"]),
+            Route("/v1/admin/routes", admin_routes),
+            Route("/v1/admin/routes/history", route_history),
+            Route("/v1/admin/dlq", dead_letters),
+            Route("/v1/admin/lag", lag),
         ],
         exception_handlers={
             Problem: problem_handler,

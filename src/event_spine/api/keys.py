@@ -9,7 +9,7 @@ of the ~50 ms a password hash would add to every request.
 
 The table ``spine_api_keys`` lives in the routing registry's own database (SQLite
 file or PostgreSQL schema); its layout is in docs/api.md. Other registry
-backends hold no keys (``KeyStoreUnsupported``).
+backends hold no keys (``KeyStoreUnsupported``, raised by ``keystores.key_store_for``).
 """
 
 from __future__ import annotations
@@ -23,15 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
-from event_spine.errors import ConfigurationError
-from event_spine.schemas.routes import BackendType
 from event_spine.schemas.scope import Scope
 
 TOKEN_RE: Final = re.compile(r"^spk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-
-
-class KeyStoreUnsupported(ConfigurationError):
-    """The registry backend has no API key table (only SQLite and PostgreSQL do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,22 +103,6 @@ class KeyStore(Protocol):
 
     async def revoke(self, key_id: str, at: datetime) -> bool:
         """Mark a key revoked; False when no active key has that id."""
-
-
-def key_store_for(backend: BackendType, config: dict[str, Any]) -> KeyStore:
-    """The key store living in the registry's database."""
-    if backend is BackendType.SQLITE:
-        from event_spine.api.keystores import SqliteKeyStore  # noqa: PLC0415
-
-        return SqliteKeyStore(config)
-    if backend is BackendType.POSTGRES:
-        from event_spine.api.keystores import PostgresKeyStore  # noqa: PLC0415
-
-        return PostgresKeyStore(config)
-    raise KeyStoreUnsupported(
-        f"API keys live in the routing registry's database, which must be SQLite or "
-        f"PostgreSQL; `--registry` is {backend.value}."
-    )
 
 
 async def create_key(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from event_spine.api.keys import ApiKey, row_to_key
+from event_spine.api.keys import ApiKey, KeyStore, row_to_key
 from event_spine.backends.postgres.config import PostgresConfig
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase
+from event_spine.errors import KeyStoreUnsupported
+from event_spine.schemas.routes import BackendType
 
 _COLUMNS = (
     "key_id, name, admin, tenant_id, env, mode, project_id, created_at, revoked_at, secret_sha256"
@@ -167,3 +169,15 @@ class PostgresKeyStore:
             at,
         )
         return str(status).endswith(" 1")
+
+
+def key_store_for(backend: BackendType, config: dict[str, Any]) -> KeyStore:
+    """The key store living in the registry's database."""
+    if backend is BackendType.SQLITE:
+        return SqliteKeyStore(config)
+    if backend is BackendType.POSTGRES:
+        return PostgresKeyStore(config)
+    raise KeyStoreUnsupported(
+        f"API keys live in the routing registry's database, which must be SQLite or "
+        f"PostgreSQL; `--registry` is {backend.value}."
+    )

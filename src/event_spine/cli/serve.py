@@ -37,7 +37,7 @@ def _missing_api_extra(exc: ImportError) -> typer.BadParameter:
 
 
 def _with_keys(location: str, action: Callable[..., Awaitable[T]]) -> T:
-    from event_spine.api.keys import key_store_for  # noqa: PLC0415
+    from event_spine.api.keystores import key_store_for  # noqa: PLC0415
 
     backend, config = parse_location(location)
     check_registry_exists(backend, config, create=False)
