@@ -31,6 +31,7 @@ from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.kafka.clients import make_broker, make_producer
+from event_spine.kafka.predecessors import remove_predecessors
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.observability.ratelimit import DeadLetterLog
 from event_spine.producers.producer import EventSpineProducer
@@ -162,6 +163,10 @@ class SinkWorker:
         """Wait for the cluster (bounded: ``kafka.startup_timeout_s``), connect, join."""
         s = self.settings
         await wait_for_kafka(s.kafka, f"sink worker {s.worker_id}")
+        if s.instance_id is not None:
+            # First thing after the broker answers: the dead predecessor's partitions go
+            # to the survivors now, while this process still starts.
+            await remove_predecessors(s.kafka, s.group_id, s.instance_id)
         if self._registry is None:
             self._own_registry_store = await open_registry_store(
                 s.registry_backend, s.registry_config
@@ -205,7 +210,8 @@ class SinkWorker:
         s = self.settings
         broker = make_broker(
             s.kafka,
-            client_id=s.worker_id,
+            # The instance name, when given, is how a successor recognises this member.
+            client_id=s.instance_id or s.worker_id,
             graceful_timeout=s.shutdown_timeout_s,
             allow_auto_create_topics=False,  # created explicitly with a fixed partition count
             log_level=logging.DEBUG,  # per-batch "Received/Processed" lines stay quiet
