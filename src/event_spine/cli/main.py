@@ -127,6 +127,12 @@ def worker(
         "a restarted worker with it takes the dead member's partitions back (at once on "
         "Kafka; ~6 s on Tansu). Never shared.",
     ),
+    instance_id: str | None = _setting(
+        "instance_id",
+        "A stable name per replica (e.g. a StatefulSet pod name): on start the worker "
+        "removes the group members a killed predecessor of that name left, so its "
+        "partitions move at once. Never shared by two live workers.",
+    ),
     fetch_max_wait_ms: int | None = _setting(
         "fetch_max_wait_ms", "Longest wait of a fetch for data (ms)."
     ),
@@ -155,6 +161,7 @@ def worker(
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
         "group_instance_id": group_instance_id,
+        "instance_id": instance_id,
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "worker_id": worker_id,
         "http_port": http_port,
