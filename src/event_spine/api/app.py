@@ -21,6 +21,8 @@ from event_spine.api.render import JsonResponse
 from event_spine.api.settings import ApiSettings
 from event_spine.api.state import ApiState
 from event_spine.backends.factory import StoreFactory
+from event_spine.console import console_routes
+from event_spine.console.session import Sessions
 from event_spine.errors import (
     BrokerUnavailable,
     EventRejected,
@@ -114,6 +116,7 @@ def build_app(
             Route("/v1/admin/routes/history", admin.route_history),
             Route("/v1/admin/dlq", admin.dead_letters),
             Route("/v1/admin/lag", admin.lag),
+            *console_routes(),
         ],
         exception_handlers={
             Problem: problem_handler,
@@ -124,5 +127,6 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.api = state
+    app.state.console_sessions = Sessions()
     app.state.openapi = openapi_document()
     return app
