@@ -75,7 +75,7 @@ async def test_replay_a_dead_letter_and_see_it_stored(api: Api) -> None:
         second = rows.nth(1)
         await second.locator("a").click()
         await expect(page.locator("#reason")).to_have_text("route_missing")
-        await expect(page.locator("#headers")).to_contain_text("error_class")
+        await expect(page.locator("#headers")).to_contain_text("spine-dlq-reason")
         value = orjson.loads(await page.locator("#value").inner_text())
         chosen = value["event_id"]
         await page.go_back()

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+#: Waits on page conditions (a bound, not a threshold: they return as soon as they hold).
+expect.set_options(timeout=30_000)
+
 CHROMIUM = Path(os.environ.get("SPINE_CHROMIUM", "/usr/bin/chromium"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 from collections import Counter
 from typing import Any
 
@@ -180,7 +181,8 @@ async def switch(request: Request, who: Who) -> Response:
         readers=readers,
     )
     said = "; ".join(f"{m.describe()} -> {m.backend_type.value}" for m in moved)
-    return RedirectResponse(f"/console/routes?switched={said}", 303)
+    back = urlencode({"tenant_id": key.tenant_id, "switched": said})
+    return RedirectResponse(f"/console/routes?{back}", 303)
 
 
 # -- streams ----------------------------------------------------------------------------
@@ -222,6 +224,11 @@ async def stream_page(request: Request, who: Who) -> Response:
         who,
         stream_id=stream_id,
         events=found.events,
+        # Follow from the newest event shown: nothing between this page and the live
+        # stream is lost, nothing shown is repeated (the API resumes after an SSE id).
+        follow_after=(
+            sse.sse_id(max(found.events, key=lambda e: e.position)) if found.events else ""
+        ),
         next_url=(
             str(request.url.include_query_params(cursor=found.next_cursor))
             if found.next_cursor
@@ -356,7 +363,7 @@ async def dlq_replay(request: Request, who: Who) -> Response:
         group_id=f"spine-console-replay-{uuid.uuid4().hex}",
         select=lambda r: _letter_id(r) in chosen,
     )
-    return RedirectResponse(f"/console/dlq?replayed={replayed}", 303)
+    return RedirectResponse(f"/console/dlq?{urlencode({'replayed': replayed})}", 303)
 
 
 @page()

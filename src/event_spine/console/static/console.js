@@ -22,7 +22,11 @@ function followStream(button) {
       status.textContent = "not following";
       return;
     }
-    source = new EventSource(button.dataset.live + "?from=now");
+    // After the newest event the page shows (or from the stream's start when it shows
+    // none): the live rows continue the table without a gap or a repeat.
+    const after = button.dataset.after;
+    const query = after ? "?last_event_id=" + encodeURIComponent(after) : "?from=start";
+    source = new EventSource(button.dataset.live + query);
     button.textContent = "Stop";
     status.textContent = "connecting";
     source.onopen = () => { status.textContent = "following"; };
