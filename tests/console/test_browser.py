@@ -9,7 +9,7 @@ import orjson
 from playwright.async_api import expect
 
 from event_spine.audit.chain import AUDIT_STREAM
-from support.api import A, B, Api
+from support.api import A, Api, B
 from support.console import browser_page, log_in
 from support.pipeline import ctx, route_to_sqlite
 from support.waiting import wait_until
@@ -95,7 +95,9 @@ async def test_switch_a_route(api: Api) -> None:
         section = page.locator("section.route[data-kind=event_spine]")
         await expect(section).to_have_count(1)
         await section.locator("summary").click()
-        await section.locator("input[name=config]").fill(orjson.dumps({"path": str(target)}).decode())
+        await section.locator("input[name=config]").fill(
+            orjson.dumps({"path": str(target)}).decode()
+        )
         await section.locator("input[name=reason]").fill("move alpha to its own file")
         await section.locator("button[type=submit]").click()
         await expect(page.locator("#switched")).to_contain_text("t_alpha")
@@ -108,9 +110,7 @@ async def test_switch_a_route(api: Api) -> None:
 
 
 async def test_audit_break_after_the_store_is_tampered(api: Api) -> None:
-    ids = [
-        api.app.producer.emit_event(A, "audit.thing", AUDIT_STREAM, {"n": n}) for n in range(4)
-    ]
+    ids = [api.app.producer.emit_event(A, "audit.thing", AUDIT_STREAM, {"n": n}) for n in range(4)]
     await api.app.wait_stored(A, AUDIT_STREAM, 4)
     async with browser_page(api.server.url) as page:
         await log_in(page, api.tokens["a"])
@@ -119,7 +119,9 @@ async def test_audit_break_after_the_store_is_tampered(api: Api) -> None:
         await expect(page.locator("#audit-result")).to_contain_text("OK: 4 audit events")
         db = sqlite3.connect(api.app.events_db, isolation_level=None)
         try:
-            body = db.execute("SELECT body FROM spine_events WHERE event_id=?", (ids[2],)).fetchone()[0]
+            body = db.execute(
+                "SELECT body FROM spine_events WHERE event_id=?", (ids[2],)
+            ).fetchone()[0]
             tampered = bytes(body).replace(b'"n":2', b'"n":9')
             assert tampered != bytes(body)
             db.execute("UPDATE spine_events SET body=? WHERE event_id=?", (tampered, ids[2]))

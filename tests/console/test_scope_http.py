@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from support.api import A, B, Api
+from support.api import A, Api, B
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -40,7 +40,8 @@ async def test_login_sets_a_strict_httponly_session_and_refuses_bad_keys(api: Ap
         assert first.headers["location"].startswith("/console/login")
         form = await http.get("/console/login")
         bad = await http.post(
-            "/console/login", data={"api_key": "spk_000000000000_" + "x" * 43, "csrf": _csrf(form.text)}
+            "/console/login",
+            data={"api_key": "spk_000000000000_" + "x" * 43, "csrf": _csrf(form.text)},
         )
         assert bad.status_code == 401
         assert "The API key is not valid." in bad.text
@@ -69,18 +70,22 @@ async def test_a_scoped_key_sees_only_its_own_tenant(api: Api) -> None:
     async with _client(api) as http:
         await _log_in(http, api, "b")
         streams = await http.get("/console/streams")
-        assert "orders-b" in streams.text and "orders-a" not in streams.text
+        assert "orders-b" in streams.text
+        assert "orders-a" not in streams.text
         other = await http.get("/console/streams/orders-a")
-        assert other.status_code == 200 and ids_a[0] not in other.text
+        assert other.status_code == 200
+        assert ids_a[0] not in other.text
         event = await http.get(f"/console/events/{ids_a[0]}")
         assert event.status_code == 404
         routes = await http.get("/console/routes")
-        assert "t_beta" in routes.text and "t_alpha" not in routes.text
+        assert "t_beta" in routes.text
+        assert "t_alpha" not in routes.text
         audit = await http.get(
             "/console/audit", params={"verify": "1", "tenant_id": "t_alpha", "stream": "audit"}
         )
         # The scope fields are fixed to the key's own: the answer is t_beta's chain.
-        assert "t_beta" in audit.text and "t_alpha" not in audit.text
+        assert "t_beta" in audit.text
+        assert "t_alpha" not in audit.text
         for path in ("/console/lag", "/console/lag.json", "/console/dlq"):
             refused = await http.get(path)
             assert refused.status_code == 403, path
@@ -136,3 +141,14 @@ async def test_logout_ends_the_session(api: Api) -> None:
         assert out.status_code == 303
         again = await http.get("/console/streams")
         assert again.status_code == 303
+
+
+async def test_an_admin_verifying_a_malformed_scope_gets_one_line(api: Api) -> None:
+    async with _client(api) as admin:
+        await _log_in(admin, api, "admin")
+        bad = await admin.get(
+            "/console/audit",
+            params={"verify": "1", "tenant_id": "NOT A TENANT", "env": "dev", "project_id": "p"},
+        )
+        assert bad.status_code == 400
+        assert "tenant_id" in bad.text

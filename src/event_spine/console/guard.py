@@ -147,9 +147,7 @@ def page(need: Need = Need.ANY) -> Callable[[Handler], Callable[[Request], Await
                 return found
             who = found
             if need is Need.ADMIN and not who.key.admin:
-                return refusal(
-                    request, who, 403, f"This page needs an admin key; {_held(who)}."
-                )
+                return refusal(request, who, 403, f"This page needs an admin key; {_held(who)}.")
             if need is Need.SCOPED and who.key.scope is None:
                 return refusal(
                     request,

@@ -73,9 +73,7 @@ class Sessions:
 
 def set_cookie(response: Response, name: str, value: str, *, secure: bool) -> None:
     """HttpOnly, SameSite=Strict, scoped to the console's path."""
-    response.set_cookie(
-        name, value, path=PATH, httponly=True, samesite="strict", secure=secure
-    )
+    response.set_cookie(name, value, path=PATH, httponly=True, samesite="strict", secure=secure)
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from urllib.parse import urlencode
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -331,10 +333,8 @@ async def dlq_record(request: Request, who: Who) -> Response:
         raise Problem("not-found", f"No dead letter at {wanted} of the DLQ topic.")
     r = found[0]
     value = _text(r.value)
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         value = _pretty(orjson.loads(value))
-    except orjson.JSONDecodeError:
-        pass
     return render(
         request,
         "dlq_record.html",
@@ -379,12 +379,18 @@ async def audit_page(request: Request, who: Who) -> Response:
         asked = {n: getattr(fixed, n) for n in _SCOPE_FIELDS}
         values["fields"] = asked
     if params.get("verify"):
-        scope = Scope.model_validate(asked)
+        try:
+            scope = Scope.model_validate(asked)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            raise invalid(".".join(map(str, first["loc"])), first["msg"]) from None
         route = await who.state.registry.get_route(
             ResourceKind.EVENT_SPINE, scope.tenant_id, scope.env, scope.project_id, scope.mode
         )
         store = await who.state.stores.event_store(route)
-        report = await verify_chain(store, scope, stream_param(stream, "stream"), keys=LocalAuditKeys())
+        report = await verify_chain(
+            store, scope, stream_param(stream, "stream"), keys=LocalAuditKeys()
+        )
         values["report"] = report
         if report.broken is not None:
             bad = await store.get(scope, report.broken.event_id)
