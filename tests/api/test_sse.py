@@ -85,6 +85,8 @@ async def test_every_event_once_in_order_across_worker_restart_and_reconnect(
     assert len(set(ids)) == len(ids)
     positions = [int(i.split(".")[0]) for i in ids]
     assert positions == sorted(positions)
+    # Both connections were closed by the client: nothing is left running for them.
+    await wait_until(lambda: api.server.state.counters.sse_active == 0, 30)
     stored = await api.app.wait_stored(A, STREAM, TOTAL)
     assert [f"{e.position}.{e.event_id}" for e in stored] == ids
 

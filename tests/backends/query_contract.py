@@ -6,6 +6,7 @@ server; the ``store`` fixture comes from there.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -149,6 +150,47 @@ class QueryContract:
             if page.next_cursor is None:
                 break
         assert seen == written
+
+    async def test_a_reader_pages_while_a_writer_appends_concurrently(
+        self, store: EventStore
+    ) -> None:
+        """A writer task appends while the reader follows resume cursors: the reader
+        ends with every event exactly once, in position order."""
+        batches = [stream_of(5, "race", start=b * 5) for b in range(20)]
+        written = [e for b in batches for e in b]
+
+        async def write() -> None:
+            for batch in batches:
+                await store.append_batch(batch)
+                await asyncio.sleep(0)
+
+        writer = asyncio.create_task(write())
+        seen: list[StoredEvent] = []
+        after = None
+        deadline = asyncio.get_running_loop().time() + 120
+        while len(seen) < len(written) and asyncio.get_running_loop().time() < deadline:
+            page = await store.query(SCOPE, EventQuery(stream_id="race", after=after, limit=7))
+            seen.extend(page.events)
+            after = page.resume_cursor or after
+            if not page.events:
+                await asyncio.sleep(0.01)
+        await writer
+        assert seen == written
+
+    async def test_a_selective_filter_comes_back_in_short_pages_with_cursors(
+        self, store: EventStore
+    ) -> None:
+        """Backends filtering after reading stop at their scan budget (lowered here
+        to 7 events) and return what they found with a cursor; SQL filters natively."""
+        events = typed(40)
+        await store.append_batch(events)
+        store.scan_budget = 7  # type: ignore[attr-defined]
+        pages = await walk(store, SCOPE, stream_id="s1", event_types=("kind.c",), limit=5)
+        assert flat(pages) == [e for e in events if e.record.event_type == "kind.c"]
+        desc = await walk(
+            store, SCOPE, stream_prefix="", event_types=("kind.c",), limit=5, descending=True
+        )
+        assert flat(desc) == [e for e in events if e.record.event_type == "kind.c"][::-1]
 
     async def test_prefix_paging_while_writes_continue(self, store: EventStore) -> None:
         """A prefix walk returns everything visible when it began, exactly once, in
@@ -316,3 +358,22 @@ class QueryContract:
 def stream_of_ids(page: list[StoredEvent], stream: list[StoredEvent]) -> list[StoredEvent]:
     """The events of ``stream`` after the last one of ``page``."""
     return stream[len(page) :]
+
+
+async def assert_reads_stop_at_the_watermark(
+    store: EventStore, events: list[StoredEvent], watermark: int
+) -> None:
+    """``events`` (one stream, positions 0..n-1) are stored, but the stream's watermark
+    was put back to ``watermark``: no read may return or count an event above it."""
+    stream_id = events[0].stream_id
+    visible = events[: watermark + 1]
+    assert flat(await walk(store, SCOPE, stream_id=stream_id, limit=3)) == visible
+    desc = flat(await walk(store, SCOPE, stream_id=stream_id, limit=3, descending=True))
+    assert desc == visible[::-1]
+    assert flat(await walk(store, SCOPE, stream_prefix="", limit=2)) == visible
+    only = await store.query(SCOPE, EventQuery(stream_id=stream_id, event_types=("kind.a",)))
+    assert only.events == [e for e in visible if e.record.event_type == "kind.a"]
+    counts = await store.count_event_types(SCOPE, stream_id)
+    assert sum(counts.values()) == len(visible)
+    (summary,) = (await store.list_streams(SCOPE)).streams
+    assert summary.last_position == watermark

@@ -145,6 +145,14 @@ class SseStream:
         """Serve the connection until the client leaves, overflows, or an error."""
         counters = self.state.counters
         counters.sse_connections += 1
+        counters.sse_active += 1
+        try:
+            await self._serve(send, receive)
+        finally:
+            counters.sse_active -= 1
+
+    async def _serve(self, send: Send, receive: Receive) -> None:
+        counters = self.state.counters
         await send(
             {
                 "type": "http.response.start",

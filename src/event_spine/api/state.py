@@ -22,6 +22,8 @@ class ApiCounters:
     """What the API did, for tests and /metrics-style inspection."""
 
     sse_connections: int = 0
+    #: Open SSE responses now (a client that left must bring it back down).
+    sse_active: int = 0
     sse_overflows: int = 0
     sse_events_sent: int = 0
 

@@ -20,6 +20,9 @@ Semantics every backend keeps (the contract suite in tests/backends checks them)
 ``EventStoreBase`` holds that logic once; a backend implements four primitives:
 ``_write``, ``_load_cursor``, ``_load_event`` and ``_load_range`` (or instead of the
 last one ``_load_page``, to read a page in one round trip).
+Queries (``query``, ``list_streams``, ``count_event_types``) come from
+``querying.QueryReads``: they also need ``_load_streams``, and a backend may
+override their steps to filter, order or count natively.
 ``DelegatedLifecycle`` is open()/close() for a store that only hands them on to
 one connection object (``_resource``).
 """

@@ -69,6 +69,15 @@ from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none. Every query reads the stream's whole events.jsonl once (as
+list_after does), filters and orders it in memory; a prefix page lists the scope's
+stream folders and reads each stream it visits (at most 100 per page). list_streams:
+one folder listing and a cursor.json read per stream returned. Counts: one read of
+the stream's file. Lab data only: fine up to a few hundred thousand events a stream.
+"""
+
 
 class FilesystemConfig(BaseModel):
     """Route config of the filesystem backend."""

@@ -25,6 +25,15 @@ from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none (a dict per scope and id, a position-sorted list per stream). One
+stream: a binary search to the cursor, then type and time filters in Python over the
+positions read (at most 10,000 examined per page, then a short page with a cursor).
+Prefix pages and list_streams sort the scope's stream ids on each call. Counts: one
+pass over the stream.
+"""
+
 
 class MemoryConfig(BaseModel):
     """The memory backend takes no settings."""

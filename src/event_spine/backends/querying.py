@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import ClassVar, Final
 
 from event_spine.backends.keys import ScopeKey, StreamCursor, StreamKey
 from event_spine.errors import ScopeViolation, UnknownCursor
@@ -105,6 +105,9 @@ def pick_streams(
 class QueryReads:
     """query / list_streams / count_event_types over the store's primitives."""
 
+    #: Events a generic page examines at most (a class attribute: tests lower it).
+    scan_budget: ClassVar[int] = SCAN_BUDGET
+
     async def query(self, scope: Scope, q: EventQuery) -> EventPage:
         """One page of the visible events ``q`` selects in ``scope`` (see schemas.query)."""
         start = await self._query_start(scope, q)
@@ -176,8 +179,8 @@ class QueryReads:
         out: list[StoredEvent] = []
         last: int | None = None
         examined = 0
-        while low < high and examined < SCAN_BUDGET:
-            size = MAX_PAGE if q.filtered else limit - len(out)
+        while low < high and examined < self.scan_budget:
+            size = min(MAX_PAGE, self.scan_budget - examined) if q.filtered else limit - len(out)
             batch = await self._load_slice(key, low, high, size, q.descending)
             for event in batch:
                 last = event.position

@@ -7,7 +7,8 @@ Plans (the indexes are in each store's DDL and in docs/backends.md):
   the watermark in a subquery; with one event type a range on ``events_by_type``
   (scope, stream_id, event_type, position) instead, already in position order.
 - a prefix: a range on ``events_by_stream`` from the cursor's (stream_id, position)
-  row value, joined to each stream's watermark row (primary key of the cursors table).
+  row value in page order, each row checked against its stream's watermark (a point
+  read on the cursors table's primary key).
 - counts: an index-only walk of ``events_by_type`` grouped by type.
 - time filters are not indexed: they filter the rows the position range reads (ts
   is not ordered by position, so an index on ts cannot return a position-ordered page).
@@ -101,12 +102,15 @@ def prefix_scan(
         op = "<" if q.descending else ">"
         row = f"({s.bind(start.stream_id)}, {s.bind(start.position)})"
         where.append(f"(e.stream_id, e.position) {op} {row}")
-    where.append("e.position <= c.position")
-    where += _filters(s, q)
+    # The watermark as a correlated point read, not a join: the plan then walks the
+    # stream index in page order and stops at the limit (a join let PostgreSQL sort
+    # whole streams first: every event of each stream it touched, measured).
     join = " AND ".join(f"c.{c} = e.{c}" for c in (*_SCOPE, "stream_id"))
+    where.append(f"e.position <= (SELECT c.position FROM {cursors} c WHERE {join})")
+    where += _filters(s, q)
     order = "DESC" if q.descending else "ASC"
     sql = (
-        f"SELECT e.body, e.stream_id, e.position FROM {events} e JOIN {cursors} c ON {join}"
+        f"SELECT e.body, e.stream_id, e.position FROM {events} e"
         f" WHERE {' AND '.join(where)}"
         f" ORDER BY e.stream_id {order}, e.position {order} LIMIT {s.bind(limit)}"
     )

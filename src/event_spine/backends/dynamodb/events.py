@@ -29,6 +29,19 @@ from event_spine.backends.dynamodb.table import _all, _OneTable
 from event_spine.errors import StoreLayoutOutdated, StorePermanentError
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none added (the table keeps no secondary index so every read is strongly
+consistent). One stream: Query on the ev# partition by position range, ascending or
+descending (ScanIndexForward); type and time filters run after reading, because ev#
+items hold only the body: a filtered page reads (and bills) every item in the range
+it examines, at most 10,000 per page. list_streams and prefix queries: a Scan of the
+whole table for the scope's wm# items, sorted in the client; on the real service
+that costs read units for every item in the table on each call (DynamoDB Local does
+the same), so route streams meant to be listed to a SQL backend, or add a GSI on
+the wm# items if this is needed at scale. Counts: the whole stream read once.
+"""
+
 #: Version 2: id# and part# items keyed by scope + event_id (1, unmarked: event_id alone).
 LAYOUT_VERSION = 2
 _LAYOUT_KEY = _key("layout#events", 0)
@@ -50,10 +63,11 @@ class DynamoEventStore(_OneTable, EventStoreBase):
         StoreUnavailable at the first write, which the sink retries)."""
         if self._layout_checked:
             return
-        marker = await self._table.get(_LAYOUT_KEY)
-        if marker is None or int(marker["v"]["N"]) < LAYOUT_VERSION:
+        if not await self._marked():
             any_item = await self._table.call("scan", Limit=1, ConsistentRead=True)
-            if any_item.get("Items"):
+            # Marked meanwhile: a concurrent first use (the scan may even have found
+            # its marker) put it before writing anything. Found by the query contract.
+            if any_item.get("Items") and not await self._marked():
                 raise StoreLayoutOutdated(
                     f"DynamoDB {self._table.what} holds events in layout 1 (indexed by "
                     f"event_id alone); this release reads layout {LAYOUT_VERSION}. Migrate it "
@@ -61,6 +75,10 @@ class DynamoEventStore(_OneTable, EventStoreBase):
                 )
             await self._table.call("put_item", Item={**_LAYOUT_KEY, "v": _n(LAYOUT_VERSION)})
         self._layout_checked = True
+
+    async def _marked(self) -> bool:
+        marker = await self._table.get(_LAYOUT_KEY)
+        return marker is not None and int(marker["v"]["N"]) >= LAYOUT_VERSION
 
     async def migrate(self) -> str:
         """Re-key a layout-1 table's id# and part# items by scope + event_id.

@@ -37,6 +37,24 @@ from event_spine.schemas.query import EventQuery, Position
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
+prefix pages (a row-value range from the cursor, walked in page order; each row checked
+against its watermark by a primary-key point read);
+``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
+and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
+``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
+read). Cost of the type index, measured (100k events, 100 streams x 10 types, local
+server, shared machine): writes 9.5k -> 8.9k events/s (within noise); a one-type page
+of 100: p50 3.6 -> 1.6 ms. Existing tables (no layout change): an open()
+by a role that may create it runs CREATE INDEX IF NOT EXISTS, which blocks writes
+while it builds; a role without DDL rights opens without it (a warning; reads stay
+correct, slower) until ``spine migrate`` as the owner creates it. On a large table
+create it beforehand with ``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" ON
+<events table> (tenant_id, env, mode, project_id, stream_id, event_type, position)``.
+"""
+
 # One INSERT carries at most this much body data (the rest go in more statements
 # of the same transaction): bounds client and server memory per statement.
 _STATEMENT_BYTES: Final = 8 * 1024 * 1024
@@ -188,6 +206,7 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
             self._sql.ddl,
             ["layout", "events", "cursors", "events_by_stream"],
             check=self._check_layout,
+            optional=["events_by_type"],
         )
 
     async def ping(self) -> None:
@@ -244,7 +263,7 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
                     if await layout_version(conn, self._sql.layout, c) is not None:
-                        return f"already at layout {LAYOUT_VERSION}: nothing to do"
+                        return await self._add_indexes(conn)
                     events = self._sql.events
                     count = await conn.fetchval(f"SELECT count(*) FROM {events}")
                     key = await conn.fetchval(_PRIMARY_KEY, f"{c.db_schema}.{c.table_prefix}events")
@@ -286,6 +305,14 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
     async def _fetch(self, sql: str, params: list[object]) -> list[Any]:
         with _mapped(self._db.where):
             return list(await self._db.pool.fetch(sql, *params))
+
+    async def _add_indexes(self, conn: asyncpg.Connection) -> str:
+        """At the current layout: create the indexes a later release added, if missing."""
+        name = f"{self.config.db_schema}.{self.config.table_prefix}events_by_type"
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+            return f"already at layout {LAYOUT_VERSION}: nothing to do"
+        await conn.execute(self._sql.ddl)
+        return f"at layout {LAYOUT_VERSION}; created the query index {name}"
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         with _mapped(self._db.where):
