@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 import httpx
+import orjson
 
+from event_spine.schemas.routes import ResourceRoute
 from support.api import A, Api, B
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -152,3 +154,38 @@ async def test_an_admin_verifying_a_malformed_scope_gets_one_line(api: Api) -> N
         )
         assert bad.status_code == 400
         assert "tenant_id" in bad.text
+
+
+async def test_a_switch_that_would_strand_readers_is_refused_as_the_cli_does(api: Api) -> None:
+    reads = ResourceRoute.for_scope(
+        A, "event_stream", "sqlite", {"path": str(api.app.tmp / "readers.db")}
+    )
+    await api.app.registry.set_route(reads, actor="test")
+    fields = {
+        "kind": "event_spine",
+        "tenant_id": "t_alpha",
+        "env": A.env,
+        "project_id": A.project_id,
+        "mode": A.mode,
+        "backend": "sqlite",
+        "config": orjson.dumps({"path": str(api.app.tmp / "new.db")}).decode(),
+        "reason": "try",
+    }
+    async with _client(api) as admin:
+        await _log_in(admin, api, "admin")
+        csrf = _csrf((await admin.get("/console/routes")).text)
+        refused = await admin.post("/console/routes/switch", data={**fields, "csrf": csrf})
+        assert refused.status_code == 400
+        assert "no longer receives events" in refused.text
+        crafted = await admin.post(
+            "/console/routes/switch", data={**fields, "tenant_id": "NOT VALID", "csrf": csrf}
+        )
+        assert crafted.status_code in (400, 404)
+        assert "Traceback" not in crafted.text
+        moved = await admin.post(
+            "/console/routes/switch", data={**fields, "readers": "move", "csrf": csrf}
+        )
+        assert moved.status_code == 303
+    for kind in ("event_spine", "event_stream"):
+        route = await api.app.registry.get_route(kind, "t_alpha", A.env, A.project_id, A.mode)
+        assert route.config == {"path": str(api.app.tmp / "new.db")}, kind

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import jinja2
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -17,7 +18,7 @@ from event_spine.api.keys import ApiKey
 from event_spine.api.problems import Problem
 from event_spine.api.state import ApiState, state_of
 from event_spine.console.session import Session, Sessions, csrf_matches
-from event_spine.errors import SpineError
+from event_spine.errors import RouteNotFound, SpineError
 from event_spine.schemas.scope import Scope
 
 _TEMPLATES = jinja2.Environment(
@@ -164,8 +165,14 @@ def page(need: Need = Need.ANY) -> Callable[[Handler], Callable[[Request], Await
                 return await handler(request, who)
             except Problem as exc:
                 return refusal(request, who, exc.status, exc.detail)
+            except RouteNotFound as exc:
+                return refusal(request, who, 404, str(exc))
             except SpineError as exc:
                 return refusal(request, who, 400, str(exc))
+            except ValidationError as exc:  # a crafted form: name the field, no traceback
+                first = exc.errors(include_input=False, include_url=False)[0]
+                where = ".".join(map(str, first["loc"])) or "form"
+                return refusal(request, who, 400, f"`{where}`: {first['msg']}")
 
         endpoint.__name__ = handler.__name__
         endpoint.__doc__ = handler.__doc__
