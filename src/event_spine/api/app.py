@@ -24,6 +24,8 @@ from event_spine.api.settings import ApiSettings
 from event_spine.api.sse import live
 from event_spine.api.state import ApiState
 from event_spine.backends.factory import StoreFactory
+from event_spine.console import console_routes
+from event_spine.console.session import Sessions
 from event_spine.errors import (
     BrokerUnavailable,
     EventRejected,
@@ -117,6 +119,7 @@ def build_app(
             Route("/v1/admin/routes/history", route_history),
             Route("/v1/admin/dlq", dead_letters),
             Route("/v1/admin/lag", lag),
+            *console_routes(),
         ],
         exception_handlers={
             Problem: problem_handler,
@@ -127,5 +130,6 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.api = state
+    app.state.console_sessions = Sessions()
     app.state.openapi = openapi_document()
     return app

@@ -53,7 +53,10 @@ class Authenticator:
         """The caller's active key; 401 when missing, malformed, unknown or revoked;
         429 when its bucket is empty. ``query_token``: also read ``?access_token=``
         (browsers' EventSource cannot set headers)."""
-        token = _presented(conn, query_token)
+        return await self.key_of_token(_presented(conn, query_token))
+
+    async def key_of_token(self, token: str | None) -> ApiKey:
+        """key_of() for a token held elsewhere (the console's session)."""
         parts = split_token(token) if token else None
         if parts is None:
             raise Problem(

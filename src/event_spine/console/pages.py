@@ -1,0 +1,35 @@
+"""console_routes(): the console's routes, mounted by build_app under ``/console``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from event_spine.console import views
+
+_STATIC = Path(__file__).parent / "static"
+
+
+def console_routes() -> list[BaseRoute]:
+    """Every console route (server-rendered pages, a little JS from ``static/``)."""
+    return [
+        Route("/console", views.home),
+        Route("/console/login", views.login_form, methods=["GET"]),
+        Route("/console/login", views.login, methods=["POST"]),
+        Route("/console/logout", views.logout, methods=["POST"]),
+        Route("/console/routes", views.routes_page),
+        Route("/console/routes/switch", views.switch, methods=["POST"]),
+        Route("/console/streams", views.streams_page),
+        Route("/console/streams/{stream_id:path}/live", views.live),
+        Route("/console/streams/{stream_id:path}", views.stream_page),
+        Route("/console/events/{event_id}", views.event_page),
+        Route("/console/lag", views.lag_page),
+        Route("/console/lag.json", views.lag_json),
+        Route("/console/dlq", views.dlq_page),
+        Route("/console/dlq/replay", views.dlq_replay, methods=["POST"]),
+        Route("/console/dlq/{partition:int}/{offset:int}", views.dlq_record),
+        Route("/console/audit", views.audit_page),
+        Mount("/console/static", StaticFiles(directory=_STATIC), name="console-static"),
+    ]
