@@ -14,9 +14,10 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from event_spine.api import ApiSettings, build_app, create_key, key_store_for
+from event_spine.api import ApiSettings, create_key, key_store_for
 from event_spine.api.state import ApiState
 from event_spine.broker.tansu import free_port
+from event_spine.console import build_app_with_console
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RoutingRegistry
@@ -76,7 +77,8 @@ def running_api(registry_db: Path, settings: ApiSettings) -> Iterator[ApiServer]
             ProducerSettings(kafka=settings.kafka, topic=settings.topic, linger_ms=2)
         )
         try:
-            app = build_app(settings, RoutingRegistry(registry_store), keys, producer=producer)
+            registry = RoutingRegistry(registry_store)
+            app = build_app_with_console(settings, registry, keys, producer=producer)
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
             )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from event_spine.api.admin import dead_letters, lag, route_history
 from event_spine.api.admin import routes as admin_routes
@@ -24,8 +24,6 @@ from event_spine.api.settings import ApiSettings
 from event_spine.api.sse import live
 from event_spine.api.state import ApiState
 from event_spine.backends.factory import StoreFactory
-from event_spine.console import console_routes
-from event_spine.console.session import Sessions
 from event_spine.errors import (
     BrokerUnavailable,
     EventRejected,
@@ -86,9 +84,11 @@ def build_app(
     keys: KeyStore,
     *,
     producer: EventSpineProducer | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The app; ``registry`` and ``keys`` must be open. The app closes its store
-    factory (and the lag probe) at shutdown, never the registry, keys or producer."""
+    factory (and the lag probe) at shutdown, never the registry, keys or producer.
+    ``extra_routes`` mount beside the API (the console: ``console.app``)."""
     state = ApiState(
         settings,
         registry,
@@ -119,7 +119,7 @@ def build_app(
             Route("/v1/admin/routes/history", route_history),
             Route("/v1/admin/dlq", dead_letters),
             Route("/v1/admin/lag", lag),
-            *console_routes(),
+            *extra_routes,
         ],
         exception_handlers={
             Problem: problem_handler,
@@ -130,6 +130,5 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.api = state
-    app.state.console_sessions = Sessions()
     app.state.openapi = openapi_document()
     return app

@@ -185,7 +185,8 @@ def _graceful_server(base: type[Server]) -> type[Server]:
 async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, emit: bool) -> None:
     import uvicorn  # noqa: PLC0415
 
-    from event_spine.api import build_app, key_store_for  # noqa: PLC0415
+    from event_spine.api import key_store_for  # noqa: PLC0415
+    from event_spine.console import build_app_with_console  # noqa: PLC0415
     from event_spine.producers.producer import EventSpineProducer  # noqa: PLC0415
     from event_spine.producers.settings import ProducerSettings  # noqa: PLC0415
     from event_spine.routing.registry import RoutingRegistry  # noqa: PLC0415
@@ -199,7 +200,8 @@ async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, 
         else None
     )
     try:
-        app = build_app(settings, RoutingRegistry(registry_store), keys, producer=producer)
+        registry = RoutingRegistry(registry_store)
+        app = build_app_with_console(settings, registry, keys, producer=producer)
         config = uvicorn.Config(
             app,
             host=host,

@@ -7,7 +7,9 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from event_spine.console import views
+# Not `from event_spine.console import views`: that form imports the package, whose
+# __init__ imports this module (an import cycle tests/unit/test_import_cycles.py refuses).
+import event_spine.console.views as views  # noqa: PLR0402
 
 _STATIC = Path(__file__).parent / "static"
 

@@ -13,10 +13,12 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from event_spine.api import admin, sse
+from event_spine.api.admin import lag as api_lag
 from event_spine.api.params import int_param, optional_text, order_param, stream_param, time_param
 from event_spine.api.problems import Problem, invalid
 from event_spine.api.render import event_bytes
+from event_spine.api.sse import live as api_live
+from event_spine.api.sse import sse_id
 from event_spine.audit.chain import AUDIT_STREAM
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.verify import verify_chain
@@ -228,9 +230,7 @@ async def stream_page(request: Request, who: Who) -> Response:
         events=found.events,
         # Follow from the newest event shown: nothing between this page and the live
         # stream is lost, nothing shown is repeated (the API resumes after an SSE id).
-        follow_after=(
-            sse.sse_id(max(found.events, key=lambda e: e.position)) if found.events else ""
-        ),
+        follow_after=(sse_id(max(found.events, key=lambda e: e.position)) if found.events else ""),
         next_url=(
             str(request.url.include_query_params(cursor=found.next_cursor))
             if found.next_cursor
@@ -268,7 +268,7 @@ async def live(request: Request) -> Response:
     session = sessions_of(request).of(request)
     if session is None:
         raise Problem("unauthenticated", "No console session: log in at /console/login.")
-    response: Response = await sse.live(_as_bearer(request, session.token))
+    response: Response = await api_live(_as_bearer(request, session.token))
     return response
 
 
@@ -285,7 +285,7 @@ async def lag_page(request: Request, who: Who) -> Response:
 @page(Need.ADMIN)
 async def lag_json(request: Request, who: Who) -> Response:
     """GET /console/lag.json: GET /v1/admin/lag for the session's key."""
-    return await admin.lag(_as_bearer(request, who.session.token))
+    return await api_lag(_as_bearer(request, who.session.token))
 
 
 def _letter_id(r: DeadLetterRecord) -> str:
