@@ -38,7 +38,7 @@ from azure.cosmos.aio import CosmosClient
 from pydantic import ValidationError
 from yarl import URL
 
-from contract import EventStoreContract, OpenStore, read_all
+from contract import EventStoreContract, LegacyStore, OpenStore, read_all
 from event_spine.backends.cosmos import (
     CosmosConfig,
     CosmosEventStore,
@@ -46,6 +46,7 @@ from event_spine.backends.cosmos import (
     CosmosTabularStore,
     _event_item,
 )
+from event_spine.backends import EventStore
 from event_spine.errors import ConfigurationError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.tabular import TabularStore
@@ -58,6 +59,7 @@ from servers.emulators import (
     free_port,
     start_or_skip,
 )
+from event_spine.schemas import StoredEvent
 from support.events import SCOPE, stored, stream_of
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract
@@ -90,13 +92,29 @@ def _config(endpoint: str, **overrides: Any) -> CosmosConfig:
 
 class TestCosmosEventStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, cosmos: CosmosEmulator, opened: OpenedStores) -> OpenStore:
-        config = _config(cosmos.endpoint)
+    def config(self, cosmos: CosmosEmulator) -> CosmosConfig:
+        return _config(cosmos.endpoint)
 
+    @pytest.fixture
+    async def open_store(self, config: CosmosConfig, opened: OpenedStores) -> OpenStore:
         async def open_() -> CosmosEventStore:
             return await opened.add(CosmosEventStore(config))
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(self, config: CosmosConfig, opened: OpenedStores) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            # Written by this release, then as layout 1 had it: no claim items, no marker.
+            store = await opened.add(CosmosEventStore(config))
+            await store.append_batch(events)
+            container = store._events
+            query = "SELECT c.id, c.pk FROM c WHERE STARTSWITH(c.pk, 'id#') OR c.pk = 'layout'"
+            for item in await container.query(query, {}, None):
+                await container.proxy.delete_item(item["id"], partition_key=item["pk"])
+            return lambda: CosmosEventStore(config)
+
+        return write
 
 
 class TestCosmosSingleCreates(EventStoreContract):
