@@ -109,4 +109,3 @@ async def _mark(container: _Container) -> None:
     body = {"id": _MARKER_ID, "pk": _MARKER_PK, "version": LAYOUT_VERSION}
     current = await container.find(_MARKER_PK, _MARKER_ID)
     await container.swap(body, current)  # False: a racing writer marked it first
-
