@@ -105,7 +105,7 @@ async def world(
 ) -> AsyncIterator[World]:
     settings = audit_env(monkeypatch, tmp_path, EVERY)
     registry_store = await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")})
-    registry = RoutingRegistry(registry_store)
+    registry = RoutingRegistry(registry_store, None)
     anchors = {"path": str(tmp_path / "anchors.db")}
     await registry.set_route(
         ResourceRoute.for_scope(SCOPE, "object_store", "sqlite", anchors), actor="t"

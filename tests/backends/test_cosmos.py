@@ -39,6 +39,7 @@ from pydantic import ValidationError
 from yarl import URL
 
 from contract import EventStoreContract, LegacyStore, OpenStore, read_all
+from event_spine.backends import EventStore
 from event_spine.backends.cosmos import (
     CosmosConfig,
     CosmosEventStore,
@@ -46,9 +47,9 @@ from event_spine.backends.cosmos import (
     CosmosTabularStore,
     _event_item,
 )
-from event_spine.backends import EventStore
 from event_spine.errors import ConfigurationError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.schemas import StoredEvent
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import (
@@ -59,7 +60,6 @@ from servers.emulators import (
     free_port,
     start_or_skip,
 )
-from event_spine.schemas import StoredEvent
 from support.events import SCOPE, stored, stream_of
 from support.stores import OpenedStores
 from tabular_contract import OpenTabular, TabularStoreContract

@@ -4,10 +4,11 @@ Layout: one database, a container per resource kind, each partitioned on ``/pk``
 (hash, partition key version 2: keys up to 2 KB hash whole).
 
 - events: ``pk = "<tenant>|<env>|<mode>|<project>|<stream>"``; item ``id = event_id``
-  (unique per pk, so only per stream), ``position`` (a number), the record JSON in ``body`` or, above 256 KiB, zlib +
-  base64 in ``bodyz`` (so a 1 MiB event stays under the 2 MB item limit whatever its
-  content; the SDK escapes non-ASCII up to 3x). The watermark is the item ``id =
-  "_cursor"`` (``watermark``, ``last_event_id``) in the stream's own partition.
+  (unique per pk, so only per stream), ``position`` (a number), the record JSON in
+  ``body`` or, above 256 KiB, zlib + base64 in ``bodyz`` (so a 1 MiB event stays under
+  the 2 MB item limit whatever its content; the SDK escapes non-ASCII up to 3x). The
+  watermark is the item ``id = "_cursor"`` (``watermark``, ``last_event_id``) in the
+  stream's own partition.
   Index all but ``/body/?`` and ``/bodyz/?``; ranges need ``/position`` (default).
 - identity claims (same container, layout 2): ``pk = "id#<tenant>|<env>|<mode>|<project>|
   <event_id>"``, ``id = "id"``, ``stream`` (the event's pk), ``at`` (its position). Created,

@@ -24,8 +24,8 @@ from event_spine.backends.base import (
     StreamKey,
     conflicts_among,
 )
-from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos import identity
+from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
 from event_spine.backends.cosmos.layout import (
     _CURSOR_ID,
