@@ -149,6 +149,55 @@ def event_time_s(canonical: bytes) -> tuple[dict[str, Any], float]:
     return record, ts.timestamp()
 
 
+_COLUMN_KEYS = frozenset({"event_type", "ts", "ts_type"})
+#: Every key a record of a bundle (or of the store walk) may carry.
+_RECORD_KEYS = frozenset(
+    {"position", "event_id", "canonical", "columns", "malformed", *MEMBER_FIELDS}
+)
+
+
+def check_columns(columns: Any, parsed: dict[str, Any], position: int, name: str) -> None:
+    """The store's own ``event_type`` and ``ts`` columns must say what the hashed record
+    says: operators query those columns, so a changed one would mislead them unseen."""
+    if (
+        not isinstance(columns, dict)
+        or set(columns) != _COLUMN_KEYS
+        or (columns["ts_type"] not in ("text", "instant"))
+    ):
+        raise Found(
+            "modified", position, name, f"its operator columns are not readable: {columns!r}"
+        )
+    for column in ("event_type", "ts"):
+        stored, hashed = columns.get(column), parsed.get(column)
+        same = stored == hashed
+        if column == "ts" and not same:
+            # A text column (SQLite) must hold exactly what the sink wrote (isoformat):
+            # operators compare it as text. A timestamp column (PostgreSQL) holds an
+            # instant: equal instants are equal values.
+            try:
+                if columns["ts_type"] == "instant":
+                    # ... written in its one canonical form (a bundle is text too).
+                    moment = _instant(stored)
+                    same = moment == _instant(hashed) and stored == moment.isoformat()
+                else:
+                    same = stored == _instant(hashed).isoformat()
+            except (ValueError, TypeError):
+                same = False
+        if not same:
+            raise Found(
+                "modified", position, name,
+                f"the store's {column} column holds {stored!r}, the hashed record {hashed!r}: "
+                f"the column was changed",
+            )  # fmt: skip
+
+
+def _instant(value: Any) -> datetime:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment
+
+
 @dataclass
 class Problem:
     """The first thing that does not hold."""
@@ -319,6 +368,11 @@ class ChainChecker:
             raise Found("malformed", position, name, f"not a valid record: {exc}") from None
         self._check_switches(position)
         self._check_link(record, parsed, canonical, position, name)
+        unknown = set(record) - _RECORD_KEYS
+        if unknown:
+            raise Found("modified", position, name, f"unknown fields {sorted(unknown)}")
+        if "columns" in record:  # only stores that keep such columns give them
+            check_columns(record["columns"], parsed, position, name)
         self._check_switch(position, name, str(record["audit_hash"]))
         self._check_anchor(position, name, time_s, str(record["audit_hash"]))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import asyncpg
 
 from event_spine.backends.base import (
     AppendResult,
+    Columns,
     DelegatedLifecycle,
     EventIdConflict,
     EventStoreBase,
@@ -31,6 +32,7 @@ from event_spine.backends.postgres.database import (
     _schema_ddl,
 )
 from event_spine.errors import StoreLayoutOutdated
+from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
 # One INSERT carries at most this much body data (the rest go in more statements
@@ -125,6 +127,10 @@ class _EventSql:
         self.event = (
             f"SELECT body, position FROM {events} WHERE tenant_id = $1 AND env = $2"
             " AND mode = $3 AND project_id = $4 AND event_id = $5"
+        )
+        self.columns = (
+            f"SELECT event_id, event_type, ts FROM {events} WHERE tenant_id = $1 AND env = $2"
+            " AND mode = $3 AND project_id = $4 AND event_id = ANY($5::text[])"
         )
         self.range = (
             f"SELECT body, position FROM {events} WHERE {_STREAM}"
@@ -244,6 +250,19 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         with _mapped(self._db.where):
             row = await self._db.pool.fetchrow(self._sql.cursor, *key)
         return None if row is None else StreamCursor(key.stream_id, row[0], row[1])
+
+    async def operator_columns(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, Columns]:
+        """The event_type and ts columns of these events (``OperatorColumns``)."""
+        with _mapped(self._db.where):
+            rows = await self._db.pool.fetch(self._sql.columns, *scope.key(), list(event_ids))
+        return {
+            r["event_id"]: {
+                "event_type": r["event_type"],
+                "ts": r["ts"].isoformat(),
+                "ts_type": "instant",  # timestamptz: compared as an instant
+            }
+            for r in rows
+        }
 
     async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         with _mapped(self._db.where):
