@@ -142,6 +142,10 @@ class RoutingRegistry:
             reason=reason,
             from_backend=current.backend_type.value,
             to_backend=backend.value,
+            # Into the chain (tamper-evident): verify checks the registry still holds
+            # these links (docs/audit.md, "Route switches").
+            at=new.history[-1].at.isoformat(),
+            audit_links=[link.model_dump(mode="json") for link in links],
         )
         return new
 
