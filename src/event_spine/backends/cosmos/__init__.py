@@ -17,7 +17,9 @@ Layout: one database, a container per resource kind, each partitioned on ``/pk``
   in its own stream, or a claim held by another place, is compared by content (the
   stored body is read only then): same content a duplicate, other content a conflict.
   A claim whose event is not written yet (a crash between the two, or a racing writer)
-  makes a repeat elsewhere StoreUnavailable (retried) and ``get`` answer None.
+  makes a repeat elsewhere StoreUnavailable (retried) and ``get`` answer None; a write
+  the server refuses (StorePermanentError: the sink may dead-letter those events)
+  deletes the claims it made first, so no claim outlives a refused event.
 - layout marker: ``pk = "layout"``, ``id = "events"``, ``version = 2``. Layout 1 (unmarked,
   no claims: ids unique per stream only) is refused with StoreLayoutOutdated at the first
   read or write until ``spine migrate`` claims every stored id (rerunnable; ids that layout

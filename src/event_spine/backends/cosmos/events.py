@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
 from typing import Final, TypeVar, cast
@@ -123,7 +124,14 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         elsewhere = [(e, h) for e, h in zip(fresh, held, strict=True) if h is not None]
         taken = {e.event_id for e, _ in elsewhere}
         items = [item for item in items if item["id"] not in stored and item["id"] not in taken]
-        written, duplicates = await self._create_events(pk, items) if items else (0, 0)
+        try:
+            written, duplicates = await self._create_events(pk, items) if items else (0, 0)
+        except StorePermanentError:
+            # Refused events may be dead-lettered: their claims must not outlive them
+            # (a later event of the scope with that id would wait for a body forever).
+            mine = [e for e in fresh if e.event_id not in taken]
+            await _all(self._unclaim(pk, event) for event in mine)
+            raise
         conflicts = await self._conflicts(pk, group, stored)
         conflicts += await self._conflicts_elsewhere(elsewhere)
         refused = {c.event.event_id for c in conflicts}
@@ -142,6 +150,16 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         if held is None or (held["stream"], held["at"]) == (pk, event.position):
             return None
         return held
+
+    async def _unclaim(self, pk: str, event: StoredEvent) -> None:
+        """Delete this event's claim unless its event item exists (best effort)."""
+        params = {"@pk": pk, "@id": event.event_id}
+        if await self._events.query(_EVENT_IN_STREAM, params, pk, 1):
+            return
+        claim = identity.claim_item(pk, event)
+        async with self._limit:
+            with _mapped(self._events.what), contextlib.suppress(CosmosHttpResponseError):
+                await self._events.proxy.delete_item(claim["id"], partition_key=claim["pk"])
 
     async def _conflicts_elsewhere(
         self, elsewhere: list[tuple[StoredEvent, Item]]
