@@ -24,14 +24,23 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
     ├── ProducerError
-    │   ├── BufferFull                 the emit buffer is full (policy "raise"/"block")
+    │   ├── BufferFull                 (retriable) the emit buffer is full ("raise"/"block")
     │   ├── ProducerClosed             emit after close()
     │   ├── ProducerNotConfigured      module-level emit without a default producer
+    │   ├── DeliveryFailed             (retriable) emit_acked: the broker did not ack
     │   └── AuditPersistFailed         (retriable) strict audit: not confirmed stored
     │                                  and chained in the routed store in time
-    └── StoreError                     raised by backends, SDK errors mapped to these
-        ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
-        └── StorePermanentError        (not retriable) the store refused the data
+    ├── StoreError                     raised by backends, SDK errors mapped to these
+    │   ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
+    │   └── StorePermanentError        (not retriable) the store refused the data
+    ├── ReplayFailed                   a replay's target kept failing; rerun to resume
+    └── CutoverFailed                  a cutover step failed; the report says which
+
+How the sink classifies a failure (``sink_workers/processor.py``) reads the same
+flag: a ``retriable`` error rewinds and retries the batch (never dead-lettered); a
+ConfigurationError dead-letters (or holds) by route; any other SpineError is the
+store refusing data (retried ``max_attempts`` times, then isolated event by event);
+anything else is a bug (retried, then dead-lettered as ``store_error``).
 """
 
 from __future__ import annotations
@@ -240,6 +249,20 @@ class AuditPersistFailed(ProducerError):
         )
 
 
+class DeliveryFailed(ProducerError):
+    """The broker did not acknowledge the event before the deadline (or refused it)."""
+
+    retriable = True
+
+    def __init__(self, event_id: str, cause: BaseException | str) -> None:
+        self.event_id = event_id
+        self.cause = cause
+        super().__init__(
+            f"Event {event_id} was not acknowledged by the broker: {cause!r}. It may or may "
+            f"not be stored; retry with the same `event_id` to keep one copy."
+        )
+
+
 class StoreError(SpineError):
     """A backend failed; SDK errors are mapped to the subclasses at the boundary."""
 
@@ -256,3 +279,16 @@ class StoreUnavailable(StoreError):
 
 class StorePermanentError(StoreError):
     """The backend refused the data; retrying the same write cannot succeed."""
+
+
+class ReplayFailed(SpineError):
+    """The target stayed unavailable; nothing past the last commit was acknowledged."""
+
+
+class CutoverFailed(SpineError):
+    """A step could not complete; the report says which and whether the route moved."""
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """True for an event-spine error whose class says a retry may succeed."""
+    return isinstance(exc, SpineError) and exc.retriable

@@ -244,11 +244,6 @@ _record_encoder: Final = msgspec.json.Encoder()
 _record_decoder: Final = msgspec.json.Decoder(EventRecord)
 
 
-def record_to_json(record: EventRecord) -> bytes:
-    """How backends persist a record body."""
-    return _record_encoder.encode(record)
-
-
 def event_body(event: StoredEvent) -> bytes:
     """The JSON body to persist: the bytes it arrived as when known, else encoded."""
     if type(event) is ReceivedEvent and event.raw:
@@ -257,7 +252,8 @@ def event_body(event: StoredEvent) -> bytes:
 
 
 def record_from_json(data: bytes | str) -> EventRecord:
-    """Inverse of record_to_json (bodies were validated before they were stored)."""
+    """A persisted record body (``event_body``) back to a record (bodies were validated
+    before they were stored)."""
     return _record_decoder.decode(data)
 
 

@@ -1,7 +1,7 @@
 """SinkWorker: a faststream batch subscriber that commits only what is durable.
 
 faststream's own batch acks commit every assigned partition's position, before or
-regardless of the handler's outcome (shared/FASTSTREAM-FACTS.md). So the
+regardless of the handler's outcome (docs/design.md, "sink worker"). So the
 subscriber runs with AckPolicy.MANUAL and this module commits, per partition,
 ``max offset + 1`` of the batch, only after the store writes and the dead letters
 are acked, and only for partitions this member still owns.
@@ -51,7 +51,7 @@ from event_spine.sink_workers.processor import (
     PreparedBatch,
 )
 from event_spine.sink_workers.settings import SinkSettings
-from event_spine.sink_workers.stats import SinkStats
+from event_spine.sink_workers.stats import SinkStats, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class SinkWorker:
         self._last_cause: BaseException | None = None
         self._audit_producer: EventSpineProducer | None = None
         self._routes: RouteCache | None = None
-        self.endpoints = WorkerEndpoints(self)
+        self.endpoints = WorkerEndpoints(settings, self.status)
 
     @property
     def ready(self) -> bool:
@@ -158,6 +158,16 @@ class SinkWorker:
     def route_cache_counts(self) -> tuple[int, int]:
         """(hits, misses) of the route cache."""
         return (self._routes.hits, self._routes.misses) if self._routes is not None else (0, 0)
+
+    def status(self) -> WorkerStatus:
+        """A snapshot for the endpoints (health, readiness, metrics, lag)."""
+        return WorkerStatus(
+            running=self.running,
+            ready=self.ready,
+            stats=self.stats,
+            owned_partitions=frozenset(tp.partition for tp in self.assignment()),
+            route_cache=self.route_cache_counts(),
+        )
 
     async def start(self) -> None:
         """Wait for the cluster (bounded: ``kafka.startup_timeout_s``), connect, join."""

@@ -25,9 +25,15 @@ from event_spine.backends.base import (
     StreamKey,
     conflicts_among,
 )
-from event_spine.backends.cosmos import identity
 from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
+from event_spine.backends.cosmos.identity import (
+    check_layout,
+    claim,
+    claim_item,
+    find_claim,
+    migrate_layout,
+)
 from event_spine.backends.cosmos.layout import (
     _CURSOR_ID,
     Item,
@@ -100,12 +106,12 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
     async def _check_layout(self) -> None:
         """Checked on first use, not in open() (as DynamoDB: opening needs no server)."""
         if not self._layout_checked:
-            await identity.check_layout(self._events)
+            await check_layout(self._events)
             self._layout_checked = True
 
     async def migrate(self) -> str:
-        """Bring a layout-1 container to layout 2 (``identity.migrate``)."""
-        return await identity.migrate(self._events)
+        """Bring a layout-1 container to layout 2 (``identity.migrate_layout``)."""
+        return await migrate_layout(self._events)
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
         await self._check_layout()
@@ -146,7 +152,7 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         """None when the identity is this event's (claimed now or by an earlier
         attempt at the same place), else the claim of the stream that holds it."""
         async with self._limit:
-            held = await identity.claim(self._events, identity.claim_item(pk, event))
+            held = await claim(self._events, claim_item(pk, event))
         if held is None or (held["stream"], held["at"]) == (pk, event.position):
             return None
         return held
@@ -156,7 +162,7 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         params = {"@pk": pk, "@id": event.event_id}
         if await self._events.query(_EVENT_IN_STREAM, params, pk, 1):
             return
-        claim = identity.claim_item(pk, event)
+        claim = claim_item(pk, event)
         async with self._limit:
             with _mapped(self._events.what), contextlib.suppress(CosmosHttpResponseError):
                 await self._events.proxy.delete_item(claim["id"], partition_key=claim["pk"])
@@ -317,7 +323,7 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
 
     async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         await self._check_layout()
-        held = await identity.find_claim(self._events, scope, event_id)
+        held = await find_claim(self._events, scope, event_id)
         if held is None:
             return None
         # A claim without its event (a write cut short) is not an event yet: None.

@@ -77,7 +77,7 @@ async def check_layout(container: _Container) -> None:
     await _mark(container)
 
 
-async def migrate(container: _Container) -> str:
+async def migrate_layout(container: _Container) -> str:
     """Claim every stored event's identity, then mark the container (so a run cut
     short can simply be rerun). An id that layout 1 let two streams of one scope hold
     stays readable in both streams; ``get`` answers the one claimed first: reported."""
