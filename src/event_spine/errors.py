@@ -23,6 +23,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── BrokerUnavailable              (retriable) no answer from the Kafka cluster in time
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
+    ├── InvalidQuery                   a read query's field is malformed (names it)
     ├── ProducerError
     │   ├── BufferFull                 (retriable) the emit buffer is full ("raise"/"block")
     │   ├── ProducerClosed             emit after close()
@@ -210,6 +211,15 @@ class UnknownCursor(SpineError, LookupError):
             f"stored there, or is not durable yet). Page from the start with "
             f"after_event_id=None or pass an id this stream returned."
         )
+
+
+class InvalidQuery(SpineError, ValueError):
+    """A read query (EventQuery, list_streams) is malformed; ``field`` names the part."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Invalid query field `{field}`: {problem}")
 
 
 class ProducerError(SpineError):

@@ -30,6 +30,7 @@ NAMES = [
     "list_after",
     "backends",
     "recovery",
+    "api",
 ]
 EMULATED = {"dynamodb", "firestore", "cosmos"}
 

@@ -12,7 +12,18 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import audit, bench, config, demo, dlq, migrate, replay, routes, tail
+from event_spine.cli import (
+    audit,
+    bench,
+    config,
+    demo,
+    dlq,
+    migrate,
+    replay,
+    routes,
+    serve,
+    tail,
+)
 from event_spine.cli.failures import exit_code_table, run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import check_registry_exists, parse_location
@@ -31,6 +42,8 @@ app.add_typer(routes.app, name="routes")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config.app, name="config")
 app.add_typer(audit.app, name="audit")
+app.add_typer(serve.keys_app, name="keys")
+app.command("serve")(serve.serve)
 app.command("tail")(tail.tail)
 app.command("demo")(demo.run_demo)
 app.command("replay")(replay.replay_command)

@@ -39,6 +39,10 @@ Indexes a deployment must create (add ``--database=DB`` if not ``(default)``)::
     gcloud firestore indexes composite create --collection-group=spine_events \\
         --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
         --field-config=field-path=position,order=ascending
+    # descending queries (EventStore.query with descending=True):
+    gcloud firestore indexes composite create --collection-group=spine_events \\
+        --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
+        --field-config=field-path=position,order=descending
     gcloud firestore indexes composite create --collection-group=spine_rows \\
         --query-scope=COLLECTION --field-config=field-path=scope_table,order=ascending \\
         --field-config=field-path=key,order=ascending

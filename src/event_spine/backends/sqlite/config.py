@@ -16,3 +16,9 @@ class SqliteConfig(BaseModel):
     # FULL fsyncs every commit: offsets are committed only after a durable write.
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     busy_timeout_ms: int = Field(default=30_000, ge=0)
+    type_index: bool = Field(
+        default=True,
+        description="Keep the events_by_type index (fast queries by event type and "
+        "counts per type; costs write throughput, see Queries below). False: not "
+        "created (an existing one is kept: drop it by hand); queries stay correct.",
+    )
