@@ -33,7 +33,7 @@ def route(kind: str, mode: str, backend: str = "memory", **config: str) -> Resou
 @pytest.fixture
 async def registry(tmp_path: Path) -> RoutingRegistry:
     store = await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")})
-    yield RoutingRegistry(store)
+    yield RoutingRegistry(store, None)
     await store.close()
 
 

@@ -63,7 +63,8 @@ async def local_spine(
     topic = f"examples-{uuid.uuid4().hex[:8]}"
     await ensure_topic(bootstrap_servers, topic, 4)
     registry_path = str(workdir / "registry.db")
-    registry = RoutingRegistry(await open_registry_store("sqlite", {"path": registry_path}))
+    # audit=None: the example's registry setup is not audited (explicit opt-out).
+    registry = RoutingRegistry(await open_registry_store("sqlite", {"path": registry_path}), None)
     for ctx in contexts:
         route = ResourceRoute.for_scope(
             ctx, "event_spine", "sqlite", {"path": str(workdir / "events.db")}

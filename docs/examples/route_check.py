@@ -27,7 +27,10 @@ async def main(bootstrap_servers: str, workdir: Path) -> list[StoredEvent]:
                 registry_backend="sqlite",
                 registry_config={"path": str(workdir / "registry.db")},
                 lab_and_dev="skip",  # "enforce": also refuse unrouted lab / dev scopes
-            )
+            ),
+            # Explicit opt-out to keep this example's audit stream to one event; in
+            # production: audit=registry_audit_hook(<a producer without this checker>).
+            audit=None,
         )
         producer = EventSpineProducer(
             ProducerSettings(bootstrap_servers=bootstrap_servers, topic=spine.topic),

@@ -40,7 +40,7 @@ async def app(
 
 def spine_audit(app: App, *args: str, tenant: str) -> subprocess.CompletedProcess[str]:
     scope = ["--registry", f"sqlite:{app.registry_db}", "--tenant", tenant, "--env", "dev"]
-    scope += ["--mode", "lab", "--project", "p_core"]
+    scope += ["--mode", "lab", "--project", "p_core", "--no-audit"]
     return subprocess.run(
         [sys.executable, "-m", "event_spine.cli.audit", *args, *scope],
         capture_output=True, text=True, timeout=60, check=False,

@@ -36,7 +36,7 @@ async def app(broker, tmp_path):
 
 def verify_cli(registry_db: Path, tenant: str = "t_acme") -> subprocess.CompletedProcess[str]:
     args = ["--registry", f"sqlite:{registry_db}", "--tenant", tenant, "--env", "dev"]
-    args += ["--mode", "lab", "--project", "p_core"]
+    args += ["--mode", "lab", "--project", "p_core", "--no-audit"]
     return subprocess.run(
         [sys.executable, "-m", "event_spine.cli.audit", "verify", *args],
         capture_output=True,

@@ -35,7 +35,8 @@ async def app(broker, tmp_path) -> AsyncIterator[App]:
 
 def checker_on(registry_db: Path) -> RouteChecker:
     return RouteChecker(
-        RouteCheckSettings(registry_backend="sqlite", registry_config={"path": str(registry_db)})
+        RouteCheckSettings(registry_backend="sqlite", registry_config={"path": str(registry_db)}),
+        audit=None,
     )
 
 

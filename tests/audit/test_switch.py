@@ -71,7 +71,12 @@ class World:
             stored(10 * (n + 1), AUDIT_STREAM, event_type="audit.thing", payload={"n": n})
             for n in range(start, start + count)
         ]
+        await self.write(events, batch)
+
+    async def write(self, events: list[StoredEvent], batch: int = 3) -> None:
+        """Events written as the sink writes them (to the route's current store)."""
         self.sent += events
+        count = len(events)
         for i in range(0, count, batch):
             route = await self.cache.event_spine_route(
                 SCOPE.tenant_id, SCOPE.env, SCOPE.project_id, SCOPE.mode
@@ -82,10 +87,28 @@ class World:
             await store.append_batch(linked)
             await self.sink.anchor(store, members, route)
 
-    async def switch(self, index: int) -> ResourceRoute:
-        return await self.registry.switch_route(
+    async def switch(self, index: int, *, recorded: bool = False) -> ResourceRoute:
+        """Switch to store ``index``; ``recorded``: the registry's audit event of the
+        switch (what its audit hook emits by default) lands in the chain, as the sink
+        stores it."""
+        seen: list[dict[str, Any]] = []
+        registry = RoutingRegistry(self.registry.store, lambda _a, _k, d: seen.append(d))
+        route = await registry.switch_route(
             KEY, self.backend, self.locations[index], actor="test", reason=f"to {index}"
         )
+        if recorded:
+            (details,) = seen
+            payload = {
+                "action": "routing.update", "surface": "routing", "actor_type": "service",
+                "actor_id": "test", "input": {"resource_kind": "event_spine"},
+                "output": details,
+            }  # fmt: skip
+            position = 10 * (len(self.sent) + 1)
+            record = stored(
+                position, AUDIT_STREAM, event_type="audit.routing.update", payload=payload
+            )
+            await self.write([record])
+        return route
 
     async def rebuild(self, index: int) -> None:
         """What a cutover's replay does: the topic's events linked into the new store."""
@@ -95,7 +118,8 @@ class World:
             await store.append_batch(linked)
 
     async def verify(self) -> Any:
-        return await cli_audit._verify(self.registry_location, SCOPE, AUDIT_STREAM)
+        unaudited = cli_audit._Audit(None, "spine.events")
+        return await cli_audit._verify(self.registry_location, SCOPE, AUDIT_STREAM, unaudited)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -104,7 +128,7 @@ async def world(
 ) -> AsyncIterator[World]:
     settings = audit_env(monkeypatch, tmp_path, EVERY)
     registry_store = await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")})
-    registry = RoutingRegistry(registry_store)
+    registry = RoutingRegistry(registry_store, None)
     anchors = {"path": str(tmp_path / "anchors.db")}
     await registry.set_route(
         ResourceRoute.for_scope(SCOPE, "object_store", "sqlite", anchors), actor="t"
@@ -157,13 +181,14 @@ async def anchors_of(world: World) -> list[dict[str, Any]]:
     return await load_anchors(table, SCOPE, AUDIT_STREAM)
 
 
-async def build(world: World, cutover: bool) -> None:
-    """10 audit events in store 0, a switch (a cutover rebuilds first), 7 in store 1."""
+async def build(world: World, cutover: bool, *, recorded: bool = False) -> None:
+    """10 audit events in store 0, a switch (a cutover rebuilds first), 7 in store 1
+    (``recorded``: the first of them is the registry's audit event of the switch)."""
     await world.emit(10)
     if cutover:
         await world.rebuild(1)
-    await world.switch(1)
-    await world.emit(7)
+    await world.switch(1, recorded=recorded)
+    await world.emit(6 if recorded else 7)
     report = await world.verify()
     assert report.ok, report.describe()
 
@@ -234,15 +259,9 @@ async def test_a_stale_write_to_the_old_store_stays_outside_the_chain(world: Wor
 
 
 async def test_export_across_the_switch_verifies_offline(world: World) -> None:
-    await build(world, cutover=False)
+    await build(world, cutover=True, recorded=True)
     bundle = world.tmp / "bundle"
-    count = await cli_audit._export(
-        world.registry_location,
-        SCOPE,
-        AUDIT_STREAM,
-        Window(cli_audit._aware(_dt("2000-01-01")), cli_audit._aware(_dt("2100-01-01"))),
-        bundle,
-    )
+    count = await export(world, bundle)
     assert count == 17
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert [s["position"] for s in manifest["switches"]] == [100]
@@ -256,6 +275,23 @@ async def test_export_across_the_switch_verifies_offline(world: World) -> None:
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "broken switch link" in bad.stdout
     assert world.sent[9].event_id in bad.stdout
+    # A cutover's bundle exported after the link was removed from the registry: the
+    # chain's record of the switch (world.sent[10]) names the link the manifest lacks.
+    async with _link_changed(world, remove=True):
+        cut = world.tmp / "bundle-unlinked"
+        await export(world, cut)
+    bad = _offline(cut)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "broken switch link" in bad.stdout
+    assert world.sent[10].event_id in bad.stdout
+
+
+async def export(world: World, bundle: Path) -> int:
+    window = Window(cli_audit._aware(_dt("2000-01-01")), cli_audit._aware(_dt("2100-01-01")))
+    unaudited = cli_audit._Audit(None, "spine.events")
+    return await cli_audit._export(
+        world.registry_location, SCOPE, AUDIT_STREAM, window, bundle, unaudited
+    )
 
 
 def _dt(text: str) -> Any:
@@ -301,7 +337,7 @@ class Matrix:
 
 @pytest.mark.parametrize("cutover", [False, True], ids=["plain", "cutover"])
 async def test_tampers_across_the_switch_are_detected(world: World, cutover: bool) -> None:
-    await build(world, cutover)
+    await build(world, cutover, recorded=True)
     m = Matrix(f"{world.backend} {'cutover' if cutover else 'plain switch'}")
     old_head = world.sent[9].event_id
     # the new store's first record: its own (plain) or the rebuilt copy's (cutover)
@@ -313,9 +349,12 @@ async def test_tampers_across_the_switch_are_detected(world: World, cutover: boo
     for field_name, value in (("head_hash", "e" * 64), ("count", 9), ("position", 90)):
         async with _link_changed(world, **{field_name: value}):
             m.record(f"recorded link: {field_name}", await world.verify(), "switch")
-    if not cutover:  # after a cutover the new store holds the whole chain from its start
-        async with _link_changed(world, remove=True):
-            m.record("recorded link: removed", await world.verify(), world.sent[10].event_id)
+    # After a cutover the new store holds the whole chain from its start, so without the
+    # link it verifies alone: the chain's own record of the switch names the link.
+    async with _link_changed(world, remove=True):
+        m.record("recorded link: removed", await world.verify(), world.sent[10].event_id)
+    async with _link_changed(world, drop_switch=True):
+        m.record("recorded switch: removed", await world.verify(), world.sent[10].event_id)
     print(m.show())
     assert not m.missed, m.missed
     assert (await world.verify()).ok
@@ -342,8 +381,11 @@ async def _deleted(world: World, m: Matrix, case: str, index: int, event_id: str
 class _link_changed:  # noqa: N801 (reads as a context manager)
     """The registry's stored switch record, rewritten (an attacker with registry access)."""
 
-    def __init__(self, world: World, *, remove: bool = False, **changes: Any) -> None:
+    def __init__(
+        self, world: World, *, remove: bool = False, drop_switch: bool = False, **changes: Any
+    ) -> None:
         self.store, self.remove, self.changes = world.registry.store, remove, changes
+        self.drop_switch = drop_switch
 
     async def __aenter__(self) -> None:
         self.original = route = await self.store.load(KEY)
@@ -355,6 +397,8 @@ class _link_changed:  # noqa: N801 (reads as a context manager)
             else tuple(link.model_copy(update=self.changes) for link in last.audit_links)
         )
         history = (*route.history[:-1], last.model_copy(update={"audit_links": links}))
+        if self.drop_switch:  # the whole switch erased from the history
+            history = route.history[:-1]
         new = route.model_copy(update={"history": history, "version": route.version + 1})
         await self.store.save(new, route.version)
 

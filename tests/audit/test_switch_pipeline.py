@@ -123,7 +123,8 @@ async def test_cutover_then_plain_switch_keep_one_chain(
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "audit@9 #10" in shown.stdout
     assert "audit@15 #16" in shown.stdout
-    verified = await cli_audit._verify(location, scope, AUDIT_STREAM)
+    unaudited = cli_audit._Audit(None, "spine.events")
+    verified = await cli_audit._verify(location, scope, AUDIT_STREAM, unaudited)
     assert verified.ok, verified.describe()
     assert verified.checked == 21
     assert verified.detail.keyed == 21
@@ -131,7 +132,8 @@ async def test_cutover_then_plain_switch_keep_one_chain(
     assert "the chain spans 3 stores" in verified.describe()
     bundle = tmp_path / "bundle"
     window = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
-    assert await cli_audit._export(location, scope, AUDIT_STREAM, window, bundle) == 21
+    exported = await cli_audit._export(location, scope, AUDIT_STREAM, window, bundle, unaudited)
+    assert exported == 21
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert [(s["position"], s["count"]) for s in manifest["switches"]] == [(9, 10), (15, 16)]
     offline = subprocess.run(

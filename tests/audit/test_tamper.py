@@ -31,6 +31,7 @@ from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
 from support.audit_chain import (
     COLUMNS,
     MEMBERS,
+    OPERATOR_COLUMNS,
     SECRET,
     Chain,
     PostgresRaw,
@@ -38,6 +39,7 @@ from support.audit_chain import (
     SqliteRaw,
     ascii_flips,
     build,
+    column_flips,
     flipped,
     position_flips,
     relinked,
@@ -129,6 +131,15 @@ async def byte_flips(built: Chain, raw: Raw, m: Matrix) -> None:
                 key = value if column == "event_id" else eid
                 m.record(f"byte:{column}", (await built.verify()).ok, f"record {i} {value}")
                 await raw.set(key, column, original)
+        # The operator columns beside the body (gap d): a changed one must be named.
+        for column in OPERATOR_COLUMNS:
+            original = await raw.get(eid, column)
+            for value in column_flips(original):
+                await raw.set(eid, column, value)
+                report = await built.verify()
+                named = report.broken is not None and report.broken.event_id == eid
+                m.record(f"byte:{column}", report.ok or not named, f"record {i} {value}")
+                await raw.set(eid, column, original)
         original = await raw.get(eid, "position")
         for value in position_flips(original):
             await raw.set(eid, "position", value)

@@ -301,6 +301,39 @@ class EventStoreContract(QueryContract):
         assert cursor is not None
         assert (cursor.position, cursor.last_event_id) == (2, after.event_id)
 
+    @pytest.mark.parametrize("in_one_batch", [False, True])
+    async def test_same_id_in_two_streams_of_one_scope_is_one_identity(
+        self, open_store: OpenStore, in_one_batch: bool
+    ) -> None:
+        # The identity is scope + id, not stream + id: a second stream of the scope
+        # reusing the id is a conflict (the stream is part of the content), not a
+        # second event, whichever batch or stream partition carries it.
+        store = await open_store()
+        original = stored(0, "s1", payload={"n": 1})
+        clash = same_id(original, 7, stream_id="s2")
+        other = stored(8, "s2")
+        if in_one_batch:
+            result = await store.append_batch([original, clash, other])
+            assert (result.written, result.duplicates) == (2, 0)
+        else:
+            await store.append_batch([original])
+            result = await store.append_batch([clash, other])
+            assert (result.written, result.duplicates) == (1, 0)
+        (conflict,) = result.conflicts
+        assert conflict.event is clash
+        assert conflict.stored_digest == content_digest(original.record)
+        assert conflict.incoming_digest == content_digest(clash.record)
+        reader = await open_store()
+        assert await read_all(reader, SCOPE, "s1") == [original]
+        assert await read_all(reader, SCOPE, "s2") == [other]
+        assert await reader.get(SCOPE, original.event_id) == original
+        with pytest.raises(UnknownCursor):
+            await reader.list_after(SCOPE, "s2", original.event_id)
+        # Redelivered, the refused event is refused again, the stored one untouched.
+        again = await reader.append_batch([clash])
+        assert (again.written, len(again.conflicts)) == (0, 1)
+        assert await reader.get(SCOPE, original.event_id) == original
+
     async def test_a_conflict_ending_a_batch_moves_no_watermark_onto_it(
         self, store: EventStore
     ) -> None:

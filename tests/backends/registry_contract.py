@@ -38,7 +38,7 @@ class RegistryStoreContract:
 
     @pytest.fixture
     async def registry(self, open_registry_store: OpenRegistryStore) -> RoutingRegistry:
-        return RoutingRegistry(await open_registry_store())
+        return RoutingRegistry(await open_registry_store(), None)
 
     async def test_set_then_get(self, registry: RoutingRegistry) -> None:
         saved = await registry.set_route(route(tier="gold", cost_notes="$"), actor="alice")
@@ -78,7 +78,7 @@ class RegistryStoreContract:
     ) -> None:
         await registry.set_route(route("t_one"), actor="a")
         await registry.set_route(route("t_two"), actor="a")
-        other = RoutingRegistry(await open_registry_store())
+        other = RoutingRegistry(await open_registry_store(), None)
         assert {r.tenant_id for r in await other.list_routes()} == {"t_one", "t_two"}
 
     async def test_concurrent_switches_lose_none(
@@ -86,7 +86,7 @@ class RegistryStoreContract:
     ) -> None:
         await registry.set_route(route(), actor="setup")
         key = RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "dev", "p_core", "saas")
-        clients = [RoutingRegistry(await open_registry_store()) for _ in range(4)]
+        clients = [RoutingRegistry(await open_registry_store(), None) for _ in range(4)]
 
         async def switch(client: RoutingRegistry, n: int) -> None:
             for i in range(5):

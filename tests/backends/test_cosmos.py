@@ -38,7 +38,8 @@ from azure.cosmos.aio import CosmosClient
 from pydantic import ValidationError
 from yarl import URL
 
-from contract import EventStoreContract, OpenStore, read_all
+from contract import EventStoreContract, LegacyStore, OpenStore, read_all, same_id
+from event_spine.backends import EventStore
 from event_spine.backends.cosmos import (
     CosmosConfig,
     CosmosEventStore,
@@ -46,8 +47,9 @@ from event_spine.backends.cosmos import (
     CosmosTabularStore,
     _event_item,
 )
-from event_spine.errors import ConfigurationError, StoreUnavailable
+from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.schemas import StoredEvent
 from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import (
@@ -90,13 +92,29 @@ def _config(endpoint: str, **overrides: Any) -> CosmosConfig:
 
 class TestCosmosEventStore(EventStoreContract):
     @pytest.fixture
-    async def open_store(self, cosmos: CosmosEmulator, opened: OpenedStores) -> OpenStore:
-        config = _config(cosmos.endpoint)
+    def config(self, cosmos: CosmosEmulator) -> CosmosConfig:
+        return _config(cosmos.endpoint)
 
+    @pytest.fixture
+    async def open_store(self, config: CosmosConfig, opened: OpenedStores) -> OpenStore:
         async def open_() -> CosmosEventStore:
             return await opened.add(CosmosEventStore(config))
 
         return open_
+
+    @pytest.fixture
+    async def legacy_store(self, config: CosmosConfig, opened: OpenedStores) -> LegacyStore:
+        async def write(events: list[StoredEvent]) -> Callable[[], EventStore]:
+            # Written by this release, then as layout 1 had it: no claim items, no marker.
+            store = await opened.add(CosmosEventStore(config))
+            await store.append_batch(events)
+            container = store._events
+            query = "SELECT c.id, c.pk FROM c WHERE STARTSWITH(c.pk, 'id#') OR c.pk = 'layout'"
+            for item in await container.query(query, {}, None):
+                await container.proxy.delete_item(item["id"], partition_key=item["pk"])
+            return lambda: CosmosEventStore(config)
+
+        return write
 
 
 class TestCosmosSingleCreates(EventStoreContract):
@@ -266,6 +284,26 @@ async def test_a_real_batch_failure_is_raised_not_swallowed(
     before = proxy.batches
     assert (await store.append_batch(events)).written == 4
     assert proxy.batches == before + 1  # still batching: no silent downgrade
+
+
+async def test_a_refused_write_leaves_no_identity_claim_behind(
+    proxy: FaultProxy, opened: OpenedStores
+) -> None:
+    """The sink dead-letters events a store refuses: their identity claims must go too,
+    or a later event of the scope with that id would wait for their body forever."""
+    store = await opened.add(CosmosEventStore(_config(proxy.endpoint)))
+    await store.append_batch(stream_of(2))  # the batch path works here
+    refused = stored(10, "s1")
+    proxy.inject = lambda r: (
+        _cosmos_error(413, "Request size is too large") if _is_batch(r) else None
+    )
+    with pytest.raises(StorePermanentError, match="413"):
+        await store.append_batch([refused])
+    proxy.inject = None
+    # The id was never stored: another stream of the scope may use it.
+    elsewhere = same_id(refused, 20, stream_id="s2")
+    assert (await store.append_batch([elsewhere])).written == 1
+    assert await store.get(SCOPE, refused.event_id) == elsewhere
 
 
 async def test_throttling_is_retried_then_mapped_with_retry_after(

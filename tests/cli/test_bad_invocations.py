@@ -129,9 +129,11 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
         (["dlq", "show", "12", "--bootstrap", DEAD_BROKER], u, ["POSITION"]),
         (["dlq", "list", "--bootstrap", DEAD_BROKER, "--limit", "0"], u, ["--limit"]),
         # audit, tail
-        (["audit", "verify", "--registry", missing, *scope], c, ["--create"]),
+        (["audit", "verify", *reg, *scope], u, ["--bootstrap", "--no-audit"]),
+        (["audit", "verify", "--registry", missing, *scope, "--no-audit"], c, ["--create"]),
         (["audit", "verify", *reg, "--tenant", "bad id", *scope[2:]], u, ["tenant_id"]),
-        (["audit", "verify", *reg, "--tenant", "t_other", *scope[2:]], c, ["t_other"]),
+        (["audit", "verify", *reg, "--tenant", "t_other", *scope[2:], "--no-audit"],
+            c, ["t_other"]),
         (["tail", "--bootstrap", DEAD_BROKER, *reg, "--tenant", "bad id", *scope[2:]],
             u, ["tenant_id"]),
         # serve, keys

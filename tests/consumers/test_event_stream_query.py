@@ -27,7 +27,7 @@ OTHER = RequestContext(**OTHER_TENANT.model_dump())
 async def services(tmp_path: Path) -> AsyncIterator[tuple[EventStreamService, EventStreamService]]:
     """Both tenants routed to one SQLite file, with a few events each."""
     registry = RoutingRegistry(
-        await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")})
+        await open_registry_store("sqlite", {"path": str(tmp_path / "registry.db")}), None
     )
     stores = StoreFactory()
     config = {"path": str(tmp_path / "events.db")}

@@ -41,6 +41,8 @@ KAFKA_COMMANDS = [
     ("dlq", "replay"),
     ("replay",),
     ("verify",),
+    ("audit", "verify"),
+    ("audit", "export"),
     ("cutover",),
     ("routes", "set"),
     ("routes", "switch"),

@@ -15,6 +15,7 @@ from event_spine.errors import RouteNotFound
 from event_spine.producers import EventSpineProducer, ProducerSettings, emit_event
 from event_spine.producers.emit import set_default_producer
 from event_spine.routing.checker import RouteChecker, RouteCheckSettings
+from event_spine.routing.registry import AuditHook
 from event_spine.schemas import RequestContext, ResourceRoute
 from event_spine.timeline import TimelineEntry, emit_timeline_entry
 from support.pipeline import registry_at
@@ -39,12 +40,12 @@ async def set_route(registry_db: Path, ctx: RequestContext) -> None:
         await registry.store.close()
 
 
-def checker_for(registry_db: Path, **kw: object) -> RouteChecker:
+def checker_for(registry_db: Path, audit: AuditHook | None = None, **kw: object) -> RouteChecker:
     fields: dict[str, object] = {
         "registry_backend": "sqlite",
         "registry_config": {"path": str(registry_db)},
     }
-    return RouteChecker(RouteCheckSettings(**(fields | kw)))  # type: ignore[arg-type]
+    return RouteChecker(RouteCheckSettings(**(fields | kw)), audit=audit)  # type: ignore[arg-type]
 
 
 @pytest.fixture

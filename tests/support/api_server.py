@@ -77,7 +77,7 @@ def running_api(registry_db: Path, settings: ApiSettings) -> Iterator[ApiServer]
             ProducerSettings(kafka=settings.kafka, topic=settings.topic, linger_ms=2)
         )
         try:
-            registry = RoutingRegistry(registry_store)
+            registry = RoutingRegistry(registry_store, None)  # unaudited: a test server
             app = build_app_with_console(settings, registry, keys, producer=producer)
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"

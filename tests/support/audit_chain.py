@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ MEMBERS = 14
 EVERY = 4
 SECRET = "an-hmac-key-of-at-least-32-bytes!"
 COLUMNS = ("event_id", "tenant_id", "env", "mode", "project_id", "stream_id")
+#: Columns kept beside the body for operators' queries (not part of the identity).
+OPERATOR_COLUMNS = ("event_type", "ts")
 
 
 def write_keys(tmp: Path, secret: str = SECRET, key_id: str = "k1") -> LocalAuditKeys:
@@ -200,6 +203,15 @@ def ascii_flips(text: str) -> list[str]:
     """Every single-byte change of an ASCII column value (NUL avoided: PostgreSQL text)."""
     raw = text.encode()
     return [flipped(raw, i).decode() for i in range(len(raw)) if raw[i] != 1]
+
+
+def column_flips(value: Any) -> list[Any]:
+    """Every single-byte change of a text column; a timestamp column (PostgreSQL's
+    timestamptz) moved by one unit of each field, microseconds to days."""
+    if isinstance(value, datetime):
+        units = ("microseconds", "seconds", "minutes", "hours", "days")
+        return [value + timedelta(**{unit: 1}) for unit in units]
+    return ascii_flips(value)
 
 
 def position_flips(position: int) -> list[int]:

@@ -51,7 +51,7 @@ def ctx(
 
 async def registry_at(path: Path) -> RoutingRegistry:
     """A registry on a SQLite file."""
-    return RoutingRegistry(await open_registry_store("sqlite", {"path": str(path)}))
+    return RoutingRegistry(await open_registry_store("sqlite", {"path": str(path)}), None)
 
 
 async def route_to_sqlite(registry: RoutingRegistry, context: RequestContext, db: Path) -> None:

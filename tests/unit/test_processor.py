@@ -16,6 +16,7 @@ from event_spine.backends.memory import MemoryRegistryStore
 from event_spine.errors import (
     BrokerUnavailable,
     ConcurrentUpdate,
+    ConfigurationError,
     EventValidationError,
     ScopeViolation,
     StoreLayoutOutdated,
@@ -98,7 +99,7 @@ class Sink:
 async def sink() -> AsyncIterator[Sink]:
     registry_store = FlakyRegistryStore()
     stores = FaultyFactory()
-    yield Sink(registry_store, RoutingRegistry(registry_store), stores, MemoryProducer())
+    yield Sink(registry_store, RoutingRegistry(registry_store, None), stores, MemoryProducer())
     await stores.close()
 
 
@@ -293,9 +294,22 @@ async def test_a_store_refusing_the_route_at_write_dead_letters_the_group(sink: 
     records = sink.emit(LAB, 2)
     processor = sink.processor()
     prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = StoreLayoutOutdated("written by an older release")
+    sink.stores.wrapped[0].fail_with = ConfigurationError("the store refuses the route")
     outcome = await processor.write(prepared)
     assert reasons(outcome.dead_letters) == ["route_invalid", "route_invalid"]
+
+
+async def test_a_store_found_outdated_at_write_holds_its_partition(sink: Sink) -> None:
+    """An older layout is fixed by `spine migrate`: held, never dead-lettered."""
+    await sink.route(LAB)
+    records = sink.emit(LAB, 2)
+    processor = sink.processor()
+    prepared = await processor.prepare(records)
+    sink.stores.wrapped[0].fail_with = StoreLayoutOutdated("written by an older release")
+    outcome = await processor.write(prepared)
+    assert outcome.dead_letters == []
+    assert outcome.held == {(records[0].topic, records[0].partition): records[0].offset}
+    assert isinstance(outcome.held_cause, StoreLayoutOutdated)
 
 
 async def test_a_scope_violation_is_isolated_as_such(sink: Sink) -> None:

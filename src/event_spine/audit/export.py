@@ -19,7 +19,7 @@ from typing import Any, Final, TextIO
 from event_spine.audit import offline
 from event_spine.audit.chain import AUDIT_PREV_HASH, GENESIS, is_audit_event
 from event_spine.audit.keys import AuditKeys
-from event_spine.audit.verify import as_link
+from event_spine.audit.verify import as_link, pages_with_columns
 from event_spine.backends.base import EventStore
 from event_spine.errors import ConfigurationError
 from event_spine.schemas.scope import Scope
@@ -113,9 +113,7 @@ async def _export_part(
     handle: TextIO,
 ) -> None:
     (scope, stream_id), (lo, hi) = where, span
-    after: str | None = None
-    while page := await store.list_after(scope, stream_id, after, _PAGE):
-        after = page[-1].event_id
+    async for page, columns in pages_with_columns(store, scope, stream_id):
         for event in page:
             if not is_audit_event(event.record) or event.record.ts > window.end:
                 continue
@@ -126,7 +124,8 @@ async def _export_part(
                 continue
             if state.written == 0:
                 state.prev_hash = str(event.record.metadata.get(AUDIT_PREV_HASH, GENESIS))
-            handle.write(json.dumps(as_link(event), ensure_ascii=False) + "\n")
+            own = columns.get(event.event_id, {}) if columns is not None else None
+            handle.write(json.dumps(as_link(event, own), ensure_ascii=False) + "\n")
             state.written, state.last_position = state.written + 1, event.position
 
 

@@ -71,6 +71,11 @@ async def verify_history(
     run = _Run(scope, stream, anchors, checker_settings(keys, expect_anchors), links)
     checker = ChainChecker(anchors, run.settings)
     checker.set_links(links)
+    checker.recorded_links(
+        {**link.model_dump(), "at": switch.at.isoformat()}
+        for switch in route.history
+        for link in switch.audit_links
+    )
     checker.report.notes.extend(notes)
     for index, part in enumerate(parts):
         label = part.describe(index, len(parts))

@@ -149,6 +149,69 @@ def event_time_s(canonical: bytes) -> tuple[dict[str, Any], float]:
     return record, ts.timestamp()
 
 
+#: The event type of the registry's audit event for a route change (``routing.update``).
+SWITCH_RECORD = "audit.routing.update"
+
+
+def _link_key(link: dict[str, Any], at: str) -> tuple[str, str, str, str, str]:
+    """What identifies a switch link: the switch's time (as an instant) and the head."""
+    try:
+        when = _instant(at).isoformat()
+    except (ValueError, TypeError):
+        when = at
+    stream, position = str(link.get("stream")), str(link.get("position"))
+    return (when, stream, position, str(link.get("head_hash")), str(link.get("count")))
+
+
+_COLUMN_KEYS = frozenset({"event_type", "ts", "ts_type"})
+#: Every key a record of a bundle (or of the store walk) may carry.
+_RECORD_KEYS = frozenset(
+    {"position", "event_id", "canonical", "columns", "malformed", *MEMBER_FIELDS}
+)
+
+
+def check_columns(columns: Any, parsed: dict[str, Any], position: int, name: str) -> None:
+    """The store's own ``event_type`` and ``ts`` columns must say what the hashed record
+    says: operators query those columns, so a changed one would mislead them unseen."""
+    if (
+        not isinstance(columns, dict)
+        or set(columns) != _COLUMN_KEYS
+        or (columns["ts_type"] not in ("text", "instant"))
+    ):
+        raise Found(
+            "modified", position, name, f"its operator columns are not readable: {columns!r}"
+        )
+    for column in ("event_type", "ts"):
+        stored, hashed = columns.get(column), parsed.get(column)
+        same = stored == hashed
+        if column == "ts" and not same:
+            # A text column (SQLite) must hold exactly what the sink wrote (isoformat):
+            # operators compare it as text. A timestamp column (PostgreSQL) holds an
+            # instant: equal instants are equal values.
+            try:
+                if columns["ts_type"] == "instant":
+                    # ... written in its one canonical form (a bundle is text too).
+                    moment = _instant(stored)
+                    same = moment == _instant(hashed) and stored == moment.isoformat()
+                else:
+                    same = stored == _instant(hashed).isoformat()
+            except (ValueError, TypeError):
+                same = False
+        if not same:
+            raise Found(
+                "modified", position, name,
+                f"the store's {column} column holds {stored!r}, the hashed record {hashed!r}: "
+                f"the column was changed",
+            )  # fmt: skip
+
+
+def _instant(value: Any) -> datetime:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment
+
+
 @dataclass
 class Problem:
     """The first thing that does not hold."""
@@ -239,10 +302,19 @@ class ChainChecker:
         self._anchors_checked = False
         #: Route switches the chain crosses, by position (``set_links``).
         self.links: dict[int, dict[str, Any]] = {}
+        self.known_links: set[tuple[str, str, str, str, str]] = set()
 
     def set_links(self, links: Iterable[dict[str, Any]]) -> None:
-        """Switch links (position, head_hash, count, at): the chain must pass through each."""
+        """Switch links (position, head_hash, count, at): the chain must pass through each,
+        and each switch the chain itself records must be one of them."""
         self.links = {int(link["position"]): link for link in links}
+        self.known_links = {_link_key(link, str(link.get("at"))) for link in self.links.values()}
+
+    def recorded_links(self, links: Iterable[dict[str, Any]]) -> None:
+        """More links the route's history holds (``at`` included) that the chain does
+        not cross (e.g. before a later switch that recorded none): records of their
+        switches are not broken."""
+        self.known_links |= {_link_key(link, str(link.get("at"))) for link in links}
 
     def start_after(self, prev_hash: str) -> None:
         """Begin mid-chain (an export from a later record): trust ``prev_hash``."""
@@ -319,6 +391,12 @@ class ChainChecker:
             raise Found("malformed", position, name, f"not a valid record: {exc}") from None
         self._check_switches(position)
         self._check_link(record, parsed, canonical, position, name)
+        self._check_recorded_switch(parsed, position, name)
+        unknown = set(record) - _RECORD_KEYS
+        if unknown:
+            raise Found("modified", position, name, f"unknown fields {sorted(unknown)}")
+        if "columns" in record:  # only stores that keep such columns give them
+            check_columns(record["columns"], parsed, position, name)
         self._check_switch(position, name, str(record["audit_hash"]))
         self._check_anchor(position, name, time_s, str(record["audit_hash"]))
 
@@ -350,6 +428,31 @@ class ChainChecker:
         self.count += 1
         self.report.checked += 1
         self.report.head_hash = digest
+
+    def _check_recorded_switch(self, parsed: dict[str, Any], position: int, name: str) -> None:
+        """A record of a route switch (the registry's audit event, inside the chain and
+        so tamper-evident) names the link the switch recorded: the route's switch history
+        must still hold it. Removing a link from the registry (which after a cutover
+        leaves a chain that verifies from the new store alone) is caught here."""
+        payload = parsed.get("payload")
+        if parsed.get("event_type") != SWITCH_RECORD or not isinstance(payload, dict):
+            return
+        out, given = payload.get("output"), payload.get("input")
+        if not isinstance(out, dict) or out.get("change") != "switch":
+            return
+        if not isinstance(given, dict) or given.get("resource_kind") != "event_spine":
+            return
+        for link in out.get("audit_links") or []:
+            if not isinstance(link, dict) or link.get("stream") != parsed.get("stream_id"):
+                continue
+            if _link_key(link, str(out.get("at"))) not in self.known_links:
+                raise Found(
+                    "broken switch link", position, name,
+                    f"this record of the route switch at {out.get('at')} names the audit "
+                    f"link {link.get('stream')}@{link.get('position')} #{link.get('count')}, "
+                    f"and the route's switch history holds no such link: it was removed or "
+                    f"changed in the registry",
+                )  # fmt: skip
 
     def _check_switches(self, before: int | None) -> None:
         """A link at a position the chain skipped: the old store's head is gone."""

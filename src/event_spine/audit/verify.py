@@ -3,7 +3,10 @@
 The checks themselves live in ``event_spine.audit.offline`` (standard library only,
 shared with the export bundle's verifier); this module feeds it the store's records
 and adds what only the store can tell: the stream's watermark (records deleted at
-the end) and the point read by id (an id or scope column changed under a record).
+the end), the point read by id (an id or scope column changed under a record) and,
+on stores that keep ``event_type`` and ``ts`` in columns of their own beside the body
+(``OperatorColumns``: SQLite, PostgreSQL), those columns, which the checker compares
+with the hashed body (one query per page of records).
 
 What a valid chain proves: no member was modified, removed, inserted or moved since
 the sink wrote it. Up to the last anchor that holds without any secret (the anchors'
@@ -31,7 +34,7 @@ from event_spine.audit.chain import (
 )
 from event_spine.audit.keys import AuditKeys, signature_valid
 from event_spine.audit.offline import ChainChecker, Problem, Report, Settings
-from event_spine.backends.base import EventStore
+from event_spine.backends.base import Columns, EventStore, OperatorColumns
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
@@ -143,7 +146,7 @@ async def walk(
     lo, hi = span
     last: StoredEvent | None = None
     try:
-        async for event in _events(store, scope, stream_id):
+        async for event, columns in _events(store, scope, stream_id):
             last = event
             if not is_audit_event(event.record) or event.position <= lo:
                 continue
@@ -151,7 +154,7 @@ async def walk(
                 if beyond is not None:
                     beyond.append(event)
                 continue
-            if not checker.feed(as_link(event)) or not await _findable(
+            if not checker.feed(as_link(event, columns)) or not await _findable(
                 store, scope, event, checker
             ):
                 return last
@@ -163,8 +166,9 @@ async def walk(
     return last
 
 
-def as_link(event: StoredEvent) -> dict[str, Any]:
-    """A stored audit event as the checker (and an export bundle) sees it."""
+def as_link(event: StoredEvent, columns: Columns | None = None) -> dict[str, Any]:
+    """A stored audit event as the checker (and an export bundle) sees it; with the
+    store's operator columns (``event_type``, ``ts``) when it keeps them."""
     metadata = event.record.metadata
     link: dict[str, Any] = {
         "position": event.position,
@@ -175,6 +179,8 @@ def as_link(event: StoredEvent) -> dict[str, Any]:
     }
     if AUDIT_MAC in metadata:
         link[AUDIT_MAC] = metadata[AUDIT_MAC]
+    if columns is not None:
+        link["columns"] = columns
     return link
 
 
@@ -195,11 +201,26 @@ async def _findable(
     return False
 
 
-async def _events(store: EventStore, scope: Scope, stream_id: str) -> AsyncIterator[StoredEvent]:
+async def _events(
+    store: EventStore, scope: Scope, stream_id: str
+) -> AsyncIterator[tuple[StoredEvent, Columns | None]]:
+    """The stream's events with their operator columns (None: the store keeps none)."""
+    async for page, columns in pages_with_columns(store, scope, stream_id):
+        for event in page:
+            # A row whose columns vanished under it: the checker names it (no columns).
+            yield event, (columns.get(event.event_id, {}) if columns is not None else None)
+
+
+async def pages_with_columns(
+    store: EventStore, scope: Scope, stream_id: str
+) -> AsyncIterator[tuple[list[StoredEvent], dict[str, Columns] | None]]:
+    """Pages of the stream, each with its events' operator columns (one query a page)."""
     after: str | None = None
     while page := await store.list_after(scope, stream_id, after, _PAGE):
-        for event in page:
-            yield event
+        columns = None
+        if isinstance(store, OperatorColumns):
+            columns = await store.operator_columns(scope, [e.event_id for e in page])
+        yield page, columns
         after = page[-1].event_id
 
 

@@ -285,6 +285,21 @@ class EventStore(Protocol):
         """How many visible events of each type the stream holds."""
 
 
+#: An event's operator columns: ``{"event_type": str, "ts": str (ISO 8601), "ts_type":
+#: "text" | "instant"}`` (``instant``: the store's ts column is a timestamp, not text).
+Columns = dict[str, str]
+
+
+@runtime_checkable
+class OperatorColumns(Protocol):
+    """A store that keeps some record fields in columns of their own beside the body
+    (SQLite and PostgreSQL: ``event_type`` and ``ts``, for operators' queries). The
+    audit verifier reads them to check they still say what the hashed body says."""
+
+    async def operator_columns(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, Columns]:
+        """``event_id -> {"event_type": ..., "ts": ISO 8601}`` of the ids stored in ``scope``."""
+
+
 class EventStoreBase(QueryReads, abc.ABC):
     """Implements EventStore's reads and checks over four backend primitives
     (queries: see ``querying``)."""

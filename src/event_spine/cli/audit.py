@@ -22,8 +22,10 @@ from event_spine.audit.links import Segment, segments
 from event_spine.audit.verify import ChainReport
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
-from event_spine.cli.options import open_registry_at
+from event_spine.cli.audited import AuditTopicOption, NoAuditOption, audit_target, opened_registry
+from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.errors import RouteNotFound
+from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import ResourceKind, ResourceRoute
 from event_spine.schemas.scope import Scope
@@ -53,20 +55,26 @@ def scope_fields(tenant: str, env: str, mode: str, project: str) -> dict[str, st
 
 
 @app.command()
+@kafka_options
 def verify(
+    kafka: KafkaFlags,
     registry: str = RegistryOption,
     tenant: str = TenantOption,
     env: str = EnvOption,
     mode: str = ModeOption,
     project: str = ProjectOption,
     stream: str = typer.Option(AUDIT_STREAM, "--stream", help="The audit stream."),
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Check the chain, its HMACs (SPINE_AUDIT_KEY...) and its anchors (the object_store route).
 
+    Its route lookups are audited through --bootstrap unless --no-audit.
     Exit 0 valid, 1 broken (the first bad record or anchor is named), 2 unusable input.
     """
     scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
-    report = asyncio.run(_verify(registry, scope, stream))
+    target = _Audit(audit_target(kafka, no_audit), audit_topic)
+    report = asyncio.run(_verify(registry, scope, stream, target))
     if report.ok:
         console.print(f"[green]{report.describe()}[/green]", soft_wrap=True)
         return
@@ -75,7 +83,9 @@ def verify(
 
 
 @app.command()
+@kafka_options
 def export(
+    kafka: KafkaFlags,
     registry: str = RegistryOption,
     tenant: str = TenantOption,
     env: str = EnvOption,
@@ -87,14 +97,19 @@ def export(
     end: datetime = typer.Option(..., "--to", help="Last event time (ISO 8601; UTC if naive)."),
     out: Path = typer.Option(..., "--out", help="Bundle directory (created; must be empty)."),
     stream: str = typer.Option(AUDIT_STREAM, "--stream", help="The audit stream."),
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
 ) -> None:
-    """Write a bundle an auditor verifies with `python -I -S verify_bundle.py BUNDLE`."""
+    """Write a bundle an auditor verifies with `python -I -S verify_bundle.py BUNDLE`.
+
+    Its route lookups are audited through --bootstrap unless --no-audit."""
     window = Window(_aware(start), _aware(end))
     if window.end < window.start:
         raise typer.BadParameter("`--to` must not be before `--from`")
     scope = Scope.model_validate(scope_fields(tenant, env, mode, project))
+    target = _Audit(audit_target(kafka, no_audit), audit_topic)
     try:
-        count = asyncio.run(_export(registry, scope, stream, window, out))
+        count = asyncio.run(_export(registry, scope, stream, window, out, target))
     except OSError as exc:  # the bundle directory: name it, exit 2 as before
         raise typer.BadParameter(f"`--out` {out}: {exc}") from exc
     console.print(
@@ -104,6 +119,14 @@ def export(
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Audit:
+    """Where the registry's lookups are audited (kafka None: opted out)."""
+
+    kafka: KafkaSettings | None
+    topic: str
 
 
 @dataclass
@@ -121,34 +144,45 @@ class _Opened:
 
 
 @asynccontextmanager
-async def _opened(location: str, scope: Scope, stream: str) -> AsyncIterator[_Opened]:
+async def _opened(
+    location: str, scope: Scope, stream: str, audit: _Audit
+) -> AsyncIterator[_Opened]:
     """The scope's event store, its anchors (none without an object_store route), the keys."""
-    registry_store = await open_registry_at(location)
     stores, tables = StoreFactory(), TabularFactory()
-    try:
-        registry = RoutingRegistry(registry_store)
-        route = await registry.get_route(ResourceKind.EVENT_SPINE, *_where(scope))
-        anchors: list[dict[str, Any]] = []
+    async with opened_registry(location, audit.kafka, audit.topic) as registry:
         try:
-            anchor_route = await registry.get_route(ResourceKind.OBJECT_STORE, *_where(scope))
-        except RouteNotFound:
-            pass
-        else:
-            anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
-        store = await stores.event_store(route)
-        yield _Opened(store, anchors, LocalAuditKeys(), route, stores)
-    finally:
-        await tables.close()
-        await stores.close()
-        await registry_store.close()
+            yield await _open_parts(registry, scope, stream, stores, tables)
+        finally:
+            await tables.close()
+            await stores.close()
+
+
+async def _open_parts(
+    registry: RoutingRegistry,
+    scope: Scope,
+    stream: str,
+    stores: StoreFactory,
+    tables: TabularFactory,
+) -> _Opened:
+    """The route, its anchors and its store; every lookup goes through ``registry``."""
+    route = await registry.get_route(ResourceKind.EVENT_SPINE, *_where(scope))
+    anchors: list[dict[str, Any]] = []
+    try:
+        anchor_route = await registry.get_route(ResourceKind.OBJECT_STORE, *_where(scope))
+    except RouteNotFound:
+        pass
+    else:
+        anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
+    store = await stores.event_store(route)
+    return _Opened(store, anchors, LocalAuditKeys(), route, stores)
 
 
 def _where(scope: Scope) -> tuple[str, str, str, str]:
     return (scope.tenant_id, scope.env, scope.project_id, scope.mode)
 
 
-async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
-    async with _opened(location, scope, stream) as o:
+async def _verify(location: str, scope: Scope, stream: str, audit: _Audit) -> ChainReport:
+    async with _opened(location, scope, stream, audit) as o:
         expect = o.keys.anchor_signer() is not None or bool(o.anchors)
         return await verify_history(
             o.route,
@@ -161,8 +195,10 @@ async def _verify(location: str, scope: Scope, stream: str) -> ChainReport:
         )
 
 
-async def _export(location: str, scope: Scope, stream: str, window: Window, out: Path) -> int:
-    async with _opened(location, scope, stream) as o:
+async def _export(
+    location: str, scope: Scope, stream: str, window: Window, out: Path, audit: _Audit
+) -> int:
+    async with _opened(location, scope, stream, audit) as o:
         parts, _ = segments(o.route, stream)
         history = [(await o.open_part(p), p.span()) for p in parts]
         return await export_bundle(

@@ -170,7 +170,7 @@ def replay_command(
         if registry is not None and not include_unrouted:
             # The per-event rule checks are not audited: their audit events would go
             # into the topic being replayed (and back into the target with --follow).
-            live = RoutingRegistry(await open_registry_at(registry))
+            live = RoutingRegistry(await open_registry_at(registry), None)
         try:
             return await _replay(target, live)
         finally:

@@ -15,6 +15,7 @@ import orjson
 import typer
 
 from event_spine.cli.audit import scope_fields
+from event_spine.cli.audited import NoAuditOption
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import check_registry_exists, open_registry_at, parse_location
 from event_spine.cli.routes import RegistryOption
@@ -134,6 +135,7 @@ def serve(
     ),
     sse_heartbeat_s: float = typer.Option(15.0, min=0.1, help="SSE: heartbeat interval (s)."),
     no_emit: bool = typer.Option(False, "--no-emit", help="Refuse POST /v1/events (503)."),
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Serve the HTTP API (docs/api.md) with uvicorn until Ctrl-C."""
     try:
@@ -150,7 +152,7 @@ def serve(
         sse_buffer_events=sse_buffer_events,
         sse_heartbeat_s=sse_heartbeat_s,
     )
-    asyncio.run(_serve(settings, registry, host, port, emit=not no_emit))
+    asyncio.run(_serve(settings, registry, host, port, emit=not no_emit, audit=not no_audit))
 
 
 def _graceful_server(base: type[Server]) -> type[Server]:
@@ -182,14 +184,16 @@ def _graceful_server(base: type[Server]) -> type[Server]:
     return GracefulServer
 
 
-async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, emit: bool) -> None:
+async def _serve(
+    settings: ApiSettings, location: str, host: str, port: int, *, emit: bool, audit: bool
+) -> None:
     import uvicorn  # noqa: PLC0415
 
     from event_spine.api import key_store_for  # noqa: PLC0415
     from event_spine.console import build_app_with_console  # noqa: PLC0415
+    from event_spine.emitters.routing import audited_registry  # noqa: PLC0415
     from event_spine.producers.producer import EventSpineProducer  # noqa: PLC0415
     from event_spine.producers.settings import ProducerSettings  # noqa: PLC0415
-    from event_spine.routing.registry import RoutingRegistry  # noqa: PLC0415
 
     registry_store = await open_registry_at(location)
     keys = key_store_for(*parse_location(location))
@@ -199,21 +203,25 @@ async def _serve(settings: ApiSettings, location: str, host: str, port: int, *, 
         if emit
         else None
     )
+    # Every route lookup a request makes is audited into the events topic, as in every
+    # other command that reads routes (`--no-audit` is the explicit opt-out).
+    audit_kafka = settings.kafka if audit else None
     try:
-        registry = RoutingRegistry(registry_store)
-        app = build_app_with_console(settings, registry, keys, producer=producer)
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            lifespan="on",
-            # A backstop: requests still running this long after a stop are cancelled.
-            timeout_graceful_shutdown=10,
-        )
-        await _graceful_server(uvicorn.Server)(config).serve()
+        async with audited_registry(
+            registry_store, audit_kafka=audit_kafka, audit_topic=settings.topic
+        ) as registry:
+            app = build_app_with_console(settings, registry, keys, producer=producer)
+            config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="info",
+                lifespan="on",
+                # A backstop: requests still running this long after a stop are cancelled.
+                timeout_graceful_shutdown=10,
+            )
+            await _graceful_server(uvicorn.Server)(config).serve()
     finally:
         if producer is not None:
             producer.close()
         await keys.close()
-        await registry_store.close()

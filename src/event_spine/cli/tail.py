@@ -18,10 +18,9 @@ from event_spine.cli.audit import (
     TenantOption,
     scope_fields,
 )
+from event_spine.cli.audited import NO_AUDIT_HELP, audit_target, opened_registry
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.options import open_registry_at
 from event_spine.kafka.settings import KafkaSettings
-from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent
 from event_spine.subscriptions import EventFilter, subscribe
@@ -47,17 +46,22 @@ def tail(
         [], "--catch-up", help="A stream to print from its start first (repeatable)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after N events."),
+    no_audit: bool = typer.Option(
+        False, "--no-audit", help=NO_AUDIT_HELP.replace("--audit-topic", "--topic")
+    ),
 ) -> None:
     """Print the tenant's events (stored ones of --catch-up streams, then live) until
-    Ctrl-C or --limit. Only this scope's events are ever printed."""
+    Ctrl-C or --limit. Only this scope's events are ever printed. Its route lookups
+    are audited (into --topic) unless --no-audit."""
     ctx = RequestContext.model_validate(scope_fields(tenant, env, mode, project))
     event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
+    settings = kafka.settings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _tail(
                 ctx,
                 event_filter,
-                kafka.settings(),
+                (settings, audit_target(settings, no_audit)),
                 registry,
                 topic,
                 dict.fromkeys(catch_up),
@@ -69,34 +73,34 @@ def tail(
 async def _tail(
     ctx: RequestContext,
     event_filter: EventFilter,
-    kafka: KafkaSettings,
+    kafka: tuple[KafkaSettings, KafkaSettings | None],
     location: str,
     topic: str,
     after: dict[str, str | None],
     limit: int | None,
 ) -> None:
-    registry_store = await open_registry_at(location)
+    settings, audit_kafka = kafka
     stores = StoreFactory()
-    events = subscribe(
-        ctx,
-        event_filter,
-        registry=RoutingRegistry(registry_store),
-        stores=stores,
-        kafka=kafka,
-        topic=topic,
-        after=after,
-    )
-    printed = 0
-    try:
-        async with contextlib.aclosing(events):
-            async for event in events:
-                typer.echo(event_line(event))
-                printed += 1
-                if limit is not None and printed >= limit:
-                    break
-    finally:
-        await stores.close()
-        await registry_store.close()
+    async with opened_registry(location, audit_kafka, topic) as registry:
+        events = subscribe(
+            ctx,
+            event_filter,
+            registry=registry,
+            stores=stores,
+            kafka=settings,
+            topic=topic,
+            after=after,
+        )
+        printed = 0
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    typer.echo(event_line(event))
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        break
+        finally:
+            await stores.close()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from event_spine.backends.factory import StoreFactory
 from event_spine.broker.tansu import TansuBroker
 from event_spine.consumers.event_stream import EventStreamService
 from event_spine.demo.engine import SampleEngine
+from event_spine.emitters.routing import audited_registry
 from event_spine.producers.emit import set_default_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
@@ -157,7 +158,10 @@ async def run(config: DemoConfig, console: Console) -> bool:
         await ensure_topic(broker.kafka, TOPIC, config.partitions)
         registry_path = workdir / "registry.db"
         registry_store = await open_registry_store(BackendType.SQLITE, {"path": str(registry_path)})
-        registry = RoutingRegistry(registry_store)
+        # Audited like every registry event-spine opens: the demo's route changes and
+        # its readers' lookups become audit events in each tenant's `audit` stream.
+        audited = audited_registry(registry_store, audit_kafka=broker.kafka, audit_topic=TOPIC)
+        registry = await audited.__aenter__()
         await _setup_routes(registry, contexts, workdir)
         console.print(f"routes: {len(contexts)} tenants -> SQLite files in {workdir}")
         workers = _start_workers(config.workers, broker.bootstrap_servers, registry_path, workdir)
@@ -178,7 +182,7 @@ async def run(config: DemoConfig, console: Console) -> bool:
             set_default_producer(None)
             _stop_workers(workers)
             await stores.close()
-            await registry_store.close()
+            await audited.__aexit__(None, None, None)  # closes the registry store too
     return _report(config, engine, reader, read, console)
 
 

@@ -10,6 +10,9 @@ an event loop of its own, which owns the registry connection and a ``RouteCache`
 - every ``refresh_s`` the thread re-resolves every known scope, so a route removed or
   switched is seen within ``refresh_s``; a missing route is forgotten after
   ``miss_ttl_s``, so a route added later is seen by the next emit after that;
+- every lookup, the first one and each refresh, goes through the registry's audit
+  hook (``audit``, required: ``None`` is the explicit opt-out), so a refresh is a
+  ``routing.lookup`` audit event like any other lookup;
 - a registry that does not answer in time leaves the scope unverified: the event is
   accepted (the sink still dead-letters or holds it) and ``unverified`` is counted.
   Why accept: the registry is a control plane; its outage must not stop every
@@ -81,7 +84,10 @@ class RouteCheckSettings(BaseSettings):
 class RouteChecker:
     """Thread-safe, synchronous route check for producers (see the module doc)."""
 
-    def __init__(self, settings: RouteCheckSettings, audit: AuditHook | None = None) -> None:
+    def __init__(self, settings: RouteCheckSettings, *, audit: AuditHook | None) -> None:
+        """``audit``: the hook every lookup goes through, first sights and refreshes
+        alike (``registry_audit_hook`` on a producer *without* this checker, so an
+        audit event never waits on the checker's own thread); ``None`` opts out."""
         self.settings = settings
         #: scope -> None (route found, or check skipped) or the RouteNotFound to raise.
         self._answers: dict[ScopeKey, RouteNotFound | None] = {}

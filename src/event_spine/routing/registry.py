@@ -38,9 +38,16 @@ CAS_ATTEMPTS: Final = 20
 
 
 class RoutingRegistry:
-    """Reads and changes routes, keeping a switch history and an audit trail."""
+    """Reads and changes routes, keeping a switch history and an audit trail.
 
-    def __init__(self, store: RegistryStore, audit: AuditHook | None = None) -> None:
+    ``audit`` has no default on purpose: whoever opens a registry decides, visibly,
+    whether its lookups and changes are audited (``routing_hook``/``registry_audit_hook``,
+    or ``audited_registry``); ``None`` is the explicit opt-out. The read services
+    (EventStreamService, Timelines, TabularService) and RouteChecker audit through the
+    registry they are given.
+    """
+
+    def __init__(self, store: RegistryStore, audit: AuditHook | None) -> None:
         self.store = store
         self._audit = audit
 
@@ -135,6 +142,10 @@ class RoutingRegistry:
             reason=reason,
             from_backend=current.backend_type.value,
             to_backend=backend.value,
+            # Into the chain (tamper-evident): verify checks the registry still holds
+            # these links (docs/audit.md, "Route switches").
+            at=new.history[-1].at.isoformat(),
+            audit_links=[link.model_dump(mode="json") for link in links],
         )
         return new
 

@@ -9,6 +9,9 @@ Failure classes (see docs/operations.md):
   ``route_not_durable`` (never written, never held);
 - an event whose id its scope already holds with other content: dead-lettered as
   ``event_id_conflict`` with both content digests in headers (the rest is written);
+- a store in an older layout (StoreLayoutOutdated: an operator error a migration
+  fixes): never dead-lettered; the partitions of its events are held from the first
+  one on, like ``hold``, whatever ``on_route_missing`` says, until `spine migrate`;
 - transient errors (any error whose class is ``retriable``: StoreUnavailable,
   ConcurrentUpdate...): raised as BatchRetry, so the worker rewinds, pauses and
   retries the whole batch (writes are idempotent);
@@ -46,6 +49,7 @@ from event_spine.errors import (
     RouteNotFound,
     ScopeViolation,
     SpineError,
+    StoreLayoutOutdated,
     StorePermanentError,
     is_retriable,
 )
@@ -101,7 +105,23 @@ class BatchOutcome:
     #: (topic, partition) -> offset of its first event whose route is missing (hold):
     #: nothing of that partition from there on is written, dead-lettered or committed.
     held: dict[tuple[str, int], int] = field(default_factory=dict)
-    held_cause: RouteNotFound | None = None
+    held_cause: RouteNotFound | StoreLayoutOutdated | None = None
+
+    def hold(
+        self, records: Sequence[RawRecord], cause: RouteNotFound | StoreLayoutOutdated
+    ) -> None:
+        """Hold each partition of ``records`` from its first one (the lowest offset):
+        nothing of it from there on is committed, and its dead letters are dropped
+        (they come again with the partition)."""
+        for rec in records:
+            tp = (rec.topic, rec.partition)
+            self.held[tp] = min(self.held.get(tp, rec.offset), rec.offset)
+        self.held_cause = cause
+        self.dead_letters = [
+            d
+            for d in self.dead_letters
+            if d.record.offset < self.held.get((d.record.topic, d.record.partition), 1 << 63)
+        ]
 
 
 @dataclass(slots=True)
@@ -169,9 +189,12 @@ class BatchProcessor:
 
     async def write(self, prepared: PreparedBatch) -> BatchOutcome:
         """The store writes of a prepared batch; BatchRetry if it must come again."""
+        outcome = prepared.outcome
         for group in prepared.groups.values():
+            if outcome.held:  # a store found outdated while writing: skip what it holds
+                _drop_held(group, outcome.held)
             if group.events:
-                await self._write_group(group, prepared.outcome)
+                await self._write_group(group, outcome)
         self._failures = 0
         return prepared.outcome
 
@@ -194,9 +217,12 @@ class BatchProcessor:
             if target is None:
                 target = by_scope[scope] = await self._group_for(scope, groups)
             if isinstance(target, ConfigurationError):
-                if self.hold_on_missing_route and isinstance(target, RouteNotFound):
-                    outcome.held[(rec.topic, rec.partition)] = rec.offset
-                    outcome.held_cause = target
+                # An outdated layout is held whatever the setting: a migration fixes it,
+                # and a dead letter would drop the events from their streams for good.
+                if isinstance(target, StoreLayoutOutdated) or (
+                    self.hold_on_missing_route and isinstance(target, RouteNotFound)
+                ):
+                    outcome.hold([rec], target)
                     continue
                 outcome.dead_letters.append(DeadLetter(rec, _route_reason(target), target))
                 continue
@@ -285,9 +311,13 @@ class BatchProcessor:
         kind = failure_class(exc)
         if kind == "transient":
             raise _retry(exc) from exc
+        if isinstance(exc, StoreLayoutOutdated):
+            # Found at the first use (the cloud stores): held like at resolve time.
+            outcome.hold(group.records, exc)
+            return
         if kind == "configuration":
-            # The store refuses to serve the route (e.g. StoreLayoutOutdated found at the
-            # first use): like an invalid route found at resolve time.
+            # The store refuses to serve the route: like an invalid route found at
+            # resolve time.
             outcome.dead_letters.extend(
                 DeadLetter(rec, _route_reason(exc), exc) for rec in group.records
             )
@@ -330,6 +360,17 @@ class BatchProcessor:
                 outcome.dead_letters.append(DeadLetter(rec, reason, exc, self._failures))
                 continue
             _count(result, _Group(group.route, [event], [rec]), outcome)
+
+
+def _drop_held(group: _Group, held: dict[tuple[str, int], int]) -> None:
+    """Leave out the events at or after the held offset of their partition."""
+    pairs = [
+        (e, r)
+        for e, r in zip(group.events, group.records, strict=True)
+        if r.offset < held.get((r.topic, r.partition), 1 << 63)
+    ]
+    group.events = [e for e, _ in pairs]
+    group.records = [r for _, r in pairs]
 
 
 def _route_reason(error: BaseException) -> str:

@@ -17,6 +17,9 @@ class SinkStats:
     commits: int = 0
     commit_failures: int = 0
     dead_lettered: dict[str, int] = field(default_factory=dict)
+    #: Holds by reason: ``route_missing`` (on_route_missing=hold) and
+    #: ``store_layout_outdated`` (a store to migrate); each retry of a hold counts.
+    held: dict[str, int] = field(default_factory=dict)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     last_error: str | None = None
 

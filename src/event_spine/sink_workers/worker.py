@@ -30,6 +30,7 @@ from faststream.kafka.message import FAKE_CONSUMER
 from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
+from event_spine.errors import StoreLayoutOutdated
 from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.kafka.predecessors import remove_predecessors
 from event_spine.kafka.startup import wait_for_kafka
@@ -470,15 +471,24 @@ class SinkWorker:
         for tp, offset in offsets.items():
             self.stats.committed[(tp.topic, tp.partition)] = offset
 
-    # -- holding (on_route_missing=hold) ----------------------------------------------
+    # -- holding (on_route_missing=hold, a store to migrate) ---------------------------
 
     def _hold(self, records: Sequence[Any], outcome: BatchOutcome) -> None:
-        """Rewind and pause only the partitions holding an unrouted event, from it on."""
+        """Rewind and pause only the partitions holding an unrouted event (or one whose
+        store must be migrated first), from it on."""
         last = {(rec.topic, rec.partition): rec.offset for rec in records}
         for tp, offset in outcome.held.items():
             self._held[tp] = (offset, last[tp])
         marks = [_Mark(topic, part, offset) for (topic, part), offset in outcome.held.items()]
         cause = outcome.held_cause or RuntimeError("route missing (hold)")
+        reason = (
+            "store_layout_outdated" if isinstance(cause, StoreLayoutOutdated) else "route_missing"
+        )
+        self.stats.held[reason] = self.stats.held.get(reason, 0) + 1
+        if reason == "store_layout_outdated":
+            # The operator's action, in one line: the message names `spine migrate`.
+            held = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(outcome.held.items()))
+            log.error("holding %s (nothing dead-lettered): %s", held, cause)
         self._rewind_and_pause(marks, cause, None)
 
     def forget_held(self) -> None:

@@ -77,7 +77,8 @@ class LocalSink:
                 self._tmp = tempfile.TemporaryDirectory(prefix="spine-local-sink-")
                 path = Path(self._tmp.name) / "events.db"
             self.config = {"path": str(path)}
-        self.registry = RoutingRegistry(MemoryRegistryStore())
+        # A test sink in memory: its lookups are not audited (explicit opt-out).
+        self.registry = RoutingRegistry(MemoryRegistryStore(), None)
         self.stores = StoreFactory()
         #: A fresh cache per drain would do too; ttl 0 sees routes set between drains.
         self._processor = BatchProcessor(

@@ -4,13 +4,26 @@ Layout: one database, a container per resource kind, each partitioned on ``/pk``
 (hash, partition key version 2: keys up to 2 KB hash whole).
 
 - events: ``pk = "<tenant>|<env>|<mode>|<project>|<stream>"``; item ``id = event_id``
-  (unique per pk, so per scope: this layout needed no migration for scoped identities;
-  a repeated id with other content is a conflict, found by reading the stored body),
-  ``position`` (a number), the record JSON in ``body`` or, above 256 KiB, zlib +
-  base64 in ``bodyz`` (so a 1 MiB event stays under the 2 MB item limit whatever its
-  content; the SDK escapes non-ASCII up to 3x). The watermark is the item ``id =
-  "_cursor"`` (``watermark``, ``last_event_id``) in the stream's own partition.
+  (unique per pk, so only per stream), ``position`` (a number), the record JSON in
+  ``body`` or, above 256 KiB, zlib + base64 in ``bodyz`` (so a 1 MiB event stays under
+  the 2 MB item limit whatever its content; the SDK escapes non-ASCII up to 3x). The
+  watermark is the item ``id = "_cursor"`` (``watermark``, ``last_event_id``) in the
+  stream's own partition.
   Index all but ``/body/?`` and ``/bodyz/?``; ranges need ``/position`` (default).
+- identity claims (same container, layout 2): ``pk = "id#<tenant>|<env>|<mode>|<project>|
+  <event_id>"``, ``id = "id"``, ``stream`` (the event's pk), ``at`` (its position). Created,
+  never upserted, *before* the event item: the create that succeeds decides which stream
+  holds the identity, so an id is unique per scope as on every backend. A repeat found
+  in its own stream, or a claim held by another place, is compared by content (the
+  stored body is read only then): same content a duplicate, other content a conflict.
+  A claim whose event is not written yet (a crash between the two, or a racing writer)
+  makes a repeat elsewhere StoreUnavailable (retried) and ``get`` answer None; a write
+  the server refuses (StorePermanentError: the sink may dead-letter those events)
+  deletes the claims it made first, so no claim outlives a refused event.
+- layout marker: ``pk = "layout"``, ``id = "events"``, ``version = 2``. Layout 1 (unmarked,
+  no claims: ids unique per stream only) is refused with StoreLayoutOutdated at the first
+  read or write until ``spine migrate`` claims every stored id (rerunnable; ids that layout
+  1 let two streams of a scope share are listed, both stay readable in their streams).
 - registry: ``pk = "<kind>|<tenant>|<env>|<project>"``, ``id = mode``, ``route``, ``version``.
 - tabular: ``pk = "<tenant>|<env>|<mode>|<project>|<table>"``, ``id`` = base64url(key)
   (ids forbid ``/``, max 1023 bytes), ``key``, ``data`` (``/data/*`` not indexed).
@@ -28,9 +41,10 @@ cannot parse batches (405/501, or the answer names the partition-key header or s
 "not supported") before any batch worked, the store falls back to concurrent single
 creates (``max_concurrency``); any other batch failure is raised, never swallowed.
 The watermark then moves forward only: read, compare, replace under the etag
-(412, or 409 on first create: re-read). ``get`` by scope + id is a cross-partition
-query on ``id`` (always indexed) and the pk's scope prefix: a fan-out, but an id
-index would double every write into one hot partition. Point reads are queries on
+(412, or 409 on first create: re-read). ``get`` by scope + id reads the claim, then
+the event in its stream's partition: two single-partition queries, no fan-out. The
+claims cost one more create per new event (each claim is its own logical partition,
+so they spread evenly, never one hot index partition). Point reads are queries on
 ``c.pk`` and ``c.id`` (a few RU over ``read_item``, answered alike everywhere).
 Positions are doubles in Cosmos: checked below 2**53. Credentials never sit in the
 route config: the account key comes from the variable named by ``key_env``, else azure-identity's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
 from typing import Final, TypeVar, cast
@@ -26,6 +27,13 @@ from event_spine.backends.base import (
 )
 from event_spine.backends.cosmos.config import CosmosConfig
 from event_spine.backends.cosmos.container import _Container, _mapped, _store_error
+from event_spine.backends.cosmos.identity import (
+    check_layout,
+    claim,
+    claim_item,
+    find_claim,
+    migrate_layout,
+)
 from event_spine.backends.cosmos.layout import (
     _CURSOR_ID,
     Item,
@@ -35,7 +43,7 @@ from event_spine.backends.cosmos.layout import (
     _indexing,
 )
 from event_spine.errors import StorePermanentError, StoreUnavailable
-from event_spine.schemas.wire import StoredEvent
+from event_spine.schemas.wire import EventRecord, StoredEvent
 
 #: How queries run here, their indexes and costs (docs/backends.md, generated).
 QUERY_COSTS = """\
@@ -59,9 +67,8 @@ _STORED: Final = (
     "SELECT c.id, c.position, c.watermark, c._etag FROM c WHERE c.pk = @pk AND (c.id = @cursor"
     " OR ARRAY_CONTAINS(@ids, c.id) OR (c.position >= @lo AND c.position <= @hi))"
 )
-# An event's identity is its scope + id: the pk (scope|stream) must start with the scope.
-_EVENT_BY_ID: Final = (
-    "SELECT c.position, c.body, c.bodyz FROM c WHERE c.id = @id AND STARTSWITH(c.pk, @scope)"
+_EVENT_IN_STREAM: Final = (
+    "SELECT c.position, c.body, c.bodyz FROM c WHERE c.pk = @pk AND c.id = @id"
 )
 # The stored bodies of repeated ids: read only when a batch repeats ids.
 _BODIES: Final = (
@@ -110,8 +117,20 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         self._limit = asyncio.Semaphore(config.max_concurrency)
         # None: not tried yet; the first batch runs alone so a refusal leaves no partial work.
         self._batch_ok: bool | None = None if config.transactional_batch else False
+        self._layout_checked = False
+
+    async def _check_layout(self) -> None:
+        """Checked on first use, not in open() (as DynamoDB: opening needs no server)."""
+        if not self._layout_checked:
+            await check_layout(self._events)
+            self._layout_checked = True
+
+    async def migrate(self) -> str:
+        """Bring a layout-1 container to layout 2 (``identity.migrate_layout``)."""
+        return await migrate_layout(self._events)
 
     async def _write(self, groups: list[StreamBatch]) -> AppendResult:
+        await self._check_layout()
         counts = await _all(self._write_group(group) for group in groups)
         conflicts = tuple(c for _, _, found in counts for c in found)
         return AppendResult(sum(c[0] for c in counts), sum(c[1] for c in counts), conflicts)
@@ -120,15 +139,67 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         pk = group.key.text()
         items = [_event_item(pk, event) for event in group.events]
         stored, cursor = await self._stored(pk, items)
-        fresh = [item for item in items if item["id"] not in stored]
-        written, duplicates = await self._create_events(pk, fresh) if fresh else (0, 0)
+        fresh = [e for e in group.events if e.event_id not in stored]
+        # Claim each new identity before writing its event (layout 2, identity.py):
+        # an identity another stream of the scope holds is a repeat or a conflict.
+        held = await _all(self._claim(pk, event) for event in fresh)
+        elsewhere = [(e, h) for e, h in zip(fresh, held, strict=True) if h is not None]
+        taken = {e.event_id for e, _ in elsewhere}
+        items = [item for item in items if item["id"] not in stored and item["id"] not in taken]
+        try:
+            written, duplicates = await self._create_events(pk, items) if items else (0, 0)
+        except StorePermanentError:
+            # Refused events may be dead-lettered: their claims must not outlive them
+            # (a later event of the scope with that id would wait for a body forever).
+            mine = [e for e in fresh if e.event_id not in taken]
+            await _all(self._unclaim(pk, event) for event in mine)
+            raise
         conflicts = await self._conflicts(pk, group, stored)
+        conflicts += await self._conflicts_elsewhere(elsewhere)
         refused = {c.event.event_id for c in conflicts}
         settled = [e for e in group.events if e.event_id not in refused]
         # Only now, with every event of the group durable, may the watermark move.
         if settled:
             await self._advance(pk, settled[-1], cursor)
-        return written, duplicates + len(stored) - len(conflicts), conflicts
+        repeats = len(stored) + len(elsewhere) - len(conflicts)
+        return written, duplicates + repeats, conflicts
+
+    async def _claim(self, pk: str, event: StoredEvent) -> Item | None:
+        """None when the identity is this event's (claimed now or by an earlier
+        attempt at the same place), else the claim of the stream that holds it."""
+        async with self._limit:
+            held = await claim(self._events, claim_item(pk, event))
+        if held is None or (held["stream"], held["at"]) == (pk, event.position):
+            return None
+        return held
+
+    async def _unclaim(self, pk: str, event: StoredEvent) -> None:
+        """Delete this event's claim unless its event item exists (best effort)."""
+        params = {"@pk": pk, "@id": event.event_id}
+        if await self._events.query(_EVENT_IN_STREAM, params, pk, 1):
+            return
+        claim = claim_item(pk, event)
+        async with self._limit:
+            with _mapped(self._events.what), contextlib.suppress(CosmosHttpResponseError):
+                await self._events.proxy.delete_item(claim["id"], partition_key=claim["pk"])
+
+    async def _conflicts_elsewhere(
+        self, elsewhere: list[tuple[StoredEvent, Item]]
+    ) -> list[EventIdConflict]:
+        """Compare events whose identity another place holds with the stored body there."""
+        found: list[tuple[StoredEvent, EventRecord | None]] = []
+        for event, held in elsewhere:
+            params = {"@pk": held["stream"], "@id": event.event_id}
+            items = await self._events.query(_EVENT_IN_STREAM, params, held["stream"], 1)
+            if not items:
+                # Claimed, body not written yet: that writer's batch is in flight or will
+                # be redelivered (its offsets were not committed). Retry, never guess.
+                raise StoreUnavailable(
+                    f"{self._events.what}: event {event.event_id!r} is claimed by stream "
+                    f"{held['stream']!r} at position {held['at']} but not written yet; retrying"
+                )
+            found.append((event, _event_from(items[0]).record))
+        return conflicts_among(found)
 
     async def _conflicts(
         self, pk: str, group: StreamBatch, stored: dict[str, int]
@@ -260,14 +331,20 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
         raise StoreUnavailable(f"{self._events.what}: watermark of {pk!r} kept racing")
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
+        await self._check_layout()
         item = await self._events.find(key.text(), _CURSOR_ID)
         if item is None:
             return None
         return StreamCursor(key.stream_id, int(item["watermark"]), item["last_event_id"])
 
     async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
-        params = {"@id": event_id, "@scope": "|".join(scope) + "|"}
-        found = await self._events.query(_EVENT_BY_ID, params, None, 1)
+        await self._check_layout()
+        held = await find_claim(self._events, scope, event_id)
+        if held is None:
+            return None
+        # A claim without its event (a write cut short) is not an event yet: None.
+        params = {"@pk": held["stream"], "@id": event_id}
+        found = await self._events.query(_EVENT_IN_STREAM, params, held["stream"], 1)
         return _event_from(found[0]) if found else None
 
     async def _load_range(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -10,6 +10,7 @@ import asyncpg
 from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     AppendResult,
+    Columns,
     DelegatedLifecycle,
     EventIdConflict,
     EventStoreBase,
@@ -160,6 +161,10 @@ class _EventSql:
         self.event = (
             f"SELECT body, position FROM {events} WHERE tenant_id = $1 AND env = $2"
             " AND mode = $3 AND project_id = $4 AND event_id = $5"
+        )
+        self.columns = (
+            f"SELECT event_id, event_type, ts FROM {events} WHERE tenant_id = $1 AND env = $2"
+            " AND mode = $3 AND project_id = $4 AND event_id = ANY($5::text[])"
         )
         self.range = (
             f"SELECT body, position FROM {events} WHERE {_STREAM}"
@@ -318,6 +323,19 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         with _mapped(self._db.where):
             row = await self._db.pool.fetchrow(self._sql.cursor, *key)
         return None if row is None else StreamCursor(key.stream_id, row[0], row[1])
+
+    async def operator_columns(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, Columns]:
+        """The event_type and ts columns of these events (``OperatorColumns``)."""
+        with _mapped(self._db.where):
+            rows = await self._db.pool.fetch(self._sql.columns, *scope.key(), list(event_ids))
+        return {
+            r["event_id"]: {
+                "event_type": r["event_type"],
+                "ts": r["ts"].isoformat(),
+                "ts_type": "instant",  # timestamptz: compared as an instant
+            }
+            for r in rows
+        }
 
     async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         with _mapped(self._db.where):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     Anchor,
     AppendResult,
+    Columns,
     DelegatedLifecycle,
     EventIdConflict,
     EventStoreBase,
@@ -248,6 +250,26 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
     async def migrate(self) -> str:
         """Re-key a layout-1 file by scope + event_id (``spine migrate``)."""
         return await asyncio.to_thread(migrate_sqlite_events, self.config)
+
+    async def operator_columns(self, scope: Scope, event_ids: Sequence[str]) -> dict[str, Columns]:
+        """The event_type and ts columns of these events (``OperatorColumns``)."""
+
+        def read() -> dict[str, Columns]:
+            out: dict[str, Columns] = {}
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start : start + 500])
+                sql = (
+                    "SELECT event_id, event_type, ts FROM spine_events WHERE tenant_id = ?"
+                    " AND env = ? AND mode = ? AND project_id = ?"
+                    f" AND event_id IN ({','.join('?' * len(chunk))})"
+                )
+                for event_id, event_type, ts in self._database.db.execute(
+                    sql, (*scope.key(), *chunk)
+                ):
+                    out[event_id] = {"event_type": event_type, "ts": ts, "ts_type": "text"}
+            return out
+
+        return await self._run(read)
 
     async def _load_event(self, scope: ScopeKey, event_id: str) -> StoredEvent | None:
         def read() -> StoredEvent | None:
