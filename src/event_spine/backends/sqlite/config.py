@@ -19,8 +19,8 @@ class SqliteConfig(BaseModel):
     inline_reads: bool = Field(
         default=True,
         description="list_after reads on the caller's thread through a read connection of "
-        "its own (the event loop waits for the page: ~0.5 ms for 100 events from a cached "
-        "1M-event file, a cold cache waits for the disk) instead of a hop to the database "
-        "thread, which cost more than the read itself (benchmarks/results/PROFILE.md, "
-        "round 3). A busy file falls back to the hop. False: every call on that thread.",
+        "its own, instead of a hop to the database thread that cost more than the read "
+        "(benchmarks/results/PROFILE.md, round 3); the event loop waits for the page (on a "
+        "cold cache, for the disk). A busy file falls back to the hop. False: every call "
+        "on the database thread.",
     )
