@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, str] = {
     "emit": "benchmarks.emit",
     "producer": "benchmarks.producer",
     "sink": "benchmarks.sink",
+    "pg_write": "benchmarks.pg_write",
     "scaling": "benchmarks.scaling",
     "e2e": "benchmarks.e2e",
     "replay": "benchmarks.replay",

@@ -24,6 +24,7 @@ NAMES = [
     "emit",
     "producer",
     "sink",
+    "pg_write",
     "scaling",
     "e2e",
     "replay",
