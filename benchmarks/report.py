@@ -129,10 +129,11 @@ def write_readme(docs: dict[str, dict[str, Any]], out_dir: Path) -> Path:
         skipped = doc["info"].get("skipped")
         if skipped:
             facts += "; skipped: " + "; ".join(f"{k} ({v[:120]})" for k, v in skipped.items())
-        commit = doc.get("commit") or doc["machine"].get("git_commit") or "unknown commit"
+        commit = doc.get("commit") or doc["machine"].get("git_commit")
+        where = "commit not recorded" if not commit else f"commit {commit[:10]}"
         dirty = {True: ", dirty tree", False: "", None: ""}[doc.get("dirty")]
         notes.append(
-            f"- **{name}** ({doc['_file']}, {str(commit)[:10]}{dirty}, "
+            f"- **{name}** ({doc['_file']}, {where}{dirty}, "
             f"{doc['repeats']} repeats, {doc['duration_s']} s): "
             f"{doc['description']}. {facts}"
         )
