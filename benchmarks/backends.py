@@ -24,8 +24,8 @@ from typing import Any
 from benchmarks.common import REPO_ROOT, Comparison, Measured, log
 from benchmarks.pipeline import make_record
 from benchmarks.sink import postgres_database
-from event_spine.backends.base import EventStore, record_to_json
-from event_spine.schemas.wire import StoredEvent
+from event_spine.backends.base import EventStore
+from event_spine.schemas.wire import StoredEvent, encode_record
 
 NAME = "backends"
 DESCRIPTION = (
@@ -132,7 +132,7 @@ def _raw_rows(
                 event.position,
                 event.record.event_type,
                 ts.isoformat() if ts_text else ts,
-                record_to_json(event.record),
+                encode_record(event.record),
             )
         )
         marks[key] = (event.position, event.event_id)

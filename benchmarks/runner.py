@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "list_after": "benchmarks.list_after",
     "backends": "benchmarks.backends",
     "recovery": "benchmarks.recovery",
+    "api": "benchmarks.api",
 }
 
 

@@ -19,6 +19,7 @@ PACKAGES = [
     "event_spine.backends",
     "event_spine.tabular",
     "event_spine.kafka",
+    "event_spine.api",
 ]
 
 

@@ -14,6 +14,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   │   ├── KafkaTlsFailed         TLS refused: CA, host name, protocol or client cert
     │   │   └── KafkaAuthFailed        SASL refused: mechanism or user (never the password)
     │   ├── RegistryNotFound           a routing registry location holds no registry
+    │   ├── KeyStoreUnsupported        the registry backend keeps no API keys
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
     │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
@@ -23,15 +24,25 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── BrokerUnavailable              (retriable) no answer from the Kafka cluster in time
     ├── ScopeViolation                 tenant / env / mode / project mismatch
     ├── UnknownCursor                  list_after with an event id the stream lacks
+    ├── InvalidQuery                   a read query's field is malformed (names it)
     ├── ProducerError
-    │   ├── BufferFull                 the emit buffer is full (policy "raise"/"block")
+    │   ├── BufferFull                 (retriable) the emit buffer is full ("raise"/"block")
     │   ├── ProducerClosed             emit after close()
     │   ├── ProducerNotConfigured      module-level emit without a default producer
+    │   ├── DeliveryFailed             (retriable) emit_acked: the broker did not ack
     │   └── AuditPersistFailed         (retriable) strict audit: not confirmed stored
     │                                  and chained in the routed store in time
-    └── StoreError                     raised by backends, SDK errors mapped to these
-        ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
-        └── StorePermanentError        (not retriable) the store refused the data
+    ├── StoreError                     raised by backends, SDK errors mapped to these
+    │   ├── StoreUnavailable           (retriable) connection refused, timeout, throttled
+    │   └── StorePermanentError        (not retriable) the store refused the data
+    ├── ReplayFailed                   a replay's target kept failing; rerun to resume
+    └── CutoverFailed                  a cutover step failed; the report says which
+
+How the sink classifies a failure (``sink_workers/processor.py``) reads the same
+flag: a ``retriable`` error rewinds and retries the batch (never dead-lettered); a
+ConfigurationError dead-letters (or holds) by route; any other SpineError is the
+store refusing data (retried ``max_attempts`` times, then isolated event by event);
+anything else is a bug (retried, then dead-lettered as ``store_error``).
 """
 
 from __future__ import annotations
@@ -121,6 +132,10 @@ class RegistryNotFound(ConfigurationError):
     """The routing registry a command was pointed at does not exist (and was not created)."""
 
 
+class KeyStoreUnsupported(ConfigurationError):
+    """The registry backend has no API key table (only SQLite and PostgreSQL do)."""
+
+
 class ConcurrentUpdate(ConfigurationError):
     """A compare-and-set write found a newer version; re-read and try again."""
 
@@ -203,6 +218,15 @@ class UnknownCursor(SpineError, LookupError):
         )
 
 
+class InvalidQuery(SpineError, ValueError):
+    """A read query (EventQuery, list_streams) is malformed; ``field`` names the part."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Invalid query field `{field}`: {problem}")
+
+
 class ProducerError(SpineError):
     """The producer could not accept an event."""
 
@@ -240,6 +264,20 @@ class AuditPersistFailed(ProducerError):
         )
 
 
+class DeliveryFailed(ProducerError):
+    """The broker did not acknowledge the event before the deadline (or refused it)."""
+
+    retriable = True
+
+    def __init__(self, event_id: str, cause: BaseException | str) -> None:
+        self.event_id = event_id
+        self.cause = cause
+        super().__init__(
+            f"Event {event_id} was not acknowledged by the broker: {cause!r}. It may or may "
+            f"not be stored; retry with the same `event_id` to keep one copy."
+        )
+
+
 class StoreError(SpineError):
     """A backend failed; SDK errors are mapped to the subclasses at the boundary."""
 
@@ -256,3 +294,16 @@ class StoreUnavailable(StoreError):
 
 class StorePermanentError(StoreError):
     """The backend refused the data; retrying the same write cannot succeed."""
+
+
+class ReplayFailed(SpineError):
+    """The target stayed unavailable; nothing past the last commit was acknowledged."""
+
+
+class CutoverFailed(SpineError):
+    """A step could not complete; the report says which and whether the route moved."""
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """True for an event-spine error whose class says a retry may succeed."""
+    return isinstance(exc, SpineError) and exc.retriable

@@ -15,10 +15,11 @@ from event_spine.audit import emit_audit_event
 from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_STREAM
 from event_spine.backends.sqlite import SqliteConfig, SqliteTabularStore
-from event_spine.schemas import ResourceRoute
+from event_spine.schemas import ResourceRoute, Scope
 from support.app import App, running_app
 from support.audit_chain import SECRET, write_keys
 from support.pipeline import ctx
+from support.waiting import wait_until
 
 EVERY = 10
 
@@ -73,11 +74,18 @@ async def test_rebalance_and_restart_keep_one_keyed_anchored_chain(app: App) -> 
     await app.start_worker(max_records=7)
     table = SqliteTabularStore(SqliteConfig(path=str(app.tmp / "anchors.db")))
     await table.open()
+    due = list(range(EVERY, 101, EVERY))
     try:
         for c in contexts:
             await app.wait_stored(c, AUDIT_STREAM, 100, timeout_s=60)
-            anchors = await load_anchors(table, c.scope, AUDIT_STREAM)
-            assert [a["count"] for a in anchors] == list(range(EVERY, 101, EVERY))
+
+            async def anchored(scope: Scope = c.scope) -> bool:
+                # The anchorer writes after the batch's events are stored, so the last
+                # anchor may land a moment after the 100th event is visible.
+                anchors = await load_anchors(table, scope, AUDIT_STREAM)
+                return [a["count"] for a in anchors] == due
+
+            await wait_until(anchored, timeout_s=30, message=f"anchors {due} of {c.tenant_id}")
             result = spine_audit(app, "verify", tenant=c.tenant_id)
             assert result.returncode == 0, result.stdout + result.stderr
             assert "OK: 100 audit events chained" in result.stdout

@@ -16,9 +16,8 @@ from event_spine.audit import emit_audit_event
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM
 from event_spine.audit.verify import verify_chain
 from event_spine.broker.tansu import free_port
-from event_spine.errors import AuditPersistFailed, ConfigurationError, RouteNotFound
+from event_spine.errors import AuditPersistFailed, ConfigurationError, DeliveryFailed, RouteNotFound
 from event_spine.producers import EventSpineProducer, ProducerSettings
-from event_spine.producers.acked import DeliveryFailed
 from event_spine.routing.checker import RouteChecker, RouteCheckSettings
 from event_spine.schemas import RequestContext
 from event_spine.sink_workers import SinkWorker

@@ -73,7 +73,6 @@ class World:
         ]
         self.sent += events
         for i in range(0, count, batch):
-            self.cache.invalidate()
             route = await self.cache.event_spine_route(
                 SCOPE.tenant_id, SCOPE.env, SCOPE.project_id, SCOPE.mode
             )

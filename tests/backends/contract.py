@@ -28,6 +28,7 @@ from event_spine.errors import StoreLayoutOutdated, StorePermanentError, Unknown
 from event_spine.schemas import Scope, StoredEvent
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.wire import encode_record
+from query_contract import QueryContract
 from support.events import OTHER_TENANT, SCOPE, record, stored, stream_of
 
 OpenStore = Callable[[], Awaitable[EventStore]]
@@ -64,8 +65,8 @@ async def read_all(
         last = batch[-1].event_id
 
 
-class EventStoreContract:
-    """Every backend must pass all of these."""
+class EventStoreContract(QueryContract):
+    """Every backend must pass all of these (and the query contract)."""
 
     durable = True
     #: Offsets reused (a recreated topic) must raise, not drop an event silently.

@@ -12,6 +12,7 @@ import pytest
 
 from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore, MemoryEventStore, build_event_store
+from event_spine.backends.base import StreamCursor, StreamKey
 from event_spine.backends.filesystem import (
     FilesystemConfig,
     FilesystemEventStore,
@@ -25,6 +26,7 @@ from event_spine.routing import RegistryStore, open_registry_store
 from event_spine.schemas import ResourceRoute, StoredEvent
 from event_spine.schemas.formats import STREAM_ID_RE
 from event_spine.tabular import TabularStore
+from query_contract import assert_reads_stop_at_the_watermark, typed
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import SCOPE, stream_of
 from support.legacy import to_filesystem_layout_1, write_sqlite_layout_1
@@ -34,6 +36,14 @@ from tabular_contract import OpenTabular, TabularStoreContract
 
 class TestMemoryStore(EventStoreContract):
     durable = False
+
+    async def test_reads_stop_at_a_lagging_watermark(self) -> None:
+        store = MemoryEventStore()
+        events = typed(10, "lag/1")
+        await store.append_batch(events)
+        key = StreamKey.of(SCOPE, "lag/1")
+        store._cursors[key] = StreamCursor("lag/1", 4, events[4].event_id)
+        await assert_reads_stop_at_the_watermark(store, events, 4)
 
     @pytest.fixture
     async def open_store(self) -> OpenStore:
@@ -83,6 +93,36 @@ class TestSqliteStore(EventStoreContract):
         assert cursor is not None
         assert (cursor.position, cursor.last_event_id) == (4, events[-1].event_id)
 
+    async def test_reads_stop_at_a_lagging_watermark(
+        self, tmp_path: Path, opened: OpenedStores
+    ) -> None:
+        path = tmp_path / "events.db"
+        store = await opened.add(SqliteEventStore(SqliteConfig(path=str(path))))
+        events = typed(10, "lag/1")
+        await store.append_batch(events)
+        with sqlite3.connect(path) as db:
+            db.execute(
+                "UPDATE spine_cursors SET position = 4, last_event_id = ?", (events[4].event_id,)
+            )
+        await assert_reads_stop_at_the_watermark(store, events, 4)
+
+    async def test_an_existing_file_gets_the_type_index_when_opened(
+        self, tmp_path: Path, opened: OpenedStores
+    ) -> None:
+        path = tmp_path / "events.db"
+        first = await opened.add(SqliteEventStore(SqliteConfig(path=str(path))))
+        await first.append_batch(typed(6))
+        await first.close()
+        with sqlite3.connect(path) as db:  # as a file of the release before queries
+            db.execute("DROP INDEX spine_events_by_type")
+        store = await opened.add(SqliteEventStore(SqliteConfig(path=str(path))))
+        assert await store.count_event_types(SCOPE, "s1") == {"kind.a": 2, "kind.b": 2, "kind.c": 2}
+        with sqlite3.connect(path) as db:
+            names = {
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            }
+        assert "spine_events_by_type" in names
+
     @pytest.mark.parametrize("size", [1, 3, 255, 256, 257, 2048, 2049, 4700])
     async def test_any_batch_size_is_written_once(
         self, size: int, tmp_path: Path, opened: OpenedStores
@@ -97,6 +137,23 @@ class TestSqliteStore(EventStoreContract):
         cursor = await store.cursor(SCOPE, "s1")
         assert cursor is not None
         assert cursor.position == size - 1
+
+
+class TestSqliteStoreWithoutTypeIndex(EventStoreContract):
+    """``type_index: false``: no events_by_type index, the same answers."""
+
+    @pytest.fixture
+    async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
+        config = SqliteConfig(path=str(tmp_path / "events.db"), type_index=False)
+
+        async def open_() -> EventStore:
+            store = await opened.add(SqliteEventStore(config))
+            with sqlite3.connect(config.path) as db:
+                rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+                assert "spine_events_by_type" not in {r[0] for r in rows}
+            return store
+
+        return open_
 
 
 class TestSqliteStoreReadingOnItsThread(EventStoreContract):

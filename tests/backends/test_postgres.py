@@ -32,8 +32,9 @@ from event_spine.backends.postgres import (
 )
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
 from event_spine.routing import RegistryStore, open_registry_store
-from event_spine.schemas import StoredEvent
+from event_spine.schemas import EventQuery, StoredEvent
 from event_spine.tabular import TabularStore
+from query_contract import assert_reads_stop_at_the_watermark, typed
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port
 from support.events import SCOPE, stored, stream_of
@@ -235,6 +236,20 @@ async def test_statement_timeout_is_unavailable(
 # --- data the server refuses --------------------------------------------------
 
 
+async def test_reads_stop_at_a_lagging_watermark(
+    settings: dict[str, Any], opened: OpenedStores, admin: asyncpg.Connection
+) -> None:
+    config = PostgresConfig.model_validate(settings)
+    store = await opened.add(PostgresEventStore(config))
+    events = typed(10, "lag/1")
+    await store.append_batch(events)
+    await admin.execute(
+        f"UPDATE {config.table('cursors')} SET position = 4, last_event_id = $1",
+        events[4].event_id,
+    )
+    await assert_reads_stop_at_the_watermark(store, events, 4)
+
+
 async def test_another_event_at_a_stored_position_is_refused(
     settings: dict[str, Any], opened: OpenedStores
 ) -> None:
@@ -413,6 +428,39 @@ async def test_least_privileged_role_uses_existing_tables(
         app = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
         assert (await app.append_batch(stream_of(3))).written == 3
         await app.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+
+
+async def test_a_role_without_ddl_rights_opens_a_store_that_lacks_the_query_index(
+    settings: dict[str, Any], admin: asyncpg.Connection, opened: OpenedStores
+) -> None:
+    """Upgrading: the app role reads and writes without the new index; `spine migrate`
+    (the owner) creates it."""
+    config = PostgresConfig.model_validate(settings)
+    owner = await opened.add(PostgresEventStore(config))
+    await owner.append_batch(typed(6))
+    index = f"{config.db_schema}.{config.table_prefix}events_by_type"
+    await admin.execute(f'DROP INDEX "{config.db_schema}"."{config.table_prefix}events_by_type"')
+    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        parts = urlsplit(config.dsn)
+        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        app = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+        await app.append_batch(typed(3, "s2"))
+        page = await app.query(SCOPE, EventQuery(stream_id="s1", event_types=("kind.a",)))
+        assert [e.position for e in page.events] == [0, 3]
+        await app.close()
+        assert await admin.fetchval("SELECT to_regclass($1)", index) is None
+        assert "created the query index" in await PostgresEventStore(config).migrate()
+        assert await admin.fetchval("SELECT to_regclass($1) IS NOT NULL", index)
+        assert "nothing to do" in await PostgresEventStore(config).migrate()
     finally:
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')

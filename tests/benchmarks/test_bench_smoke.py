@@ -31,6 +31,7 @@ NAMES = [
     "list_after",
     "backends",
     "recovery",
+    "api",
 ]
 EMULATED = {"dynamodb", "firestore", "cosmos"}
 

@@ -11,20 +11,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
 from event_spine.broker.tansu import TansuBroker
+from support.chaos import routed, spawn_worker
 from support.emitter import BackgroundEmitter
 from support.pipeline import (
-    ctx,
-    new_topic,
     producer_for,
-    registry_at,
-    route_to_sqlite,
     sink_settings,
     started_worker,
 )
@@ -34,55 +28,6 @@ from support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 STREAMS = [f"s{i}" for i in range(6)]
-
-
-#: Fast group timing for Tansu (it waits about half the session timeout on a join).
-FAST_GROUP = ["--session-timeout-ms", "2000", "--heartbeat-interval-ms", "200"]
-
-
-def spawn_worker(
-    bootstrap: str,
-    topic: str,
-    registry_db: Path,
-    log: Path,
-    group: list[str] = FAST_GROUP,
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "event_spine.cli.main",
-            "worker",
-            "--bootstrap",
-            bootstrap,
-            "--registry",
-            f"sqlite:{registry_db}",
-            "--topic",
-            topic,
-            "--group",
-            f"{topic}-sink",
-            "--max-records",
-            "50",
-            *group,
-            "--fetch-max-wait-ms",
-            "50",
-            "--http-port",
-            "0",
-        ],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def routed(broker_bootstrap: str, tmp_path: Path, partitions: int = 4):
-    topic = await new_topic(broker_bootstrap, partitions)
-    registry = await registry_at(tmp_path / "registry.db")
-    c = ctx()
-    await route_to_sqlite(registry, c, tmp_path / "events.db")
-    await registry.store.close()
-    store = SqliteEventStore(SqliteConfig(path=str(tmp_path / "events.db")))
-    await store.open()
-    return topic, c, store
 
 
 async def all_stored(store, scope, sent: list[str], timeout_s: float) -> list[str]:
@@ -282,12 +227,15 @@ async def test_sigterm_mid_stream_exits_cleanly_and_loses_nothing(broker, tmp_pa
         await store.close()
 
 
-async def test_kill_9_under_load_with_static_membership_loses_and_duplicates_nothing(
-    broker, tmp_path
+@pytest.mark.parametrize("flag", ["--instance-id", "--group-instance-id"])
+async def test_kill_9_under_load_with_a_stable_replica_name_loses_and_duplicates_nothing(
+    broker, tmp_path, flag: str
 ) -> None:
-    """The crash-recovery defaults (SinkSettings' session/heartbeat, a group_instance_id
-    per replica): worker "a" of two is killed 5 times under load and replaced with the
-    same instance id; every event is then counted straight from the SQLite store."""
+    """The crash-recovery settings (SinkSettings' session/heartbeat, a stable name per
+    replica: ``--instance-id``, the replacement removes its killed predecessor from the
+    group; or ``--group-instance-id``, static membership): worker "a" of two is killed 5
+    times under load and replaced under the same name; every event is then counted
+    straight from the SQLite store."""
     topic, c, store = await routed(broker.bootstrap_servers, tmp_path)
     producer = producer_for(broker.bootstrap_servers, topic)
     emitter = BackgroundEmitter(producer, c, STREAMS, rate_per_s=300).start()
@@ -295,9 +243,7 @@ async def test_kill_9_under_load_with_static_membership_loses_and_duplicates_not
     registry_db = tmp_path / "registry.db"
 
     def spawn(slot: str) -> subprocess.Popen[bytes]:
-        return spawn_worker(
-            broker.bootstrap_servers, topic, registry_db, log, ["--group-instance-id", slot]
-        )
+        return spawn_worker(broker.bootstrap_servers, topic, registry_db, log, [flag, slot])
 
     workers = {slot: spawn(slot) for slot in ("a", "b")}
     try:
@@ -306,7 +252,7 @@ async def test_kill_9_under_load_with_static_membership_loses_and_duplicates_not
             os.kill(workers["a"].pid, signal.SIGKILL)
             workers["a"].wait(10)
             workers["a"] = spawn("a")
-        await assert_each_once(emitter, producer, store, c.scope, "5 x kill -9, static membership")
+        await assert_each_once(emitter, producer, store, c.scope, f"5 x kill -9, {flag}")
     finally:
         emitter.stop()
         for worker in workers.values():

@@ -134,6 +134,16 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
         (["audit", "verify", *reg, "--tenant", "t_other", *scope[2:]], c, ["t_other"]),
         (["tail", "--bootstrap", DEAD_BROKER, *reg, "--tenant", "bad id", *scope[2:]],
             u, ["tenant_id"]),
+        # serve, keys
+        (["serve", "--bootstrap", DEAD_BROKER, "--registry", missing], c, ["--create"]),
+        (["serve", "--bootstrap", DEAD_BROKER, *reg, "--port", "70000"], u, ["--port"]),
+        (["keys", "list", "--registry", missing], c, ["--create"]),
+        (["keys", "list", "--registry", f"filesystem:{tmp}"], c, ["SQLite or PostgreSQL"]),
+        (["keys", "create", *reg, "--name", "k", "--tenant", "t_acme"], u, ["--project"]),
+        (["keys", "create", *reg, "--name", "k", "--admin", *scope], u, ["--admin"]),
+        (["keys", "create", *reg, "--name", "k", "--tenant", "BAD ID", *scope[2:]],
+            u, ["tenant_id"]),
+        (["keys", "revoke", "nosuchkey", *reg], u, ["KEY_ID"]),
         # config, worker, bench, broker, the app itself
         (["config", "show", "nope"], u, ["component"]),
         (["config", "show", "sink"], u, ["BOOTSTRAP_SERVERS"]),
@@ -175,6 +185,8 @@ def test_every_bad_invocation_ends_in_its_code_and_a_message_naming_the_fix(
         "worker",
         "bench",
         "broker",
+        "serve",
+        "keys",
     }
     failures = []
     for args, code, needles in table:

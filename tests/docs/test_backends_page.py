@@ -30,6 +30,7 @@ def test_every_backend_has_its_config_keys_and_layout_on_the_page() -> None:
         block = page.split(f"<!-- generated:config:{backend.value} -->")[1].split("<!--")[0]
         for name, info in config_model(backend).model_fields.items():
             assert f"| `{info.alias or name}` |" in block, (backend, name)
+        assert f"<!-- generated:queries:{backend.value} -->" in page
         if backend.value not in {"memory"}:
             assert f"<!-- generated:layout:{backend.value} -->" in page
     # The SQL backends show their tables as created.

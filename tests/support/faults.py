@@ -23,6 +23,9 @@ class FaultyStore:
         #: Events for which the "store" answers with a permanent refusal.
         self.reject: Callable[[StoredEvent], bool] = lambda _: False
         self.rejected_attempts = 0
+        #: Raised by every write while set: an error class no server answers on demand
+        #: (a bug in a backend, a layout found outdated, a lost compare-and-set).
+        self.fail_with: Exception | None = None
 
     def _check(self) -> None:
         if self.down:
@@ -41,6 +44,8 @@ class FaultyStore:
 
     async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
         self._check()
+        if self.fail_with is not None:
+            raise self.fail_with
         if any(self.reject(e) for e in events):
             self.rejected_attempts += 1
             raise StorePermanentError("injected fault: the store refuses this event")

@@ -24,8 +24,14 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM
-from event_spine.errors import AuditPersistFailed, ConfigurationError, RouteNotFound, StoreError
-from event_spine.producers.acked import DeliveryFailed, emit_acked
+from event_spine.errors import (
+    AuditPersistFailed,
+    ConfigurationError,
+    DeliveryFailed,
+    RouteNotFound,
+    StoreError,
+)
+from event_spine.producers.acked import emit_acked
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.checker import RouteChecker
 from event_spine.schemas.context import RequestContext

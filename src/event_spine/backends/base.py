@@ -20,6 +20,9 @@ Semantics every backend keeps (the contract suite in tests/backends checks them)
 ``EventStoreBase`` holds that logic once; a backend implements four primitives:
 ``_write``, ``_load_cursor``, ``_load_event`` and ``_load_range`` (or instead of the
 last one ``_load_page``, to read a page in one round trip).
+Queries (``query``, ``list_streams``, ``count_event_types``) come from
+``querying.QueryReads``: they also need ``_load_streams``, and a backend may
+override their steps to filter, order or count natively.
 ``DelegatedLifecycle`` is open()/close() for a store that only hands them on to
 one connection object (``_resource``).
 """
@@ -30,63 +33,25 @@ import abc
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
+# Defined in keys (querying needs them too); every backend imports them from here,
+# so they are re-exported the PEP 484 way ("X as X"), which ruff's PLC0414 flags.
+from event_spine.backends.keys import Anchor as Anchor  # noqa: PLC0414
+from event_spine.backends.keys import ScopeKey as ScopeKey  # noqa: PLC0414
+from event_spine.backends.keys import StreamCursor as StreamCursor  # noqa: PLC0414
+from event_spine.backends.keys import StreamKey as StreamKey  # noqa: PLC0414
+from event_spine.backends.querying import QueryReads
 from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
+from event_spine.schemas.query import MAX_PAGE as QUERY_MAX_PAGE
+from event_spine.schemas.query import EventPage, EventQuery, StreamPage
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 
-MAX_PAGE: Final = 1000
-
-#: (tenant, env, mode, project): the scope part of an event's identity.
-ScopeKey = tuple[str, str, str, str]
-
-
-class StreamKey(NamedTuple):
-    """Identity of one stream: its scope and its id."""
-
-    tenant_id: str
-    env: str
-    mode: str
-    project_id: str
-    stream_id: str
-
-    @classmethod
-    def of(cls, scope: Scope, stream_id: str) -> StreamKey:
-        """The key of ``stream_id`` in ``scope``."""
-        return cls(scope.tenant_id, scope.env, scope.mode, scope.project_id, stream_id)
-
-    @classmethod
-    def of_record(cls, record: EventRecord) -> StreamKey:
-        """The key of the stream a record belongs to."""
-        r = record.routing
-        return cls(r.tenant_id, r.env, r.mode, r.project_id, record.stream_id)
-
-    def scope_key(self) -> tuple[str, str, str, str]:
-        """(tenant, env, mode, project)."""
-        return (self.tenant_id, self.env, self.mode, self.project_id)
-
-    def text(self) -> str:
-        """One string, for stores keyed by text. ``|`` appears in no id format."""
-        return "|".join(self)
-
-
-@dataclass(frozen=True, slots=True)
-class StreamCursor:
-    """A stream's checkpoint: everything up to ``position`` is durable and visible."""
-
-    stream_id: str
-    position: int
-    last_event_id: str
-
-
-class Anchor(NamedTuple):
-    """Where a reader's ``after_event_id`` is: its stream and position."""
-
-    key: StreamKey
-    position: int
+#: Largest page list_after and query return.
+MAX_PAGE: Final = QUERY_MAX_PAGE
 
 
 _digest_encoder: Final = msgspec.json.Encoder(order="sorted")
@@ -244,11 +209,6 @@ _record_encoder: Final = msgspec.json.Encoder()
 _record_decoder: Final = msgspec.json.Decoder(EventRecord)
 
 
-def record_to_json(record: EventRecord) -> bytes:
-    """How backends persist a record body."""
-    return _record_encoder.encode(record)
-
-
 def event_body(event: StoredEvent) -> bytes:
     """The JSON body to persist: the bytes it arrived as when known, else encoded."""
     if type(event) is ReceivedEvent and event.raw:
@@ -257,7 +217,8 @@ def event_body(event: StoredEvent) -> bytes:
 
 
 def record_from_json(data: bytes | str) -> EventRecord:
-    """Inverse of record_to_json (bodies were validated before they were stored)."""
+    """A persisted record body (``event_body``) back to a record (bodies were validated
+    before they were stored)."""
     return _record_decoder.decode(data)
 
 
@@ -312,14 +273,26 @@ class EventStore(Protocol):
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """The stream's watermark, or None if nothing was stored."""
 
+    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
+        """One page of the visible events ``q`` selects in ``scope`` (see schemas.query)."""
 
-class EventStoreBase(abc.ABC):
-    """Implements EventStore's reads and checks over four backend primitives."""
+    async def list_streams(
+        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
+    ) -> StreamPage:
+        """Up to ``limit`` streams of ``scope`` (starting with ``prefix``) in id order."""
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
+        """How many visible events of each type the stream holds."""
+
+
+class EventStoreBase(QueryReads, abc.ABC):
+    """Implements EventStore's reads and checks over four backend primitives
+    (queries: see ``querying``)."""
+
+    async def open(self) -> None:
         """Default: nothing to create."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Default: nothing to release."""
 
     async def ping(self) -> None:

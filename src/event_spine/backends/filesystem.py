@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,7 @@ from event_spine.backends.base import (
     without_conflicts,
 )
 from event_spine.backends.factory import refuse_outside_lab
+from event_spine.backends.querying import Scan, bounds
 from event_spine.errors import (
     ConcurrentUpdate,
     EventValidationError,
@@ -62,9 +64,19 @@ from event_spine.schemas.formats import (
     STREAM_ID_RE,
     TENANT_ID_RE,
 )
+from event_spine.schemas.query import EventQuery
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none. Every query reads the stream's whole events.jsonl once (as
+list_after does), filters and orders it in memory; a prefix page lists the scope's
+stream folders and reads each stream it visits (at most 100 per page). list_streams:
+one folder listing and a cursor.json read per stream returned. Counts: one read of
+the stream's file. Lab data only: fine up to a few hundred thousand events a stream.
+"""
 
 
 class FilesystemConfig(BaseModel):
@@ -250,26 +262,83 @@ class FilesystemEventStore(EventStoreBase):
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
         def read() -> list[StoredEvent]:
-            path = self._stream_dir(key) / "events.jsonl"
-            out: list[StoredEvent] = []
-            seen: set[str] = set()
-            with _mapped_errors(self.root):
-                if not path.exists():
-                    return out
-                with path.open("rb") as handle:
-                    for raw in handle:
-                        if not raw.endswith(b"\n"):
-                            break  # a torn last line from a crash mid-append
-                        line = _line_codec.decode(raw)
-                        if line.record.event_id in seen:
-                            continue
-                        seen.add(line.record.event_id)
-                        if after_position < line.position <= upto_position:
-                            out.append(StoredEvent(line.record, line.position))
-            out.sort(key=lambda e: e.position)
-            return out[:limit]
+            events = self._read_stream(key)
+            return [e for e in events if after_position < e.position <= upto_position][:limit]
 
         return await asyncio.to_thread(read)
+
+    async def _scan_stream(
+        self, key: StreamKey, q: EventQuery, start: int | None, upto: int, limit: int
+    ) -> Scan:
+        """The file is read whole anyway: filter and order it in one pass."""
+        low, high = bounds(q, start, upto)
+
+        def read() -> Scan:
+            events = [e for e in self._read_stream(key) if low < e.position <= high]
+            if q.descending:
+                events.reverse()
+            out = []
+            for event in events:
+                if q.matches(event):
+                    out.append(event)
+                    if len(out) == limit:
+                        return Scan(out, event.position, done=False)
+            return Scan(out, events[-1].position if events else None, done=True)
+
+        return await asyncio.to_thread(read)
+
+    async def _count_types(self, key: StreamKey) -> dict[str, int]:
+        cursor = await self._load_cursor(key)
+        if cursor is None:
+            return {}
+        events = await asyncio.to_thread(self._read_stream, key)
+        return dict(Counter(e.record.event_type for e in events if e.position <= cursor.position))
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        def read() -> list[StreamCursor]:
+            home = _inside(self.root, self.root.joinpath("streams", *_checked_scope(scope)))
+            with _mapped_errors(self.root):
+                names = [unquote(p.name) for p in home.iterdir()] if home.is_dir() else []
+            ids = sorted((n for n in names if n.startswith(prefix)), reverse=descending)
+            if after is not None:
+                ids = [i for i in ids if (i < after if descending else i > after)]
+            out = []
+            for stream_id in ids:
+                if not STREAM_ID_RE.match(stream_id):
+                    continue  # not a folder this store wrote
+                with _mapped_errors(self.root):
+                    cursor = _read_cursor(
+                        self._stream_dir(StreamKey(*scope, stream_id)) / "cursor.json"
+                    )
+                if cursor is not None:
+                    out.append(StreamCursor(stream_id, cursor.position, cursor.last_event_id))
+                    if len(out) == limit:
+                        break
+            return out
+
+        return await asyncio.to_thread(read)
+
+    def _read_stream(self, key: StreamKey) -> list[StoredEvent]:
+        """Every stored event of a stream, first line of each id, by position."""
+        path = self._stream_dir(key) / "events.jsonl"
+        out: list[StoredEvent] = []
+        seen: set[str] = set()
+        with _mapped_errors(self.root):
+            if not path.exists():
+                return out
+            with path.open("rb") as handle:
+                for raw in handle:
+                    if not raw.endswith(b"\n"):
+                        break  # a torn last line from a crash mid-append
+                    line = _line_codec.decode(raw)
+                    if line.record.event_id in seen:
+                        continue
+                    seen.add(line.record.event_id)
+                    out.append(StoredEvent(line.record, line.position))
+        out.sort(key=lambda e: e.position)
+        return out
 
 
 def _refuse_collisions(path: Path, fresh: list[StoredEvent]) -> None:

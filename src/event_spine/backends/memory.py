@@ -19,10 +19,20 @@ from event_spine.backends.base import (
     conflicts_among,
     without_conflicts,
 )
+from event_spine.backends.querying import pick_streams
 from event_spine.errors import ConcurrentUpdate, StorePermanentError
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none (a dict per scope and id, a position-sorted list per stream). One
+stream: a binary search to the cursor, then type and time filters in Python over the
+positions read (at most 10,000 examined per page, then a short page with a cursor).
+Prefix pages and list_streams sort the scope's stream ids on each call. Counts: one
+pass over the stream.
+"""
 
 
 class MemoryConfig(BaseModel):
@@ -89,6 +99,22 @@ class MemoryEventStore(EventStoreBase):
         stream = self._streams.get(key, [])
         start = bisect.bisect_right(stream, after_position, key=_position)
         return [e for e in stream[start : start + limit] if e.position <= upto_position]
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        if not descending:
+            return await self._load_range(key, low, high, limit)
+        stream = self._streams.get(key, [])
+        end = bisect.bisect_right(stream, high, key=_position)
+        out = stream[max(0, end - limit) : end][::-1]
+        return [e for e in out if e.position > low]
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        mine = (c for k, c in self._cursors.items() if k[:4] == scope)
+        return pick_streams(mine, prefix, after, limit, descending)
 
 
 def _position(event: StoredEvent) -> int:

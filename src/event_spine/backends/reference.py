@@ -1,13 +1,14 @@
-"""The generated parts of docs/backends.md: route config keys and store layouts.
+"""The generated parts of docs/backends.md: route config keys, store layouts, queries.
 
-Both come from the code, so the page cannot drift: the config tables from each
+All come from the code, so the page cannot drift: the config tables from each
 backend's config model (``BACKENDS[...].config_class``), the layouts from each backend
-module's docstring. Regenerate with ``python -m event_spine.backends.reference``
-(rewrites docs/backends.md in place); tests/docs check the page is up to date.
+module's docstring, the query costs from ``QUERY_COSTS`` in its events module.
+Regenerate with ``python -m event_spine.backends.reference`` (rewrites
+docs/backends.md in place); tests/docs check the page is up to date.
 
 Generated blocks sit between ``<!-- generated:KIND:BACKEND -->`` and
-``<!-- /generated -->`` markers (KIND is ``config`` or ``layout``); everything else
-on the page is written by hand.
+``<!-- /generated -->`` markers (KIND is ``config``, ``layout`` or ``queries``);
+everything else on the page is written by hand.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from event_spine.backends.factory import BACKENDS
 from event_spine.schemas.routes import BackendType
 
 _BLOCK = re.compile(
-    r"(<!-- generated:(?P<kind>config|layout):(?P<backend>\w+) -->\n)"
+    r"(<!-- generated:(?P<kind>config|layout|queries):(?P<backend>\w+) -->\n)"
     r"(?P<body>.*?)(<!-- /generated -->)",
     re.DOTALL,
 )
@@ -114,12 +115,29 @@ def layout_text(backend: BackendType) -> str:
     return f"{out}\n```sql\n{ddl}\n```\n" if ddl else out
 
 
+def query_costs(backend: BackendType) -> str:
+    """How the backend runs queries: indexes and what they cost (``QUERY_COSTS``)."""
+    name = f"event_spine.backends.{BACKENDS[backend].module}"
+    try:
+        module = importlib.import_module(f"{name}.events")
+    except ModuleNotFoundError:
+        module = importlib.import_module(name)  # single-module backends
+    text: str = module.QUERY_COSTS
+    return f"**Queries.** {text.strip()}\n"
+
+
 def render(page: str) -> str:
     """``page`` with every generated block replaced by what the code says now."""
 
     def fill(match: re.Match[str]) -> str:
         backend = BackendType(match["backend"])
-        body = config_table(backend) if match["kind"] == "config" else layout_text(backend)
+        kind = match["kind"]
+        if kind == "config":
+            body = config_table(backend)
+        elif kind == "layout":
+            body = layout_text(backend)
+        else:
+            body = query_costs(backend)
         return f"{match[1]}{body}{match[5]}"
 
     return _BLOCK.sub(fill, page)

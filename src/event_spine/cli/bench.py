@@ -66,7 +66,7 @@ def run_bench(
     list_only: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
 ) -> None:
     """Run benchmarks (emit, producer, sink, pg_write, scaling, e2e, replay, list_after,
-    backends, recovery)."""
+    backends, recovery, api)."""
     root = suite or default_suite_root()
     runner = load_runner(root)
     if list_only:

@@ -12,7 +12,18 @@ import typer
 from pydantic import ValidationError
 
 from event_spine.broker.tansu import DEFAULT_STORAGE, TansuBroker
-from event_spine.cli import audit, bench, config, demo, dlq, migrate, replay, routes, tail
+from event_spine.cli import (
+    audit,
+    bench,
+    config,
+    demo,
+    dlq,
+    migrate,
+    replay,
+    routes,
+    serve,
+    tail,
+)
 from event_spine.cli.failures import exit_code_table, run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import check_registry_exists, parse_location
@@ -31,6 +42,8 @@ app.add_typer(routes.app, name="routes")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(config.app, name="config")
 app.add_typer(audit.app, name="audit")
+app.add_typer(serve.keys_app, name="keys")
+app.command("serve")(serve.serve)
 app.command("tail")(tail.tail)
 app.command("demo")(demo.run_demo)
 app.command("replay")(replay.replay_command)
@@ -114,6 +127,12 @@ def worker(
         "a restarted worker with it takes the dead member's partitions back (at once on "
         "Kafka; ~6 s on Tansu). Never shared.",
     ),
+    instance_id: str | None = _setting(
+        "instance_id",
+        "A stable name per replica (e.g. a StatefulSet pod name): on start the worker "
+        "removes the group members a killed predecessor of that name left, so its "
+        "partitions move at once. Never shared by two live workers.",
+    ),
     fetch_max_wait_ms: int | None = _setting(
         "fetch_max_wait_ms", "Longest wait of a fetch for data (ms)."
     ),
@@ -142,6 +161,7 @@ def worker(
         "session_timeout_ms": session_timeout_ms,
         "heartbeat_interval_ms": heartbeat_interval_ms,
         "group_instance_id": group_instance_id,
+        "instance_id": instance_id,
         "fetch_max_wait_ms": fetch_max_wait_ms,
         "worker_id": worker_id,
         "http_port": http_port,

@@ -7,6 +7,7 @@ from event_spine.backends.factory import StoreFactory
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.schemas.query import EventPage, EventQuery, StreamPage
 from event_spine.schemas.routes import ResourceKind, ResourceRoute
 from event_spine.schemas.wire import StoredEvent
 
@@ -55,3 +56,18 @@ class EventStreamService:
     async def cursor(self, stream_id: str) -> StreamCursor | None:
         """The stream's checkpoint."""
         return await (await self._store()).cursor(self.ctx.scope, stream_id)
+
+    async def query(self, q: EventQuery) -> EventPage:
+        """One page of the caller's visible events that ``q`` selects (schemas.query)."""
+        return await (await self._store()).query(self.ctx.scope, q)
+
+    async def list_streams(
+        self, prefix: str | None = None, limit: int = 100, after: str | None = None
+    ) -> StreamPage:
+        """Up to ``limit`` of the caller's streams in id order; ``after`` is a cursor."""
+        store = await self._store()
+        return await store.list_streams(self.ctx.scope, prefix, limit, after)
+
+    async def count_event_types(self, stream_id: str) -> dict[str, int]:
+        """How many visible events of each type the caller's stream holds."""
+        return await (await self._store()).count_event_types(self.ctx.scope, stream_id)

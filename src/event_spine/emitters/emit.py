@@ -27,7 +27,8 @@ from event_spine.emitters.payloads import (
 from event_spine.errors import EventValidationError
 from event_spine.producers.emit import get_default_producer
 from event_spine.producers.producer import EventSpineProducer
-from event_spine.schemas.context import RequestContext, current_context
+from event_spine.producers.records import require_context
+from event_spine.schemas.context import RequestContext
 
 P = TypeVar("P", bound=DomainPayload)
 
@@ -49,11 +50,7 @@ def emit_payload(
     producer: EventSpineProducer | None = None,
 ) -> str:
     """Emit a validated payload with the context's envelope; returns the event_id."""
-    ctx = ctx or current_context()
-    if ctx is None:
-        raise EventValidationError(
-            "routing", "no RequestContext: pass `ctx` or set one with request_context()"
-        )
+    ctx = require_context(ctx)
     target = producer or get_default_producer()
     return target.emit_event(
         ctx,

@@ -5,7 +5,7 @@ settings to each library's names; ``make_*`` build the clients with the per-use
 keyword arguments on top (group_id, acks, ...). Their ``start()`` raises one
 ``KafkaTlsFailed`` / ``KafkaAuthFailed`` naming the setting to fix when the security
 settings are why it failed (``diagnose.diagnosed``). No module outside
-``event_spine.kafka`` constructs a Kafka client (tests/test_kafka_seam.py checks).
+``event_spine.kafka`` constructs a Kafka client (tests/kafka/test_seam.py checks).
 """
 
 from __future__ import annotations

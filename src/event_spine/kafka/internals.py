@@ -33,3 +33,10 @@ def bootstrap_servers_of(client: Any) -> str:
 def _inner(client: Any) -> Any:
     """The AIOKafkaClient of a consumer or admin (``_client``) or producer (``client``)."""
     return client._client if hasattr(client, "_client") else client.client
+
+
+async def send_to_node(admin: Any, node_id: int, request: Any) -> Any:
+    """Send one protocol request (a class from ``aiokafka.protocol``) through a started
+    admin client to broker ``node_id``; aiokafka's admin has no public call for
+    requests it does not wrap (LeaveGroup naming another member)."""
+    return await admin._send_request_to_node(node_id, request)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+from event_spine.kafka.records import RawRecord
 from event_spine.schemas.context import RequestContext
 
 TRACEPARENT_RE: Final = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -39,7 +40,7 @@ def current_traceparent(ctx: RequestContext) -> bytes:
     ).encode()
 
 
-def traceparents(records: Iterable[Any]) -> list[str]:
+def traceparents(records: Iterable[RawRecord]) -> list[str]:
     """Distinct valid traceparent headers of consumed records, in order."""
     seen: dict[str, None] = {}
     for rec in records:

@@ -10,7 +10,7 @@ counted in ``ProducerStats.dropped``).
 For the few callers that must know (strict audit), "handed over" means more here:
 the broker acknowledged the record with the producer's ``acks`` setting (``all`` by
 default: every in-sync replica has it). ``emit_acked`` validates exactly like
-``emit_event`` (the wire decoder checks the encoded record), then sends it with a
+``emit_event`` (one builder: ``producers/records.py``), then sends it with a
 short-lived aiokafka producer of its own and blocks until the ack or the deadline.
 
 Trade-offs, on purpose:
@@ -31,42 +31,22 @@ import contextlib
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from event_spine.errors import EventValidationError, ProducerError
+from event_spine.errors import DeliveryFailed
 from event_spine.kafka.clients import make_producer
 from event_spine.kafka.keys import kafka_key
 from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.batching import SCHEMA_HEADER, TRACEPARENT
+from event_spine.producers.records import build_record
 from event_spine.producers.settings import ProducerSettings
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.formats import EVENT_ID_RE, SCHEMA_VERSION
-from event_spine.schemas.ids import new_event_id
-from event_spine.schemas.wire import (
-    EventRecord,
-    WireRouting,
-    decode_record,
-    encode_checked,
-)
+from event_spine.schemas.formats import SCHEMA_VERSION
+from event_spine.schemas.wire import encode_checked
 
 T = TypeVar("T")
-
-
-class DeliveryFailed(ProducerError):
-    """The broker did not acknowledge the event before the deadline (or refused it)."""
-
-    retriable = True
-
-    def __init__(self, event_id: str, cause: BaseException | str) -> None:
-        self.event_id = event_id
-        self.cause = cause
-        super().__init__(
-            f"Event {event_id} was not acknowledged by the broker: {cause!r}. It may or may "
-            f"not be stored; retry with the same `event_id` to keep one copy."
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,35 +56,6 @@ class Acked:
     event_id: str
     partition: int
     offset: int
-
-
-def build_record(
-    ctx: RequestContext,
-    event_type: str,
-    stream_id: str,
-    payload: dict[str, Any],
-    metadata: Mapping[str, Any] | None = None,
-    *,
-    event_id: str | None = None,
-    max_event_bytes: int,
-) -> tuple[EventRecord, bytes]:
-    """Build, encode and validate one record as the sink will (errors name the field)."""
-    if event_id is not None and (type(event_id) is not str or not EVENT_ID_RE.match(event_id)):
-        raise EventValidationError("event_id", "must be a lower-case UUID string")
-    envelope = {**ctx.metadata(), **(metadata or {})}
-    record = EventRecord(
-        SCHEMA_VERSION,
-        event_id or new_event_id(),
-        datetime.now(UTC),
-        event_type,
-        stream_id,
-        WireRouting(ctx.tenant_id, ctx.env, ctx.mode, ctx.project_id),
-        envelope,
-        payload,
-    )
-    value = encode_checked(record, max_event_bytes)
-    decode_record(value)  # the sink's own checks: patterns, metadata, version
-    return record, value
 
 
 def emit_acked(
@@ -123,15 +74,8 @@ def emit_acked(
     Safe from sync code and from inside a running event loop (it then waits on a
     helper thread, blocking the caller's loop for at most ``timeout_s``).
     """
-    record, value = build_record(
-        ctx,
-        event_type,
-        stream_id,
-        payload,
-        metadata,
-        event_id=event_id,
-        max_event_bytes=settings.max_event_bytes,
-    )
+    record = build_record(ctx, event_type, stream_id, payload, metadata, event_id=event_id)
+    value = encode_checked(record, settings.max_event_bytes)
     headers = [(SCHEMA_HEADER, str(SCHEMA_VERSION).encode())]
     traceparent = current_traceparent(ctx)
     if traceparent:

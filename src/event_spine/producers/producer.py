@@ -21,39 +21,24 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from aiokafka import codec
 
-from event_spine.errors import ConfigurationError, EventValidationError, ProducerClosed
+from event_spine.errors import ConfigurationError, ProducerClosed
 from event_spine.kafka.clients import aiokafka_security_kwargs
 from event_spine.kafka.keys import kafka_key
 from event_spine.observability.tracing import current_traceparent
 from event_spine.producers.buffer import EmitBuffer, Item
+from event_spine.producers.records import build_record, require_context, wire_routing
 from event_spine.producers.sender import AiokafkaSender, SenderBase
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.spill import SpillQueue
 from event_spine.routing.checker import RouteChecker
-from event_spine.schemas.context import RequestContext, current_context
+from event_spine.schemas.context import RequestContext
 from event_spine.schemas.events import StreamEvent
-from event_spine.schemas.formats import (
-    EVENT_ID_RE,
-    EVENT_TYPE_PATTERN,
-    EVENT_TYPE_RE,
-    SCHEMA_VERSION,
-    STREAM_ID_PATTERN,
-    STREAM_ID_RE,
-)
-from event_spine.schemas.ids import new_event_id
-from event_spine.schemas.wire import (
-    EventRecord,
-    WireRouting,
-    check_metadata,
-    encode_checked,
-    record_from_event,
-)
+from event_spine.schemas.wire import EventRecord, WireRouting, encode_checked, record_from_event
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +125,15 @@ class EventSpineProducer:
         self._routing: dict[tuple[str, str, str, str], WireRouting] = {}
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._sender = _sender_for(settings, self._buffer, self._spill)
+        self._sender = self._open_sender(settings, self._buffer, self._spill)
         if start:
             self.start()
+
+    def _open_sender(
+        self, settings: ProducerSettings, buffer: EmitBuffer, spill: SpillQueue | None
+    ) -> SenderBase:
+        """The transport (``event_spine.testing.MemoryProducer`` keeps records instead)."""
+        return _sender_for(settings, buffer, spill)
 
     # -- the hot path -------------------------------------------------------------
 
@@ -163,41 +154,21 @@ class EventSpineProducer:
         without an ``event_spine`` route (with a ``route_checker``), ProducerClosed after
         close(), and BufferFull only under the "block"/"raise" overflow policies.
         """
-        if ctx is None:
-            ctx = current_context()
-            if ctx is None:
-                raise EventValidationError(
-                    "routing", "no RequestContext: pass `ctx` or set one with request_context()"
-                )
-        if type(event_type) is not str or EVENT_TYPE_RE.match(event_type) is None:
-            raise EventValidationError("event_type", f"must match {EVENT_TYPE_PATTERN}")
-        if type(stream_id) is not str or STREAM_ID_RE.match(stream_id) is None:
-            raise EventValidationError("stream_id", f"must match {STREAM_ID_PATTERN}")
-        if type(payload) is not dict:
-            raise EventValidationError("payload", "must be a JSON object (a dict)")
-        envelope = ctx.metadata()
-        if metadata:
-            envelope.update(metadata)
-            check_metadata(envelope)
-        if event_id is None:
-            event_id = new_event_id()
-        elif type(event_id) is not str or EVENT_ID_RE.match(event_id) is None:
-            raise EventValidationError("event_id", "must be a lower-case UUID string")
+        ctx = require_context(ctx)
         key = ctx.key()
-        if self.route_checker is not None:
-            self.route_checker.check(key)
-        record = EventRecord(
-            SCHEMA_VERSION,
-            event_id,
-            datetime.now(UTC),
+        record = build_record(
+            ctx,
             event_type,
             stream_id,
-            self._wire_routing(ctx, key),
-            envelope,
             payload,
+            metadata,
+            event_id=event_id,
+            routing=self._wire_routing(ctx, key),
         )
+        if self.route_checker is not None:
+            self.route_checker.check(key)
         self._put(ctx.tenant_id, stream_id, record, current_traceparent(ctx))
-        return event_id
+        return record.event_id
 
     def emit(self, event: StreamEvent) -> str:
         """Buffer an already-built StreamEvent (validated by pydantic)."""
@@ -212,7 +183,10 @@ class EventSpineProducer:
         if self._closed:
             raise ProducerClosed("emit() after close(): this producer accepts no more events.")
         value = encode_checked(record, self.settings.max_event_bytes)
-        item = (kafka_key(tenant_id, stream_id), value, traceparent)
+        self._accept((kafka_key(tenant_id, stream_id), value, traceparent))
+
+    def _accept(self, item: Item) -> None:
+        """Hand an encoded event to the transport: the spill or the buffer."""
         if self._spill is not None and self._spilled(item):
             return
         self._buffer.put(item)
@@ -234,9 +208,7 @@ class EventSpineProducer:
         if routing is None:
             if len(self._routing) >= _ROUTING_CACHE_MAX:
                 self._routing.clear()
-            routing = self._routing[key] = WireRouting(
-                tenant_id=ctx.tenant_id, env=ctx.env, mode=ctx.mode, project_id=ctx.project_id
-            )
+            routing = self._routing[key] = wire_routing(ctx)
         return routing
 
     # -- lifecycle ----------------------------------------------------------------

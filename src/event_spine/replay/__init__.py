@@ -8,9 +8,9 @@
   cache, catch up, verify again.
 """
 
+from event_spine.errors import CutoverFailed, ReplayFailed
 from event_spine.replay.cutover import (
     Cutover,
-    CutoverFailed,
     CutoverPlan,
     CutoverReport,
     CutoverStep,
@@ -23,7 +23,6 @@ from event_spine.replay.reader import PartitionProgress, ReaderSettings, StartFr
 from event_spine.replay.replayer import (
     ReplayConfig,
     Replayer,
-    ReplayFailed,
     replay,
     replay_group,
 )

@@ -47,7 +47,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from event_spine.backends.factory import StoreFactory, check_route_allowed
-from event_spine.errors import ConfigurationError, SpineError
+from event_spine.errors import ConfigurationError, CutoverFailed, SpineError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.replay.filters import EventFilter
@@ -59,10 +59,6 @@ from event_spine.replay.verify import VerifyReport, discover_streams, streams_of
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
-
-
-class CutoverFailed(SpineError):
-    """A step could not complete; the report says which and whether the route moved."""
 
 
 class CutoverStep(StrEnum):

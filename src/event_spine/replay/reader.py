@@ -6,10 +6,11 @@ touched. With a ``group_id`` the reader commits its positions there (offsets onl
 
 Why the end comes from a fetch response: on the local broker (Tansu) ``end_offsets``
 and ``seek_to_end`` return the base offset of the last record batch, not the high
-watermark (shared/SERVERS.md). The high watermark a fetch response carries is right,
-so ``open()`` fetches once per partition and reads ``consumer.highwater``
-(``event_spine.kafka.watermarks``: a missing topic raises TopicNotFound, no fetch
-response within ``open_timeout_s`` BrokerUnavailable).
+watermark (docs/operations.md, "The local broker (Tansu) versus real Kafka"). The
+high watermark a fetch response carries is right, so ``open()`` fetches once per
+partition and reads ``consumer.highwater`` (``event_spine.kafka.watermarks``: a
+missing topic raises TopicNotFound, no fetch response within ``open_timeout_s``
+BrokerUnavailable).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Final, Literal, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from event_spine.errors import ConfigurationError
 from event_spine.kafka.clients import make_consumer
+from event_spine.kafka.records import RawRecord
 from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import high_watermarks, topic_partitions
@@ -99,11 +101,6 @@ class PartitionProgress:
     def done(self) -> bool:
         """Every record below ``end`` was handled."""
         return self.position >= self.end
-
-    @property
-    def remaining(self) -> int:
-        """Records left before ``end``."""
-        return max(0, self.end - self.position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +231,8 @@ class TopicReader:
         ends = await high_watermarks(self.consumer, start_at, s.open_timeout_s, s.fetch_max_wait_ms)
         return {tp.partition: offset for tp, offset in ends.items()}
 
-    async def poll(self, *, follow: bool, timeout_ms: int = 500) -> list[Any]:
-        """The next records (ConsumerRecords) below each partition's end.
+    async def poll(self, *, follow: bool, timeout_ms: int = 500) -> list[RawRecord]:
+        """The next records below each partition's end.
 
         With ``follow`` there is no end: ends track the latest high watermark instead.
         """

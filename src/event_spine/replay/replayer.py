@@ -34,14 +34,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.backends.factory import StoreFactory
-from event_spine.errors import ConfigurationError, SpineError, StoreUnavailable
+from event_spine.errors import ConfigurationError, ReplayFailed, StoreUnavailable
+from event_spine.kafka.records import RawRecord
 from event_spine.kafka.settings import KafkaTarget
 from event_spine.replay.filters import EventFilter
 from event_spine.replay.progress import ReplayProgress
@@ -62,10 +63,6 @@ log = logging.getLogger(__name__)
 GROUP_PREFIX: Final = "spine-replay-"
 
 ProgressCallback = Callable[[ReplayProgress], None]
-
-
-class ReplayFailed(SpineError):
-    """The target stayed unavailable; nothing past the last commit was acknowledged."""
 
 
 def replay_group(name: str) -> str:
@@ -203,7 +200,7 @@ class Replayer:
                 with contextlib.suppress(asyncio.CancelledError):
                     await pending
 
-    def _kept(self, records: Sequence[Any]) -> Sequence[Any]:
+    def _kept(self, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
         """The records the filter keeps (all of them without a filter)."""
         self.progress.read += len(records)
         if self.filter.empty:
@@ -212,7 +209,7 @@ class Replayer:
         self.progress.filtered += len(records) - len(kept)
         return kept
 
-    async def _try_prepare(self, records: Sequence[Any]) -> PreparedBatch | None:
+    async def _try_prepare(self, records: Sequence[RawRecord]) -> PreparedBatch | None:
         """Decode and route; None when the target must be retried (``_process`` does)."""
         try:
             return await self._processor.prepare(records)
@@ -222,7 +219,7 @@ class Replayer:
     async def _finish(
         self,
         reader: TopicReader,
-        records: Sequence[Any],
+        records: Sequence[RawRecord],
         prepared: PreparedBatch | None,
         moved: dict[TopicPartition, int],
     ) -> None:
@@ -234,7 +231,7 @@ class Replayer:
             self._report()
 
     async def _process(
-        self, records: Sequence[Any], prepared: PreparedBatch | None
+        self, records: Sequence[RawRecord], prepared: PreparedBatch | None
     ) -> BatchOutcome:
         attempt = 0
         while True:

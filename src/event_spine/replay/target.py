@@ -128,6 +128,3 @@ class TargetRoutes(RouteCache):
     async def get(self, key: RouteKey) -> ResourceRoute:
         """Any event_spine lookup resolves to the target."""
         return await self.event_spine_route(key.tenant_id, key.env, key.project_id, key.mode)
-
-    def invalidate(self, key: RouteKey | None = None) -> None:
-        """Nothing is cached from a registry."""

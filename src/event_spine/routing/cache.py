@@ -57,10 +57,3 @@ class RouteCache:
     ) -> ResourceRoute:
         """Shortcut for the sink's lookup."""
         return await self.get(RouteKey(ResourceKind.EVENT_SPINE, tenant_id, env, project_id, mode))
-
-    def invalidate(self, key: RouteKey | None = None) -> None:
-        """Forget one key, or everything."""
-        if key is None:
-            self._entries.clear()
-        else:
-            self._entries.pop(key, None)

@@ -10,6 +10,7 @@ from event_spine.schemas.context import (
 from event_spine.schemas.events import EventMetadata, StreamEvent
 from event_spine.schemas.formats import ENVS, MODES, PRODUCTION_MODES, SCHEMA_VERSION, Env, Mode
 from event_spine.schemas.ids import new_event_id
+from event_spine.schemas.query import EventPage, EventQuery, StreamPage, StreamSummary
 from event_spine.schemas.routes import (
     BackendType,
     HealthStatus,
@@ -37,6 +38,8 @@ __all__ = [
     "BackendType",
     "Env",
     "EventMetadata",
+    "EventPage",
+    "EventQuery",
     "EventRecord",
     "HealthStatus",
     "Mode",
@@ -48,6 +51,8 @@ __all__ = [
     "Scope",
     "StoredEvent",
     "StreamEvent",
+    "StreamPage",
+    "StreamSummary",
     "WireRouting",
     "current_context",
     "decode_record",

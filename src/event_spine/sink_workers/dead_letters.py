@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
+
+from event_spine.kafka.records import RawRecord
 
 REASON: Final = "spine-dlq-reason"
 ERROR_CLASS: Final = "spine-dlq-error-class"
@@ -41,7 +44,7 @@ _MAX_MESSAGE: Final = 2_000
 class DeadLetter:
     """One record that will not be stored, and why."""
 
-    record: Any  # aiokafka ConsumerRecord
+    record: RawRecord
     reason: str
     error: BaseException
     attempts: int = 1
@@ -66,6 +69,6 @@ class DeadLetter:
         ]
 
 
-def header_map(headers: Any) -> dict[str, str]:
+def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     """Kafka headers as a str dict (last value wins), for reading dead letters."""
     return {k: v.decode(errors="replace") for k, v in (headers or ())}

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from event_spine.errors import SpineError
 from event_spine.observability.http import HealthServer
 from event_spine.observability.lag import LagProbe
 from event_spine.observability.metrics import CONTENT_TYPE, SinkMetrics
+from event_spine.sink_workers.settings import SinkSettings
+from event_spine.sink_workers.stats import WorkerStatus
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from event_spine.sink_workers.worker import SinkWorker
-
 
 class WorkerEndpoints:
-    """Metrics, lag probe and health server of one worker."""
+    """Metrics, lag probe and health server of one worker.
 
-    def __init__(self, worker: SinkWorker) -> None:
-        s = worker.settings
-        self.worker = worker
+    They read the worker through ``status`` (a snapshot per call), so this module
+    does not import the worker and the worker can be replaced without touching it.
+    """
+
+    def __init__(self, settings: SinkSettings, status: Callable[[], WorkerStatus]) -> None:
+        s = settings
+        self.status = status
         self.metrics = SinkMetrics(
-            s.topic, lambda: worker.stats, worker.route_cache_counts, lambda: worker.ready
+            s.topic,
+            lambda: status().stats,
+            lambda: status().route_cache,
+            lambda: status().ready,
         )
         self.lag_probe = LagProbe(s.kafka, s.topic, s.group_id)
         self.server: HealthServer | None = None
@@ -47,7 +53,7 @@ class WorkerEndpoints:
 
     async def refresh_lag(self) -> None:
         """Measure lag for the partitions this worker owns."""
-        owned = {tp.partition for tp in self.worker.assignment()}
+        owned = self.status().owned_partitions
         try:
             measured = await self.lag_probe.measure()
         except SpineError as exc:  # the scrape still answers, with the last lag measured
@@ -61,12 +67,13 @@ class WorkerEndpoints:
 
     async def _healthz(self) -> tuple[int, str, bytes]:
         # Answering at all proves the event loop runs; a stopped worker is not live.
-        if self.worker.running:
+        if self.status().running:
             return 200, "text/plain", b"ok\n"
         return 503, "text/plain", b"stopped\n"
 
     async def _readyz(self) -> tuple[int, str, bytes]:
-        if self.worker.ready:
+        status = self.status()
+        if status.ready:
             return 200, "text/plain", b"ready\n"
-        reason = self.worker.stats.last_error or "starting"
+        reason = status.stats.last_error or "starting"
         return 503, "text/plain", f"not ready: {reason}\n".encode()

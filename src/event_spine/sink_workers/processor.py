@@ -9,12 +9,18 @@ Failure classes (see docs/operations.md):
   ``route_not_durable`` (never written, never held);
 - an event whose id its scope already holds with other content: dead-lettered as
   ``event_id_conflict`` with both content digests in headers (the rest is written);
-- transient store errors (StoreUnavailable): raised as BatchRetry, so the worker
-  rewinds, pauses and retries the whole batch (writes are idempotent);
-- the store refusing data (StorePermanentError): the batch is retried up to
-  ``max_attempts`` times, then the group is written event by event and only the
-  refused events are dead-lettered (with the attempt count in their headers);
-- anything unexpected: retried up to ``max_attempts``, then the group is dead-lettered.
+- transient errors (any error whose class is ``retriable``: StoreUnavailable,
+  ConcurrentUpdate...): raised as BatchRetry, so the worker rewinds, pauses and
+  retries the whole batch (writes are idempotent);
+- the store refusing data (any other SpineError: StorePermanentError,
+  ScopeViolation...): the batch is retried up to ``max_attempts`` times, then the
+  group is written event by event and only the refused events are dead-lettered
+  (with the attempt count in their headers);
+- anything unexpected (not a SpineError: a bug): retried up to ``max_attempts``, then
+  the group is dead-lettered as ``store_error``.
+
+The class of a failure is read from the error's type (``failure_class``: its
+``retriable`` flag first), never from its message.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
 from event_spine.audit.keys import LinkKey
@@ -39,11 +45,12 @@ from event_spine.errors import (
     EventValidationError,
     RouteNotFound,
     ScopeViolation,
-    StoreError,
+    SpineError,
     StorePermanentError,
-    StoreUnavailable,
+    is_retriable,
 )
 from event_spine.kafka.keys import kafka_key
+from event_spine.kafka.records import RawRecord
 from event_spine.observability.logs import log_fields
 from event_spine.observability.tracing import sink_span, traceparents
 from event_spine.routing.cache import RouteCache
@@ -52,6 +59,25 @@ from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
 from event_spine.sink_workers.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 
 log = logging.getLogger(__name__)
+
+#: How the processor treats a failure (module doc): retry the batch, dead-letter by
+#: route, isolate the refused events, or treat as a bug.
+Failure = Literal["transient", "configuration", "refused", "unexpected"]
+
+
+def failure_class(exc: BaseException) -> Failure:
+    """The failure class of an error, from its type: ``retriable`` first."""
+    if is_retriable(exc):
+        return "transient"
+    if isinstance(exc, ConfigurationError):
+        return "configuration"
+    if isinstance(exc, SpineError):
+        return "refused"
+    return "unexpected"
+
+
+def _retry(exc: BaseException) -> BatchRetry:
+    return BatchRetry(exc, getattr(exc, "retry_after_s", None))
 
 
 class BatchRetry(Exception):
@@ -70,7 +96,6 @@ class BatchOutcome:
     written: int = 0
     duplicates: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    per_route: dict[str, int] = field(default_factory=dict)
     #: (backend type, seconds) per store write, for the latency histogram.
     write_timings: list[tuple[str, float]] = field(default_factory=list)
     #: (topic, partition) -> offset of its first event whose route is missing (hold):
@@ -83,7 +108,7 @@ class BatchOutcome:
 class _Group:
     route: ResourceRoute
     events: list[StoredEvent] = field(default_factory=list)
-    records: list[Any] = field(default_factory=list)
+    records: list[RawRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -96,7 +121,7 @@ class PreparedBatch:
     def drop(self, partitions: set[tuple[str, int]]) -> None:
         """Forget every record of ``partitions`` (they will be fetched again)."""
 
-        def kept(rec: Any) -> bool:
+        def kept(rec: RawRecord) -> bool:
             return (rec.topic, rec.partition) not in partitions
 
         for group in self.groups.values():
@@ -133,11 +158,11 @@ class BatchProcessor:
         self.max_attempts = max_attempts
         self._failures = 0
 
-    async def process(self, records: Sequence[Any]) -> BatchOutcome:
+    async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Write what can be written; raise BatchRetry if the batch must come again."""
         return await self.write(await self.prepare(records))
 
-    async def prepare(self, records: Sequence[Any]) -> PreparedBatch:
+    async def prepare(self, records: Sequence[RawRecord]) -> PreparedBatch:
         """Decode and route (CPU work, no store write): may overlap the previous write."""
         outcome = BatchOutcome()
         return PreparedBatch(await self._route(records, outcome), outcome)
@@ -151,7 +176,7 @@ class BatchProcessor:
         return prepared.outcome
 
     async def _route(
-        self, records: Sequence[Any], outcome: BatchOutcome
+        self, records: Sequence[RawRecord], outcome: BatchOutcome
     ) -> dict[tuple[str, str], _Group]:
         groups: dict[tuple[str, str], _Group] = {}
         # Resolved once per scope per batch (not per event): route, store and group.
@@ -191,7 +216,7 @@ class BatchProcessor:
             group = groups[identity] = _Group(route)
         return group
 
-    def _decode(self, rec: Any) -> StoredEvent:
+    def _decode(self, rec: RawRecord) -> StoredEvent:
         value = rec.value
         if value is None:
             raise EventValidationError("$", "empty record value (a tombstone)")
@@ -211,16 +236,11 @@ class BatchProcessor:
         tenant, env, mode, project = scope
         try:
             route = await self.routes.event_spine_route(tenant, env, project, mode)
-        except RouteNotFound as exc:
-            return exc
-        except ConfigurationError as exc:  # a route the backend spec refuses
-            return exc
-        except StoreError as exc:  # the registry itself is down
-            raise BatchRetry(exc, getattr(exc, "retry_after_s", None)) from exc
-        try:
             await self.stores.event_store(route)
-        except ConfigurationError as exc:
-            return exc
+        except SpineError as exc:
+            if isinstance(exc, ConfigurationError) and failure_class(exc) == "configuration":
+                return exc  # no route, or one the backend spec refuses
+            raise _retry(exc) from exc  # the registry or the store itself is failing
         return route
 
     async def _write_group(self, group: _Group, outcome: BatchOutcome) -> None:
@@ -242,40 +262,45 @@ class BatchProcessor:
                     )
                 )
             result = await store.append_batch(group.events)
-        except StoreUnavailable as exc:
-            raise BatchRetry(exc, exc.retry_after_s) from exc
-        except ConfigurationError as exc:
-            # The store refuses to serve the route (e.g. StoreLayoutOutdated found at the
-            # first use): like an invalid route found at resolve time.
-            outcome.dead_letters.extend(
-                DeadLetter(rec, _route_reason(exc), exc) for rec in group.records
-            )
-            return
-        except (StorePermanentError, ScopeViolation, EventRejected) as exc:
-            # Retried a few times first: a "permanent" answer is sometimes a misclassified
-            # transient one. Then only the events the store refuses are dead-lettered.
-            self._count_failure(exc)
-            await self._write_one_by_one(store, group, outcome)
-            return
         except Exception as exc:
-            self._count_failure(exc)
-            log.exception("unexpected store error, attempts exhausted; dead-lettering")
-            outcome.dead_letters.extend(
-                DeadLetter(rec, "store_error", exc, self._failures) for rec in group.records
-            )
+            await self._group_failed(exc, store, group, outcome)
             return
         if self.audit is not None:
             await self.audit.anchor(store, members, group.route)
         _count(result, group, outcome)
         name = group.route.backend_type.value
         outcome.write_timings.append((name, time.perf_counter() - started))
-        outcome.per_route[name] = outcome.per_route.get(name, 0) + result.written
         log.debug(
             "wrote %d events (%d duplicates) to %s",
             result.written,
             result.duplicates,
             name,
             extra={"traceparents": parents[:10]},
+        )
+
+    async def _group_failed(
+        self, exc: Exception, store: EventStore, group: _Group, outcome: BatchOutcome
+    ) -> None:
+        """Retry, dead-letter or isolate a group whose write failed, by failure class."""
+        kind = failure_class(exc)
+        if kind == "transient":
+            raise _retry(exc) from exc
+        if kind == "configuration":
+            # The store refuses to serve the route (e.g. StoreLayoutOutdated found at the
+            # first use): like an invalid route found at resolve time.
+            outcome.dead_letters.extend(
+                DeadLetter(rec, _route_reason(exc), exc) for rec in group.records
+            )
+            return
+        # Retried a few times first: a "permanent" answer is sometimes a misclassified
+        # transient one (raises BatchRetry until the attempts are used up).
+        self._count_failure(exc)
+        if kind == "refused":  # then only the events the store refuses are dead-lettered
+            await self._write_one_by_one(store, group, outcome)
+            return
+        log.exception("unexpected store error, attempts exhausted; dead-lettering")
+        outcome.dead_letters.extend(
+            DeadLetter(rec, "store_error", exc, self._failures) for rec in group.records
         )
 
     def _count_failure(self, exc: Exception) -> None:
@@ -292,16 +317,22 @@ class BatchProcessor:
         for event, rec in zip(group.events, group.records, strict=True):
             try:
                 result = await store.append_batch([event])
-            except StoreUnavailable as exc:
-                raise BatchRetry(exc, exc.retry_after_s) from exc
-            except (StorePermanentError, ScopeViolation, EventRejected) as exc:
-                reason = "scope_violation" if isinstance(exc, ScopeViolation) else "store_rejected"
+            except SpineError as exc:
+                kind = failure_class(exc)
+                if kind == "transient":
+                    raise _retry(exc) from exc
+                if kind == "configuration":
+                    reason = _route_reason(exc)
+                elif isinstance(exc, ScopeViolation):
+                    reason = "scope_violation"
+                else:
+                    reason = "store_rejected"
                 outcome.dead_letters.append(DeadLetter(rec, reason, exc, self._failures))
                 continue
             _count(result, _Group(group.route, [event], [rec]), outcome)
 
 
-def _route_reason(error: ConfigurationError) -> str:
+def _route_reason(error: BaseException) -> str:
     if isinstance(error, RouteNotFound):
         return "route_missing"
     if isinstance(error, BackendNotDurable):

@@ -62,6 +62,15 @@ class SinkSettings(KafkaComponentSettings):
         "back without a rebalance on brokers that support it. Never share one id between "
         "two live workers.",
     )
+    instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A stable name per replica (a StatefulSet pod name, a slot). When set, "
+        "the worker's consumer uses it as its Kafka client id, and a starting worker first "
+        "removes from its group the members a dead predecessor of the same name left (a "
+        "kill -9 sends no LeaveGroup): its partitions move at once, not after "
+        "session_timeout_ms. Never shared by two live workers.",
+    )
     rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)
     # Failures.

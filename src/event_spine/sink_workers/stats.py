@@ -19,3 +19,16 @@ class SinkStats:
     dead_lettered: dict[str, int] = field(default_factory=dict)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """What the worker's endpoints read, as one snapshot (they never see the worker)."""
+
+    running: bool
+    ready: bool
+    stats: SinkStats
+    #: Partitions of the topic this member owns right now.
+    owned_partitions: frozenset[int]
+    #: (hits, misses) of the route cache.
+    route_cache: tuple[int, int]

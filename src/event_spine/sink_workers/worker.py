@@ -1,7 +1,7 @@
 """SinkWorker: a faststream batch subscriber that commits only what is durable.
 
 faststream's own batch acks commit every assigned partition's position, before or
-regardless of the handler's outcome (shared/FASTSTREAM-FACTS.md). So the
+regardless of the handler's outcome (docs/design.md, "sink worker"). So the
 subscriber runs with AckPolicy.MANUAL and this module commits, per partition,
 ``max offset + 1`` of the batch, only after the store writes and the dead letters
 are acked, and only for partitions this member still owns.
@@ -31,6 +31,7 @@ from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.kafka.clients import make_broker, make_producer
+from event_spine.kafka.predecessors import remove_predecessors
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.observability.ratelimit import DeadLetterLog
 from event_spine.producers.producer import EventSpineProducer
@@ -50,7 +51,7 @@ from event_spine.sink_workers.processor import (
     PreparedBatch,
 )
 from event_spine.sink_workers.settings import SinkSettings
-from event_spine.sink_workers.stats import SinkStats
+from event_spine.sink_workers.stats import SinkStats, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,16 @@ class SinkWorker:
         self._backoff = Backoff(settings.retry_backoff_initial_ms, settings.retry_backoff_max_ms)
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set when start() finished (or failed): the consumer joins before the rest
+        #: of the worker is up, and a batch waits for this.
+        self._ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._sink_audit: SinkAudit | None = None
         self._paused: set[TopicPartition] = set()
         self._resume_handle: asyncio.TimerHandle | None = None
+        #: Member ids of a dead predecessor this worker removed from its group on start
+        #: (settings.instance_id).
+        self.predecessors_removed: tuple[str, ...] = ()
         self._dlq: AIOKafkaProducer | None = None
         self._broker: KafkaBroker | None = None
         self._processor: BatchProcessor | None = None
@@ -136,7 +143,7 @@ class SinkWorker:
         self._last_cause: BaseException | None = None
         self._audit_producer: EventSpineProducer | None = None
         self._routes: RouteCache | None = None
-        self.endpoints = WorkerEndpoints(self)
+        self.endpoints = WorkerEndpoints(settings, self.status)
 
     @property
     def ready(self) -> bool:
@@ -158,10 +165,47 @@ class SinkWorker:
         """(hits, misses) of the route cache."""
         return (self._routes.hits, self._routes.misses) if self._routes is not None else (0, 0)
 
+    def status(self) -> WorkerStatus:
+        """A snapshot for the endpoints (health, readiness, metrics, lag)."""
+        return WorkerStatus(
+            running=self.running,
+            ready=self.ready,
+            stats=self.stats,
+            owned_partitions=frozenset(tp.partition for tp in self.assignment()),
+            route_cache=self.route_cache_counts(),
+        )
+
     async def start(self) -> None:
         """Wait for the cluster (bounded: ``kafka.startup_timeout_s``), connect, join."""
         s = self.settings
         await wait_for_kafka(s.kafka, f"sink worker {s.worker_id}")
+        if s.instance_id is not None:
+            # First thing after the broker answers: the dead predecessor's partitions go
+            # to the survivors now, while this process still starts.
+            removal = await remove_predecessors(s.kafka, s.group_id, s.instance_id)
+            self.predecessors_removed = removal.removed
+        # Join first: the group join runs in the consumer's background while the rest
+        # starts, and batches wait for it (``_ready``). Why: on Tansu a joining member
+        # that is not the group leader is held 3 s; the registry, the DLQ topic check
+        # and the producers (about 0.5-1 s on a loaded 2-core machine) fit inside it.
+        self._broker = self._build_broker()
+        await self._broker.start()
+        try:
+            await self._start_rest()
+        except BaseException:
+            # Leave as if the consumer had never started: a batch waiting for _ready
+            # returns uncommitted, and a failed start() leaves no member behind.
+            self._stopping = True
+            self._ready.set()
+            broker, self._broker = self._broker, None
+            await broker.stop()
+            raise
+        self._ready.set()
+        await self.endpoints.start()
+
+    async def _start_rest(self) -> None:
+        """Registry, route cache, processor, DLQ topic and producer."""
+        s = self.settings
         if self._registry is None:
             self._own_registry_store = await open_registry_store(
                 s.registry_backend, s.registry_config
@@ -197,15 +241,13 @@ class SinkWorker:
             max_request_size=s.max_partition_fetch_bytes + 64 * 1024,
         )
         await self._dlq.start()
-        self._broker = self._build_broker()
-        await self._broker.start()
-        await self.endpoints.start()
 
     def _build_broker(self) -> KafkaBroker:
         s = self.settings
         broker = make_broker(
             s.kafka,
-            client_id=s.worker_id,
+            # The instance name, when given, is how a successor recognises this member.
+            client_id=s.instance_id or s.worker_id,
             graceful_timeout=s.shutdown_timeout_s,
             allow_auto_create_topics=False,  # created explicitly with a fixed partition count
             log_level=logging.DEBUG,  # per-batch "Received/Processed" lines stay quiet
@@ -308,6 +350,7 @@ class SinkWorker:
         N-1's write and commit finished, and a failed N-1 sends N back too.
         """
         records: Sequence[Any] = body
+        await self._ready.wait()
         if not records or self._stopping:
             return  # not committed: redelivered to whoever consumes next
         self._consumer = self._subscriber.consumer if self._subscriber is not None else None

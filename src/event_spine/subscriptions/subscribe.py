@@ -13,6 +13,11 @@ The seam, step by step (no gap, no duplicate):
    when its event_id was delivered already (a producer retry stores one event at
    two offsets). A stream not named in ``after`` is live only: from ``hw[p]`` on.
 
+A caller that resumes after an event it got live, before the sink stored it, passes
+that event's position in ``positions`` too: the store does not know the id yet, so
+the catch-up reads the stream after that position (nothing when the stream's
+watermark is below it) and the live phase skips everything up to it.
+
 Only the caller's scope is delivered, whatever the filter says: a record of
 another tenant (or env, mode, project) is dropped before the filter runs. Live
 records are delivered as soon as the broker has them, before the sink stores them;
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 
 from event_spine.backends.factory import StoreFactory
@@ -39,6 +44,7 @@ from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all, high_watermarks
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.schemas.query import MAX_PAGE, EventQuery, Position, encode_event_cursor
 from event_spine.schemas.wire import StoredEvent, decode_record
 from event_spine.subscriptions.filters import EventFilter
 
@@ -128,12 +134,18 @@ async def subscribe(
     topic: str = "spine.events",
     after: Mapping[str, str | None] | None = None,
     options: SubscribeOptions | None = None,
+    positions: Mapping[str, int] | None = None,
+    streams: Collection[str] | None = None,
 ) -> AsyncGenerator[StoredEvent, None]:
     """Events of the caller's scope matching ``event_filter``: stored ones, then live.
 
     ``after`` maps each stream to catch up to the last event_id the caller has seen
     (None: the stream from its start); other streams are delivered from now on. An
-    id the stream does not hold raises UnknownCursor. Runs until the caller stops:
+    id the stream does not hold raises UnknownCursor, unless ``positions`` gives the
+    position the caller saw it at (a live event not stored yet). ``streams``: read
+    only the partitions these streams live in (a one-stream follower reads one
+    partition, not all; other streams of those partitions may still pass the
+    filter). Runs until the caller stops:
     use ``contextlib.aclosing(subscribe(...))`` so the consumer closes at once.
     ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
     """
@@ -153,17 +165,24 @@ async def subscribe(
     await consumer.start()
     try:
         tps = await assign_all(consumer, topic, opts.metadata_timeout_s)
+        partition_count = len(tps)
+        if streams is not None:
+            wanted = {partition_of(ctx.tenant_id, s, partition_count) for s in streams}
+            tps = [tp for tp in tps if tp.partition in wanted]
+            consumer.assign(tps)
         # ListOffsets' answer is a lower bound of the end (exact on Kafka): fetching
         # from there reads little before the high watermark comes back.
         estimates = await consumer.end_offsets(tps)
         highs = await high_watermarks(consumer, estimates, opts.metadata_timeout_s)
         hw = {tp.partition: offset for tp, offset in highs.items()}
-        start = await _start_offsets(ctx, service, after, hw)
+        start = await _start_offsets(ctx, service, after, hw, partition_count)
         for tp in tps:
             consumer.seek(tp, start[tp.partition])
         seam = _Seam(ctx, event_filter, hw, RecentIds(opts.dedupe_window))
+        seen_at = dict(positions or {})
         for stream_id, last_seen in after.items():
-            async for event in _catch_up(service, stream_id, last_seen, seam, opts.page_size):
+            resume = _Resume(stream_id, last_seen, seen_at.get(stream_id))
+            async for event in _catch_up(service, resume, seam, opts.page_size):
                 yield event
         while True:
             batch = await consumer.getmany(timeout_ms=opts.poll_timeout_ms)
@@ -181,33 +200,67 @@ async def _start_offsets(
     service: EventStreamService,
     after: Mapping[str, str | None],
     hw: dict[int, int],
+    partition_count: int,
 ) -> dict[int, int]:
     """Where the live consumer starts per partition (captured before the catch-up)."""
     start = dict(hw)
     for stream_id in after:
         cursor = await service.cursor(stream_id)
         first_unstored = cursor.position + 1 if cursor is not None else 0
-        partition = partition_of(ctx.tenant_id, stream_id, len(hw))
-        start[partition] = min(start[partition], first_unstored)
+        partition = partition_of(ctx.tenant_id, stream_id, partition_count)
+        if partition in start:
+            start[partition] = min(start[partition], first_unstored)
     return start
 
 
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    """Where one stream's catch-up starts: after ``last_seen`` (seen at ``position``)."""
+
+    stream_id: str
+    last_seen: str | None
+    position: int | None
+
+
 async def _catch_up(
-    service: EventStreamService,
-    stream_id: str,
-    last_seen: str | None,
-    seam: _Seam,
-    page_size: int,
+    service: EventStreamService, resume: _Resume, seam: _Seam, page_size: int
 ) -> AsyncIterator[StoredEvent]:
+    stream_id, last_seen = resume.stream_id, resume.last_seen
     # From here on the stream is "caught up": live records below this are repeats.
     seam.last_position[stream_id] = -1
     if last_seen is not None:
         anchor = await service.get(last_seen)  # None for an id of another scope too
-        if anchor is None or anchor.stream_id != stream_id:
+        if anchor is not None and anchor.stream_id == stream_id:
+            seam.last_position[stream_id] = anchor.position
+        elif resume.position is not None:
+            seam.last_position[stream_id] = resume.position
+            async for event in _after_position(service, stream_id, resume.position, page_size):
+                if seam.accept_stored(event):
+                    yield event
+            return
+        else:
             raise UnknownCursor(stream_id, last_seen)
-        seam.last_position[stream_id] = anchor.position
     while page := await service.list_after(stream_id, last_seen, page_size):
         for event in page:
             if seam.accept_stored(event):
                 yield event
         last_seen = page[-1].event_id
+
+
+async def _after_position(
+    service: EventStreamService, stream_id: str, position: int, page_size: int
+) -> AsyncIterator[StoredEvent]:
+    """Stored events of a stream above ``position`` (a query cursor made for it)."""
+    cursor = await service.cursor(stream_id)
+    if cursor is None or cursor.position <= position:
+        return  # nothing stored after it yet: the live phase delivers the rest
+    after: str | None = encode_event_cursor(
+        service.ctx.scope, Position(stream_id, position), descending=False
+    )
+    while after is not None:
+        page = await service.query(
+            EventQuery(stream_id=stream_id, after=after, limit=min(page_size, MAX_PAGE))
+        )
+        for event in page.events:
+            yield event
+        after = page.next_cursor

@@ -37,6 +37,17 @@ from event_spine.backends.cosmos.layout import (
 from event_spine.errors import StorePermanentError, StoreUnavailable
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: the default range index on ``/position`` (single-partition ORDER BY, both
+directions). Type and time filters run after reading (the body is stored as text):
+a filtered page costs the RUs of every item it examines, at most 10,000 per page.
+list_streams and prefix queries: one cross-partition query on the watermark items
+(``id = "_cursor"``, STARTSWITH on ``/pk``, ORDER BY ``/pk``): a fan-out over every
+physical partition, billed per partition. Counts: the whole stream read once (the
+emulator has no GROUP BY; real Cosmos could count in a single-partition GROUP BY).
+"""
+
 # The package's logger, as when the backend was one module.
 log = logging.getLogger("event_spine.backends.cosmos")
 
@@ -60,6 +71,11 @@ _BODIES: Final = (
 _RANGE: Final = (
     "SELECT c.position, c.body, c.bodyz FROM c WHERE c.pk = @pk"
     " AND c.position > @after AND c.position <= @upto ORDER BY c.position"
+)
+_RANGE_DESC: Final = _RANGE + " DESC"
+# Every watermark item of a scope (and prefix): one per stream, across partitions.
+_STREAMS: Final = (
+    "SELECT c.pk, c.watermark, c.last_event_id FROM c WHERE c.id = @id AND STARTSWITH(c.pk, @head)"
 )
 
 
@@ -257,6 +273,29 @@ class CosmosEventStore(DelegatedLifecycle, EventStoreBase):
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
+        return await self._load_slice(key, after_position, upto_position, limit, descending=False)
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
         pk = key.text()
-        params = {"@pk": pk, "@after": after_position, "@upto": upto_position}
-        return [_event_from(item) for item in await self._events.query(_RANGE, params, pk, limit)]
+        params = {"@pk": pk, "@after": low, "@upto": high}
+        sql = _RANGE_DESC if descending else _RANGE
+        return [_event_from(item) for item in await self._events.query(sql, params, pk, limit)]
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        """A cross-partition query on the watermark items (docs/backends.md: its cost)."""
+        head = "|".join(scope) + "|"
+        params: dict[str, object] = {"@id": _CURSOR_ID, "@head": head + prefix}
+        sql = _STREAMS
+        if after is not None:
+            sql += " AND c.pk < @after" if descending else " AND c.pk > @after"
+            params["@after"] = head + after
+        sql += " ORDER BY c.pk DESC" if descending else " ORDER BY c.pk"
+        found = await self._events.query(sql, params, None, limit)
+        return [
+            StreamCursor(i["pk"][len(head) :], int(i["watermark"]), i["last_event_id"])
+            for i in found
+        ]

@@ -29,6 +29,19 @@ from event_spine.backends.dynamodb.table import _all, _OneTable
 from event_spine.errors import StoreLayoutOutdated, StorePermanentError
 from event_spine.schemas.wire import StoredEvent
 
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none added (the table keeps no secondary index so every read is strongly
+consistent). One stream: Query on the ev# partition by position range, ascending or
+descending (ScanIndexForward); type and time filters run after reading, because ev#
+items hold only the body: a filtered page reads (and bills) every item in the range
+it examines, at most 10,000 per page. list_streams and prefix queries: a Scan of the
+whole table for the scope's wm# items, sorted in the client; on the real service
+that costs read units for every item in the table on each call (DynamoDB Local does
+the same), so route streams meant to be listed to a SQL backend, or add a GSI on
+the wm# items if this is needed at scale. Counts: the whole stream read once.
+"""
+
 #: Version 2: id# and part# items keyed by scope + event_id (1, unmarked: event_id alone).
 LAYOUT_VERSION = 2
 _LAYOUT_KEY = _key("layout#events", 0)
@@ -50,10 +63,11 @@ class DynamoEventStore(_OneTable, EventStoreBase):
         StoreUnavailable at the first write, which the sink retries)."""
         if self._layout_checked:
             return
-        marker = await self._table.get(_LAYOUT_KEY)
-        if marker is None or int(marker["v"]["N"]) < LAYOUT_VERSION:
+        if not await self._marked():
             any_item = await self._table.call("scan", Limit=1, ConsistentRead=True)
-            if any_item.get("Items"):
+            # Marked meanwhile: a concurrent first use (the scan may even have found
+            # its marker) put it before writing anything. Found by the query contract.
+            if any_item.get("Items") and not await self._marked():
                 raise StoreLayoutOutdated(
                     f"DynamoDB {self._table.what} holds events in layout 1 (indexed by "
                     f"event_id alone); this release reads layout {LAYOUT_VERSION}. Migrate it "
@@ -61,6 +75,10 @@ class DynamoEventStore(_OneTable, EventStoreBase):
                 )
             await self._table.call("put_item", Item={**_LAYOUT_KEY, "v": _n(LAYOUT_VERSION)})
         self._layout_checked = True
+
+    async def _marked(self) -> bool:
+        marker = await self._table.get(_LAYOUT_KEY)
+        return marker is not None and int(marker["v"]["N"]) >= LAYOUT_VERSION
 
     async def migrate(self) -> str:
         """Re-key a layout-1 table's id# and part# items by scope + event_id.
@@ -196,24 +214,58 @@ class DynamoEventStore(_OneTable, EventStoreBase):
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
+        return await self._load_slice(key, after_position, upto_position, limit, descending=False)
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        """One Query per round trip, newest first when descending (ScanIndexForward)."""
         heads: list[Item] = []
-        low, pk = after_position + 1, _s(_stream_pk(key))
+        low, pk = low + 1, _s(_stream_pk(key))
         # Each round trip is a fresh range (a Query page stops at 1 MB).
-        while len(heads) < limit and low <= upto_position:
-            values = {":pk": pk, ":low": _n(low), ":high": _n(upto_position)}
+        while len(heads) < limit and low <= high:
+            values = {":pk": pk, ":low": _n(low), ":high": _n(high)}
             response = await self._table.call(
                 "query",
                 KeyConditionExpression="pk = :pk AND sk BETWEEN :low AND :high",
                 ExpressionAttributeValues=values,
                 ConsistentRead=True,
+                ScanIndexForward=not descending,
                 Limit=limit - len(heads),
             )
             heads.extend(response.get("Items", []))
             last = response.get("LastEvaluatedKey")
             if not last:
                 break
-            low = int(last["sk"]["N"]) + 1
+            if descending:
+                high = int(last["sk"]["N"]) - 1
+            else:
+                low = int(last["sk"]["N"]) + 1
         return await self._assemble(heads)
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        """A Scan of the table's wm# items of the scope: the table has no index by
+        scope (docs/backends.md: what it costs), so every call reads the whole table."""
+        await self._check_layout()
+        head = f"wm#{'|'.join(scope)}|"
+        found: list[StreamCursor] = []
+        async for page in self._table.pages(
+            "scan",
+            FilterExpression="begins_with(pk, :head)",
+            ProjectionExpression="pk, p, e",
+            ExpressionAttributeValues={":head": _s(head + prefix)},
+        ):
+            found.extend(
+                StreamCursor(i["pk"]["S"][len(head) :], int(i["p"]["N"]), i["e"]["S"]) for i in page
+            )
+        found.sort(key=lambda c: c.stream_id, reverse=descending)
+        if after is not None:
+            found = [
+                c for c in found if (c.stream_id < after if descending else c.stream_id > after)
+            ]
+        return found[:limit]
 
     async def _assemble(self, heads: list[Item]) -> list[StoredEvent]:
         """Decode ev# items, fetching the part# items of multi-part bodies."""

@@ -4,7 +4,7 @@ Layout (collection ids are ``<collection_prefix><name>``; default prefix ``spine
 
     spine_events/{h}-{event_id}       one document per event:
         stream_key "<tenant>|<env>|<mode>|<project>|<stream_id>", position (int64,
-        the Kafka offset), and body (bytes, record_to_json) if at most
+        the Kafka offset), and body (bytes, the record's wire JSON) if at most
         max_inline_bytes, else parts (int: how many part documents)
     spine_events/{doc}/parts/{000..}  data: bytes, consecutive slices of the body
     spine_cursors/{quote(stream_key)} position, last_event_id: the stream's watermark
@@ -39,6 +39,10 @@ Indexes a deployment must create (add ``--database=DB`` if not ``(default)``)::
     gcloud firestore indexes composite create --collection-group=spine_events \\
         --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
         --field-config=field-path=position,order=ascending
+    # descending queries (EventStore.query with descending=True):
+    gcloud firestore indexes composite create --collection-group=spine_events \\
+        --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
+        --field-config=field-path=position,order=descending
     gcloud firestore indexes composite create --collection-group=spine_rows \\
         --query-scope=COLLECTION --field-config=field-path=scope_table,order=ascending \\
         --field-config=field-path=key,order=ascending

@@ -30,9 +30,27 @@ from event_spine.backends.firestore.layout import (
     _part,
     event_doc_id,
 )
+from event_spine.backends.querying import prefix_range
 from event_spine.errors import StoreLayoutOutdated, StorePermanentError, StoreUnavailable
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: one-stream pages use the (stream_key, position) composite index; descending
+pages need one more a deployment must create::
+
+    gcloud firestore indexes composite create --collection-group=spine_events \\
+        --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
+        --field-config=field-path=position,order=descending
+
+(the emulator needs none). Type and time filters run after reading (event documents
+hold no type or ts field): a filtered page reads and bills every document it
+examines, at most 10,000 per page. list_streams and prefix queries: a range on the
+watermark documents' ``stream_key`` (automatic single-field index), one read per
+stream returned; a prefix page then queries each stream it visits (at most 100).
+Counts: the whole stream read once (one document read per event).
+"""
 
 _WRITE_OVERHEAD: Final = 512  # bytes per write besides the values: names, field keys
 _CONFLICT_ATTEMPTS: Final = 5  # re-check rounds after ALREADY_EXISTS from a racing writer
@@ -78,10 +96,11 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
             return
         with _mapped(self._what):
             marker = (await self._col("layout")).document("events")
-            snap = await marker.get(**self._rpc)
-            if not snap.exists or int(snap.get("version")) < LAYOUT_VERSION:
+            if not await self._marked(marker):
                 events = await self._col()
                 async for old in events.limit(1).stream(**self._rpc):
+                    if await self._marked(marker):
+                        break  # a concurrent first use marked it, then wrote
                     raise StoreLayoutOutdated(
                         f"Firestore {self._what} holds events in layout 1 (document "
                         f"{old.id!r} is named by event_id alone); this release reads layout "
@@ -90,6 +109,10 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
                     )
                 await marker.set({"version": LAYOUT_VERSION}, **self._rpc)
         self._layout_checked = True
+
+    async def _marked(self, marker: Any) -> bool:
+        snap = await marker.get(**self._rpc)
+        return bool(snap.exists) and int(snap.get("version")) >= LAYOUT_VERSION
 
     async def migrate(self) -> str:
         """Rename layout-1 event documents (and their parts) by scope + event_id.
@@ -272,12 +295,48 @@ class FirestoreEventStore(_FirestoreStore, EventStoreBase):
     async def _load_range(
         self, key: StreamKey, after_position: int, upto_position: int, limit: int
     ) -> list[StoredEvent]:
+        return await self._load_slice(key, after_position, upto_position, limit, descending=False)
+
+    async def _load_slice(
+        self, key: StreamKey, low: int, high: int, limit: int, descending: bool
+    ) -> list[StoredEvent]:
+        """Descending needs the (stream_key, position DESC) composite index."""
         events = await self._col()
-        query = _stream_range(events, key.text(), ">", after_position, upto_position)
-        query = query.order_by("position").limit(limit)
+        query = _stream_range(events, key.text(), ">", low, high)
+        direction = "DESCENDING" if descending else "ASCENDING"
+        query = query.order_by("position", direction=direction).limit(limit)
         with _mapped(self._what):
             snaps = [snap async for snap in query.stream(**self._rpc)]
             return await self._decode(snaps)
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        """A range on the watermarks' ``stream_key`` (its automatic single-field index)."""
+        await self._check_layout()
+        head = "|".join(scope) + "|"
+        low, high = prefix_range(prefix)
+        query = (await self._col("cursors")).where(
+            filter=FieldFilter("stream_key", ">=", head + low)
+        )
+        # "}" follows "|" in byte order: the end of the scope's keys.
+        end = head + high if high is not None else head[:-1] + "}"
+        query = query.where(filter=FieldFilter("stream_key", "<", end))
+        if after is not None:
+            op = "<" if descending else ">"
+            query = query.where(filter=FieldFilter("stream_key", op, head + after))
+        direction = "DESCENDING" if descending else "ASCENDING"
+        query = query.order_by("stream_key", direction=direction).limit(limit)
+        with _mapped(self._describe("cursors")):
+            snaps = [snap async for snap in query.stream(**self._rpc)]
+        return [
+            StreamCursor(
+                snap.get("stream_key")[len(head) :],
+                int(snap.get("position")),
+                snap.get("last_event_id"),
+            )
+            for snap in snaps
+        ]
 
     async def _decode(self, snaps: list[Any]) -> list[StoredEvent]:
         """Events from their documents, joining chunked bodies from their parts."""

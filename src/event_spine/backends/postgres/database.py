@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Final
@@ -11,6 +12,8 @@ import asyncpg
 
 from event_spine.backends.postgres.config import PostgresConfig
 from event_spine.errors import StorePermanentError, StoreUnavailable
+
+log = logging.getLogger("event_spine.backends.postgres")
 
 # Fixed key of the DDL advisory lock; per database, shared by every store.
 _DDL_LOCK_KEY: Final = 0x5E_5B_1E_DD_1000_0001
@@ -74,6 +77,7 @@ class _Database:
         ddl: str,
         names: Sequence[str],
         check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+        optional: Sequence[str] = (),
     ) -> None:
         self.config = config
         # Runs before any DDL: may refuse tables an older release wrote.
@@ -82,6 +86,9 @@ class _Database:
         self._ddl = ddl
         # Schema-qualified names, as to_regclass reads them.
         self._names = [f"{config.db_schema}.{config.table_prefix}{n}" for n in names]
+        # Objects a role without DDL rights may go without (indexes a later release
+        # added): created when the role may, else by `spine migrate`.
+        self._optional = [f"{config.db_schema}.{config.table_prefix}{n}" for n in optional]
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()  # two open() calls must not build two pools
 
@@ -123,16 +130,30 @@ class _Database:
             if self._check is not None:
                 await self._check(conn)
             missing = await conn.fetchval(
-                "SELECT count(*) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL",
-                self._names,
+                "SELECT array_agg(n) FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL",
+                [*self._names, *self._optional],
             )
-            if missing == 0:
+            if not missing:
                 return
-            async with conn.transaction():
-                # Serializes concurrent open()s: CREATE ... IF NOT EXISTS alone can
-                # still fail with a unique violation on the catalog when two race.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
-                await conn.execute(self._ddl)
+            try:
+                await self.create(conn)
+            except asyncpg.InsufficientPrivilegeError:
+                if not set(missing) <= set(self._optional):
+                    raise
+                log.warning(
+                    "%s: this role may not create %s; reads stay correct but slower until "
+                    "`spine migrate` (as the tables' owner) creates it",
+                    self.where,
+                    ", ".join(missing),
+                )
+
+    async def create(self, conn: asyncpg.Connection) -> None:
+        """Run the DDL (idempotent), serialized with every other store's."""
+        async with conn.transaction():
+            # Serializes concurrent open()s: CREATE ... IF NOT EXISTS alone can
+            # still fail with a unique violation on the catalog when two race.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
+            await conn.execute(self._ddl)
 
     async def close(self) -> None:
         """Close the pool (waits for connections in use to be released)."""

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 import asyncpg
 
+from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     AppendResult,
     DelegatedLifecycle,
@@ -30,8 +31,29 @@ from event_spine.backends.postgres.database import (
     _rowcount,
     _schema_ddl,
 )
+from event_spine.backends.querying import PrefixScan, Scan
 from event_spine.errors import StoreLayoutOutdated
+from event_spine.schemas.query import EventQuery, Position
+from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
+prefix pages (a row-value range from the cursor, walked in page order; each row checked
+against its watermark by a primary-key point read);
+``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
+and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
+``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
+read). Cost of the type index, measured (100k events, 100 streams x 10 types, local
+server, shared machine): writes 9.5k -> 8.9k events/s (within noise); a one-type page
+of 100: p50 3.6 -> 1.6 ms. Existing tables (no layout change): an open()
+by a role that may create it runs CREATE INDEX IF NOT EXISTS, which blocks writes
+while it builds; a role without DDL rights opens without it (a warning; reads stay
+correct, slower) until ``spine migrate`` as the owner creates it. On a large table
+create it beforehand with ``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" ON
+<events table> (tenant_id, env, mode, project_id, stream_id, event_type, position)``.
+"""
 
 # Fallback path (a role without TEMPORARY privilege): one INSERT carries at most
 # this much body data (the rest go in more statements of the same transaction):
@@ -85,6 +107,11 @@ CREATE TABLE IF NOT EXISTS {{events}} (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS "{{p}}events_by_stream"
     ON {{events}} (tenant_id, env, mode, project_id, stream_id, position);
+-- Queries by event type and counts per type (docs/backends.md: its cost). Additive:
+-- open() builds it on an existing table (blocking writes meanwhile: on a large one
+-- create it first with CREATE INDEX CONCURRENTLY under this name).
+CREATE INDEX IF NOT EXISTS "{{p}}events_by_type"
+    ON {{events}} (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS {{cursors}} (
     tenant_id  {_ID}, env {_ID}, mode {_ID}, project_id {_ID}, stream_id {_ID},
     position      bigint NOT NULL,
@@ -93,6 +120,14 @@ CREATE TABLE IF NOT EXISTS {{cursors}} (
     PRIMARY KEY (tenant_id, env, mode, project_id, stream_id)
 );
 """
+# timestamptz: times compare exactly in SQL.
+_DIALECT = sqlquery.Dialect(
+    mark=lambda n: f"${n}",
+    ts_column="e.ts",
+    ts_param=lambda mark: mark,
+    ts_value=lambda ts: ts,
+    exact_ts=True,
+)
 _STREAM = "tenant_id = $1 AND env = $2 AND mode = $3 AND project_id = $4 AND stream_id = $5"
 
 
@@ -160,7 +195,7 @@ class _EventSql:
             " position = excluded.position, last_event_id = excluded.last_event_id,"
             " updated_at = now() WHERE excluded.position > c.position"
         )
-        self.events = events
+        self.events, self.cursors = events, cursors
         self.cursor = f"SELECT position, last_event_id FROM {cursors} WHERE {_STREAM}"
         self.event = (
             f"SELECT body, position FROM {events} WHERE tenant_id = $1 AND env = $2"
@@ -220,6 +255,7 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
             self._sql.ddl,
             ["layout", "events", "cursors", "events_by_stream"],
             check=self._on_open,
+            optional=["events_by_type"],
         )
         # Whether the role may create the staging table (TEMPORARY privilege, which
         # PUBLIC has by default); without it, the unnest INSERT (slower, same result).
@@ -310,7 +346,7 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK_KEY)
                     if await layout_version(conn, self._sql.layout, c) is not None:
-                        return f"already at layout {LAYOUT_VERSION}: nothing to do"
+                        return await self._add_indexes(conn)
                     events = self._sql.events
                     count = await conn.fetchval(f"SELECT count(*) FROM {events}")
                     key = await conn.fetchval(_PRIMARY_KEY, f"{c.db_schema}.{c.table_prefix}events")
@@ -322,6 +358,44 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
             finally:
                 await conn.close()
         return f"re-keyed {count} event(s); now at layout {LAYOUT_VERSION}"
+
+    async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
+        sql, params = sqlquery.stream_scan(
+            _DIALECT, self._sql.events, self._sql.cursors, key, q, start, q.limit
+        )
+        return sqlquery.stream_result(await self._fetch(sql, params), q)
+
+    async def _query_prefix(
+        self, scope: Scope, q: EventQuery, start: Position | None
+    ) -> PrefixScan:
+        sql, params = sqlquery.prefix_scan(
+            _DIALECT, self._sql.events, self._sql.cursors, scope.key(), q, start, q.limit
+        )
+        return sqlquery.prefix_result(await self._fetch(sql, params), q, start)
+
+    async def _count_types(self, key: StreamKey) -> dict[str, int]:
+        sql, params = sqlquery.count_types(_DIALECT, self._sql.events, self._sql.cursors, key)
+        return {t: int(n) for t, n in await self._fetch(sql, params)}
+
+    async def _load_streams(
+        self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
+    ) -> list[StreamCursor]:
+        sql, params = sqlquery.list_streams(
+            _DIALECT, self._sql.cursors, scope, prefix, after, limit, descending
+        )
+        return [StreamCursor(*row) for row in await self._fetch(sql, params)]
+
+    async def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+        with _mapped(self._db.where):
+            return list(await self._db.pool.fetch(sql, *params))
+
+    async def _add_indexes(self, conn: asyncpg.Connection) -> str:
+        """At the current layout: create the indexes a later release added, if missing."""
+        name = f"{self.config.db_schema}.{self.config.table_prefix}events_by_type"
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+            return f"already at layout {LAYOUT_VERSION}: nothing to do"
+        await conn.execute(self._sql.ddl)
+        return f"at layout {LAYOUT_VERSION}; created the query index {name}"
 
     async def _load_cursor(self, key: StreamKey) -> StreamCursor | None:
         with _mapped(self._db.where):

@@ -24,3 +24,9 @@ class SqliteConfig(BaseModel):
         "cold cache, for the disk). A busy file falls back to the hop. False: every call "
         "on the database thread.",
     )
+    type_index: bool = Field(
+        default=True,
+        description="Keep the events_by_type index (fast queries by event type and "
+        "counts per type; costs write throughput, see Queries below). False: not "
+        "created (an existing one is kept: drop it by hand); queries stay correct.",
+    )
