@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS raw_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
     ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE INDEX IF NOT EXISTS raw_events_by_type
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS raw_cursors (
     tenant_id TEXT NOT NULL, env TEXT NOT NULL, mode TEXT NOT NULL, project_id TEXT NOT NULL,
     stream_id TEXT NOT NULL, position INTEGER NOT NULL, last_event_id TEXT NOT NULL,
@@ -59,6 +61,8 @@ CREATE TABLE IF NOT EXISTS raw_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
     ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE INDEX IF NOT EXISTS raw_events_by_type
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS raw_cursors (
     tenant_id text NOT NULL, env text NOT NULL, mode text NOT NULL, project_id text NOT NULL,
     stream_id text NOT NULL, position bigint NOT NULL, last_event_id text NOT NULL,
