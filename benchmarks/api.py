@@ -37,7 +37,8 @@ import httpx
 
 from benchmarks.common import Comparison, Measured, latency_summary, log
 from benchmarks.pipeline import CTX, make_record
-from event_spine.api.keys import create_key, key_store_for
+from event_spine.api.keys import create_key
+from event_spine.api.keystores import key_store_for
 from event_spine.backends.factory import StoreFactory
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
 from event_spine.broker.tansu import TansuBroker, free_port

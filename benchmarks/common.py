@@ -200,8 +200,9 @@ def _mem_total_gib() -> float | None:
     return None
 
 
-def git_commit() -> str | None:
-    """The commit the benchmarked code is at (with "+dirty" when the tree has changes)."""
+def git_state() -> tuple[str | None, bool | None]:
+    """The commit the benchmarked code is at, and whether tracked files differ from it
+    (None, None outside a git checkout)."""
     import subprocess  # noqa: PLC0415
 
     try:
@@ -216,8 +217,8 @@ def git_commit() -> str | None:
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{head}+dirty" if dirty else head
+        return None, None
+    return head, bool(dirty)
 
 
 def machine_info() -> dict[str, Any]:
@@ -226,13 +227,15 @@ def machine_info() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count() or 0
+    commit, dirty = git_state()
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "mem_total_gib": _mem_total_gib(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
@@ -270,15 +273,19 @@ def summarize(
     for name in names:
         values = [run[name] for run in measured.runs if name in run]
         metrics[name] = {"unit": unit_of(name), **aggregate(values)}
+    machine = machine or machine_info()
     return {
         "schema": SCHEMA,
         "benchmark": module.NAME,
+        # The code measured: a dirty tree means the figures may match no commit.
+        "commit": machine.get("git_commit"),
+        "dirty": machine.get("git_dirty"),
         "description": module.DESCRIPTION,
         "size": "smoke" if smoke else "full",
         "repeats": len(measured.runs),
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 1),
-        "machine": machine or machine_info(),
+        "machine": machine,
         "params": params,
         "info": measured.info,
         "metrics": metrics,

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Comparison, Measured, latency_summary, log
+from benchmarks.common import Comparison, Goal, Measured, latency_summary, log
 from benchmarks.pipeline import CTX, make_record
 from event_spine.backends.base import record_from_json
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
@@ -35,7 +35,7 @@ COMPARISONS = [
         "ours_p50_us",
         "raw_p50_us",
         "lower",
-        None,
+        Goal("ratio_min", 0.9, "ratio >= 0.9"),
         "list_after",
         _RAW,
     ),
@@ -44,7 +44,7 @@ COMPARISONS = [
         "ours_p99_us",
         "raw_p99_us",
         "lower",
-        None,
+        Goal("ratio_min", 0.9, "ratio >= 0.9"),
         "list_after",
         _RAW,
     ),

@@ -1,6 +1,6 @@
 """Profile the hot paths while the emit, producer and sink benchmarks run (our side only).
 
-``python -m benchmarks.profiling [emit|producer|sink ...] [--out DIR]``
+``python -m benchmarks.profiling [emit|producer|sink|sink-postgres ...] [--out DIR]``
 
 - emit: cProfile of the caller's thread over 100k emit_event() calls (exact call
   counts and own time per function).
@@ -44,7 +44,7 @@ from benchmarks.pipeline import (
     sink_settings,
     stream_ids,
 )
-from benchmarks.sink import until_committed
+from benchmarks.sink import postgres_database, until_committed
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.emit import emit_event, set_default_producer
 from event_spine.producers.producer import EventSpineProducer
@@ -195,28 +195,33 @@ def profile_producer(raw: Path, events: int = 300_000) -> str:
     )
 
 
-async def _sink(raw: Path, events: int) -> str:
+async def _sink(raw: Path, events: int, backend: str = "sqlite") -> str:
     with TansuBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         bootstrap = broker.bootstrap_servers
         topic = await new_topic(bootstrap)
         ends = await preload(bootstrap, topic, make_items(events))
         registry_db = Path(tmp) / "registry.db"
-        registry = await registry_to(registry_db, "sqlite", {"path": str(Path(tmp) / "s.db")})
-        worker = SinkWorker(sink_settings(bootstrap, topic, registry_db), registry=registry)
-        with spied(raw):
-            await worker.start()
-            try:
-                first, last = await until_committed(worker, ends, 600)
-            finally:
-                await worker.stop()
-                await registry.store.close()
+        async with contextlib.AsyncExitStack() as stack:
+            config: dict[str, str] = {"path": str(Path(tmp) / "s.db")}
+            if backend == "postgres":
+                config = {"dsn": await stack.enter_async_context(postgres_database())}
+            registry = await registry_to(registry_db, backend, config)
+            worker = SinkWorker(sink_settings(bootstrap, topic, registry_db), registry=registry)
+            with spied(raw):
+                await worker.start()
+                try:
+                    first, last = await until_committed(worker, ends, 600)
+                finally:
+                    await worker.stop()
+                    await registry.store.close()
     rate = events / (last - first)
-    return f"py-spy, topic -> SQLite, one SinkWorker, {events:,} events, {rate:,.0f} events/s\n"
+    where = "PostgreSQL" if backend == "postgres" else "SQLite"
+    return f"py-spy, topic -> {where}, one SinkWorker, {events:,} events, {rate:,.0f} events/s\n"
 
 
-def profile_sink(raw: Path, events: int = 200_000) -> str:
-    """py-spy over one SinkWorker draining a loaded topic into SQLite."""
-    head = asyncio.run(_sink(raw, events))
+def profile_sink(raw: Path, events: int = 200_000, backend: str = "sqlite") -> str:
+    """py-spy over one SinkWorker draining a loaded topic into SQLite or PostgreSQL."""
+    head = asyncio.run(_sink(raw, events, backend))
     return head + fold(raw)
 
 
@@ -236,8 +241,10 @@ def main(argv: list[str] | None = None) -> None:
             text = profile_producer(raw)
         elif name == "sink":
             text = profile_sink(raw)
+        elif name == "sink-postgres":
+            text = profile_sink(raw, backend="postgres")
         else:
-            raise SystemExit(f"unknown path {name!r}: emit, producer or sink")
+            raise SystemExit(f"unknown path {name!r}: emit, producer, sink or sink-postgres")
         path = args.out / f"profile-{name}.txt"
         path.write_text(text)
         log(f"wrote {path}")

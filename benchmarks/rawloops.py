@@ -4,6 +4,10 @@
   transaction of ``executemany`` (events, then each stream's watermark) -> commit
   the Kafka offsets. Same schema and indexes as the spine's backends, same fetch
   settings and batch size as a sink worker; no routing, no dead letters.
+- ``RawPostgresCopySink``: the same loop writing each batch the bulk way: binary
+  COPY into a temporary table, one ``INSERT ... SELECT ... ON CONFLICT (event_id)
+  DO NOTHING``, then the watermarks (no check of skipped rows: an event at a taken
+  position would stop it with a unique violation).
 - ``raw_produce``: aiokafka ``send`` of already serialized events with the spine
   producer's batching, compression and acks.
 """
@@ -33,6 +37,8 @@ CREATE TABLE IF NOT EXISTS raw_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
     ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE INDEX IF NOT EXISTS raw_events_by_type
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS raw_cursors (
     tenant_id TEXT NOT NULL, env TEXT NOT NULL, mode TEXT NOT NULL, project_id TEXT NOT NULL,
     stream_id TEXT NOT NULL, position INTEGER NOT NULL, last_event_id TEXT NOT NULL,
@@ -55,6 +61,8 @@ CREATE TABLE IF NOT EXISTS raw_events (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS raw_events_by_stream
     ON raw_events (tenant_id, env, mode, project_id, stream_id, position);
+CREATE INDEX IF NOT EXISTS raw_events_by_type
+    ON raw_events (tenant_id, env, mode, project_id, stream_id, event_type, position);
 CREATE TABLE IF NOT EXISTS raw_cursors (
     tenant_id text NOT NULL, env text NOT NULL, mode text NOT NULL, project_id text NOT NULL,
     stream_id text NOT NULL, position bigint NOT NULL, last_event_id text NOT NULL,
@@ -228,6 +236,29 @@ class RawPostgresSink(_RawSink):
         rows, marks = _rows(records, ts_text=False)
         async with self._conn.transaction():
             await self._conn.executemany(_PG_INSERT, rows)
+            await self._conn.executemany(_PG_ADVANCE, sorted(marks))
+
+
+_PG_STAGING = "CREATE TEMP TABLE raw_staging (LIKE raw_events) ON COMMIT DELETE ROWS"
+_PG_FROM_STAGING = (
+    "INSERT INTO raw_events SELECT * FROM raw_staging ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+class RawPostgresCopySink(RawPostgresSink):
+    """getmany + COPY into a temporary table + one INSERT ... SELECT + commit."""
+
+    async def open(self) -> None:
+        """Connect, create the tables and this session's staging table."""
+        await super().open()
+        await self._conn.execute(_PG_STAGING)
+
+    async def write(self, records: list[Any]) -> None:
+        """One transaction: COPY, INSERT ... SELECT, watermarks."""
+        rows, marks = _rows(records, ts_text=False)
+        async with self._conn.transaction():
+            await self._conn.copy_records_to_table("raw_staging", records=rows)
+            await self._conn.execute(_PG_FROM_STAGING)
             await self._conn.executemany(_PG_ADVANCE, sorted(marks))
 
 

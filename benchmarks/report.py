@@ -111,6 +111,7 @@ def machine_text(docs: dict[str, dict[str, Any]]) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     return (
         f"{m['cpu_model']}, {m['cores']} cores ({m['usable_cores']} usable), "
+        f"load {m.get('load_avg_at_start', '?')} at start, "
         f"{m['mem_total_gib']} GiB, {m['os']}, Python {m['python']}, SQLite {m['sqlite']}; "
         f"{packages}. Broker: {m['broker']}."
     )
@@ -128,8 +129,12 @@ def write_readme(docs: dict[str, dict[str, Any]], out_dir: Path) -> Path:
         skipped = doc["info"].get("skipped")
         if skipped:
             facts += "; skipped: " + "; ".join(f"{k} ({v[:120]})" for k, v in skipped.items())
+        commit = doc.get("commit") or doc["machine"].get("git_commit")
+        where = "commit not recorded" if not commit else f"commit {commit[:10]}"
+        dirty = {True: ", dirty tree", False: "", None: ""}[doc.get("dirty")]
         notes.append(
-            f"- **{name}** ({doc['_file']}, {doc['repeats']} repeats, {doc['duration_s']} s): "
+            f"- **{name}** ({doc['_file']}, {where}{dirty}, "
+            f"{doc['repeats']} repeats, {doc['duration_s']} s): "
             f"{doc['description']}. {facts}"
         )
     text = f"""# Benchmark results

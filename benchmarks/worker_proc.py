@@ -144,7 +144,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sink-json", default="{}", help="More SinkSettings fields (JSON).")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("faststream").setLevel(logging.WARNING)
+    logging.getLogger("faststream").setLevel(logging.ERROR)
     settings = sink_settings(
         args.bootstrap,
         args.topic,

@@ -156,6 +156,43 @@ class TestSqliteStoreWithoutTypeIndex(EventStoreContract):
         return open_
 
 
+class TestSqliteStoreReadingOnItsThread(EventStoreContract):
+    """inline_reads off: every call on the database thread."""
+
+    @pytest.fixture
+    async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:
+        config = SqliteConfig(path=str(tmp_path / "events.db"), inline_reads=False)
+
+        async def open_() -> EventStore:
+            return await opened.add(SqliteEventStore(config))
+
+        return open_
+
+
+async def test_sqlite_inline_read_refused_as_busy_goes_to_the_database_thread(
+    tmp_path: Path, opened: OpenedStores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A WAL reader is refused as busy only in rare states (recovery after a crash, an
+    # exclusive-locking connection) that cannot be staged beside an open store, so
+    # the inline read connection is swapped for one to a file another connection
+    # holds exclusively: a real "database is locked", raised at once (no waiting).
+    store = await opened.add(SqliteEventStore(SqliteConfig(path=str(tmp_path / "e.db"))))
+    events = stream_of(3)
+    await store.append_batch(events)
+    locked = tmp_path / "locked.db"
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("CREATE TABLE spine_events (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    busy = sqlite3.connect(locked, isolation_level=None, check_same_thread=False)
+    busy.execute("PRAGMA busy_timeout = 0")
+    monkeypatch.setattr(store._database, "_reader", lambda: busy)
+    try:
+        assert await store.list_after(SCOPE, "s1") == events
+    finally:
+        busy.close()
+        holder.close()
+
+
 class TestFilesystemStore(EventStoreContract):
     @pytest.fixture
     async def open_store(self, tmp_path: Path, opened: OpenedStores) -> OpenStore:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 import event_spine.backends.postgres.events as pg
 from contract import EventStoreContract, LegacyStore, OpenStore
 from event_spine.backends import EventStore
+from event_spine.backends.base import event_body
 from event_spine.backends.factory import build_store
 from event_spine.backends.postgres import (
     PostgresConfig,
@@ -266,6 +267,55 @@ async def test_another_event_at_a_stored_position_is_refused(
     assert cursor.position == 5
 
 
+async def _insert_uncommitted(
+    holder: asyncpg.Connection, config: PostgresConfig, event: StoredEvent, event_id: str
+) -> None:
+    """Another writer's open transaction holding ``event`` (under ``event_id``)."""
+    r = event.record
+    await holder.execute("BEGIN")
+    await holder.execute(
+        f"INSERT INTO {config.table('events')} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        event_id,
+        *SCOPE.key(),
+        r.stream_id,
+        event.position,
+        r.event_type,
+        r.ts,
+        event_body(event),
+    )
+
+
+@pytest.mark.parametrize("same_identity", [True, False], ids=["same-event", "other-event"])
+async def test_a_concurrent_writer_of_the_batch_is_waited_for(
+    settings: dict[str, Any], pg_dsn: str, opened: OpenedStores, same_identity: bool
+) -> None:
+    """A zombie writer commits one of the batch's rows while the batch waits on it:
+    the same event is a duplicate; another event at that position is refused."""
+    config = PostgresConfig.model_validate(settings)
+    store = await opened.add(PostgresEventStore(config))
+    events = stream_of(4)
+    await store.append_batch(events[:1])
+    holder = await asyncpg.connect(pg_dsn)
+    watcher = await asyncpg.connect(pg_dsn)
+    try:
+        other_id = events[2].event_id if same_identity else stored(99).event_id
+        await _insert_uncommitted(holder, config, events[2], other_id)
+        batch = asyncio.create_task(store.append_batch(events[1:]))
+        await _blocked_backend(watcher)
+        await holder.execute("COMMIT")
+        if same_identity:
+            result = await batch
+            assert (result.written, result.duplicates, result.conflicts) == (2, 1, ())
+            assert await store.list_after(SCOPE, "s1", None, 100) == events
+        else:
+            with pytest.raises(StorePermanentError, match=r"collide.*@2"):
+                await batch
+            assert await store.get(SCOPE, events[1].event_id) is None
+    finally:
+        await holder.close()
+        await watcher.close()
+
+
 async def test_text_the_server_refuses_is_permanent(
     settings: dict[str, Any], opened: OpenedStores
 ) -> None:
@@ -312,11 +362,46 @@ async def test_prefixes_in_one_schema_stay_apart(
     assert (await b.append_batch(events)).written == 3
 
 
+async def test_role_without_temporary_privilege_writes_without_staging(
+    settings: dict[str, Any],
+    admin: asyncpg.Connection,
+    opened: OpenedStores,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No TEMPORARY privilege: the unnest INSERT, split into statements, counts exactly."""
+    monkeypatch.setattr(pg, "_STATEMENT_ROWS", 7)
+    config = PostgresConfig.model_validate(settings)
+    await opened.add(PostgresEventStore(config))  # a migration made the tables
+    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
+    database = await admin.fetchval("SELECT current_database()")
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    # Only non-superusers lose it: every other test's role (the server's root) keeps it.
+    await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+    try:
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        parts = urlsplit(config.dsn)
+        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        store = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+        await _split_batches_count_exactly(store)
+        await store.close()
+    finally:
+        await admin.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+
+
 async def test_batches_split_into_statements_count_exactly(
     settings: dict[str, Any], opened: OpenedStores, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(pg, "_STATEMENT_ROWS", 7)
     store = await opened.add(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    await _split_batches_count_exactly(store)
+
+
+async def _split_batches_count_exactly(store: PostgresEventStore) -> None:
     streams = [stream_of(30, name, start=i * 100) for i, name in enumerate(("a", "b", "c"))]
     everything = [e for s in streams for e in s]
     await store.append_batch(everything[::2])

@@ -24,6 +24,7 @@ NAMES = [
     "emit",
     "producer",
     "sink",
+    "pg_write",
     "scaling",
     "e2e",
     "replay",
@@ -84,6 +85,8 @@ def test_smoke_run_writes_a_sane_result(out_dir: Path, name: str) -> None:
     assert result["benchmark"] == name
     assert result["size"] == "smoke"
     assert result["repeats"] == 1
+    assert len(result["commit"]) == 40
+    assert isinstance(result["dirty"], bool)
     machine = result["machine"]
     assert machine["cpu_model"]
     assert machine["cores"] >= 1

@@ -65,8 +65,8 @@ def run_bench(
     suite: Path | None = typer.Option(None, help="Checkout holding benchmarks/ (see above)."),
     list_only: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
 ) -> None:
-    """Run benchmarks (emit, producer, sink, scaling, e2e, replay, list_after, backends,
-    recovery, api)."""
+    """Run benchmarks (emit, producer, sink, pg_write, scaling, e2e, replay, list_after,
+    backends, recovery, api)."""
     root = suite or default_suite_root()
     runner = load_runner(root)
     if list_only:

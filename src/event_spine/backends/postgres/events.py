@@ -56,10 +56,37 @@ create it beforehand with ``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" O
 <events table> (tenant_id, env, mode, project_id, stream_id, event_type, position)``.
 """
 
-# One INSERT carries at most this much body data (the rest go in more statements
-# of the same transaction): bounds client and server memory per statement.
+# Fallback path (a role without TEMPORARY privilege): one INSERT carries at most
+# this much body data (the rest go in more statements of the same transaction):
+# bounds client and server memory per statement.
 _STATEMENT_BYTES: Final = 8 * 1024 * 1024
 _STATEMENT_ROWS: Final = 5000
+
+# A batch's rows go to this session table by binary COPY, then one INSERT ... SELECT
+# moves them. Why: binding 10 arrays for the unnest INSERT cost the event loop
+# ~14 ms per 2,000 events (asyncpg checks every array element's type in Python),
+# COPY's Cython encoder ~5 ms (benchmarks/results/PROFILE.md, round 3). Private to
+# the session, emptied at commit; created in every transaction when missing (one
+# cheap statement) so it also works where sessions are not kept (PgBouncer in
+# transaction mode). Same columns for every store: one name serves them all.
+_STAGING_TABLE: Final = "spine_events_staging"
+_STAGING_DDL: Final = f"""CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE} (
+    event_id {_ID}, tenant_id {_ID}, env {_ID}, mode {_ID}, project_id {_ID},
+    stream_id {_ID}, position bigint NOT NULL, event_type text NOT NULL,
+    ts timestamptz NOT NULL, body bytea NOT NULL
+) ON COMMIT DELETE ROWS"""
+_COLUMNS: Final = (
+    "event_id",
+    "tenant_id",
+    "env",
+    "mode",
+    "project_id",
+    "stream_id",
+    "position",
+    "event_type",
+    "ts",
+    "body",
+)
 
 #: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
 LAYOUT_VERSION: Final = 2
@@ -141,6 +168,19 @@ class _EventSql:
             " $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[],"
             " $9::timestamptz[], $10::bytea[]) ON CONFLICT DO NOTHING"
         )
+        # The staged rows in the order COPY wrote them (a seq scan of a private table
+        # emptied at every commit): the lock order of _write holds. First try: skip
+        # only rows whose identity is stored. ON CONFLICT without a target makes both
+        # unique indexes arbiters: 1.45x the server time per 2,000 rows (PROFILE.md,
+        # round 3). An event at a taken position then fails with a unique violation
+        # (reused offsets, or a concurrent writer's race), and the batch is written
+        # again with `staged_skip`, which skips it so that _skipped_conflicts sees it.
+        columns = ", ".join(_COLUMNS)
+        staged = f"INSERT INTO {events} ({columns}) SELECT {columns} FROM pg_temp.{_STAGING_TABLE}"
+        self.staged_new = (
+            f"{staged} ON CONFLICT (event_id, tenant_id, env, mode, project_id) DO NOTHING"
+        )
+        self.staged_skip = f"{staged} ON CONFLICT DO NOTHING"
         # The body each skipped row's identity holds (NULL: not stored), in input order.
         self.stored = (
             f"SELECT e.body FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
@@ -194,6 +234,15 @@ def _event_chunks(groups: list[StreamBatch]) -> Iterator[list[list[Any]]]:
         yield columns
 
 
+def _event_rows(groups: list[StreamBatch]) -> list[tuple[Any, ...]]:
+    """The COPY records of a batch, in lock order."""
+    return [
+        (e.record.event_id, *g.key, e.position, e.record.event_type, e.record.ts, event_body(e))
+        for g in groups
+        for e in g.events
+    ]
+
+
 def _cursor_columns(groups: list[StreamBatch]) -> list[list[Any]]:
     rows = [(*g.key, g.watermark.position, g.watermark.record.event_id) for g in groups]
     return [list(column) for column in zip(*rows, strict=True)]
@@ -210,9 +259,12 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
             "events",
             self._sql.ddl,
             ["layout", "events", "cursors", "events_by_stream"],
-            check=self._check_layout,
+            check=self._on_open,
             optional=["events_by_type"],
         )
+        # Whether the role may create the staging table (TEMPORARY privilege, which
+        # PUBLIC has by default); without it, the unnest INSERT (slower, same result).
+        self._staged = True
 
     async def ping(self) -> None:
         """One round trip."""
@@ -223,19 +275,44 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         # One lock order for every writer (streams by key, events by position), so
         # two workers writing overlapping batches wait on each other, never deadlock.
         groups = sorted(groups, key=lambda g: g.key)
+        with _mapped(self._db.where):
+            if not self._staged:
+                return await self._write_once(groups, None)
+            try:
+                return await self._write_once(groups, self._sql.staged_new)
+            except asyncpg.UniqueViolationError:
+                # A taken position (reused offsets, or another writer's race): once
+                # more, skipping every conflict (the first transaction rolled back).
+                return await self._write_once(groups, self._sql.staged_skip)
+
+    async def _write_once(self, groups: list[StreamBatch], staged: str | None) -> AppendResult:
+        """One transaction: events (through the staging table unless ``staged`` is
+        None), then the watermarks of the streams whose events are all settled."""
         total = sum(len(g.events) for g in groups)
         written = 0
         conflicts: list[EventIdConflict] = []
-        with _mapped(self._db.where):
-            async with self._db.transaction() as conn:
+        async with self._db.transaction() as conn:
+            if staged is not None:
+                written = await self._insert_staged(conn, groups, staged)
+            else:
                 for columns in _event_chunks(groups):
                     written += _rowcount(await conn.execute(self._sql.insert, *columns))
-                if written < total:
-                    conflicts = await self._skipped_conflicts(conn, groups)
-                settled = without_conflicts(groups, conflicts)
-                if settled:
-                    await conn.execute(self._sql.advance, *_cursor_columns(settled))
+            if written < total:
+                conflicts = await self._skipped_conflicts(conn, groups)
+            settled = without_conflicts(groups, conflicts)
+            if settled:
+                await conn.execute(self._sql.advance, *_cursor_columns(settled))
         return AppendResult(written, total - written - len(conflicts), tuple(conflicts))
+
+    async def _insert_staged(
+        self, conn: asyncpg.Connection, groups: list[StreamBatch], insert: str
+    ) -> int:
+        """COPY the batch into the staging table, then ``insert`` from it; rows written."""
+        await conn.execute(_STAGING_DDL)
+        await conn.copy_records_to_table(
+            _STAGING_TABLE, records=_event_rows(groups), columns=_COLUMNS, schema_name="pg_temp"
+        )
+        return _rowcount(await conn.execute(insert))
 
     async def _skipped_conflicts(
         self, conn: asyncpg.Connection, groups: list[StreamBatch]
@@ -249,6 +326,12 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         rows = await conn.fetch(self._sql.stored, *columns, [e.event_id for _, e in events])
         pairs = [(event, row[0]) for (_, event), row in zip(events, rows, strict=True)]
         return skipped_conflicts(pairs, self._db.where)
+
+    async def _on_open(self, conn: asyncpg.Connection) -> None:
+        await self._check_layout(conn)
+        self._staged = bool(
+            await conn.fetchval("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+        )
 
     async def _check_layout(self, conn: asyncpg.Connection) -> None:
         """Refuse an events table keyed by event_id alone (layout 1, no marker)."""

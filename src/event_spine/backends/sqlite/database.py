@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -39,13 +40,20 @@ class SqliteDatabase:
         self._check = check
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spine-sqlite")
         self._conn: sqlite3.Connection | None = None
+        # Read connections of the callers' threads (inline_reads), by thread id. A
+        # second connection to an in-memory database would see another database.
+        self._readers: dict[int, sqlite3.Connection] = {}
+        self._inline = config.inline_reads and config.path not in ("", ":memory:")
 
     async def open(self) -> None:
         """Open the file (WAL) and create the tables."""
         await self.run(lambda: self.db)
 
     async def close(self) -> None:
-        """Close the connection and the thread."""
+        """Close the connections and the thread."""
+        readers, self._readers = list(self._readers.values()), {}
+        for reader in readers:
+            reader.close()
         if self._conn is not None:
             await self.run(self._close_sync)
         self._executor.shutdown(wait=True)
@@ -59,6 +67,32 @@ class SqliteDatabase:
         """Run ``fn`` on the database thread, errors mapped to the spine's tree."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._mapped, fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the short read ``fn`` on the caller's thread (``inline_reads``), else on
+        the database thread. Inline, SQLite is not told to wait: WAL readers never wait
+        for the writer, and in the rare busy case (recovery, a non-WAL file) the read
+        goes to the database thread, which waits up to busy_timeout_ms."""
+        if self._inline and self._conn is not None:
+            try:
+                with _mapped_errors(self.config.path, keep=_locked):
+                    return fn(self._reader())
+            except sqlite3.OperationalError:
+                pass  # busy: the database thread waits for it
+        return await self.run(lambda: fn(self.db))
+
+    def _reader(self) -> sqlite3.Connection:
+        reader = self._readers.get(threading.get_ident())
+        if reader is None:
+            # Used only by the thread that opened it; check_same_thread=False lets
+            # close() run on another.
+            reader = sqlite3.connect(
+                self.config.path, isolation_level=None, check_same_thread=False
+            )
+            reader.execute("PRAGMA busy_timeout = 0")
+            reader.execute("PRAGMA query_only = ON")
+            self._readers[threading.get_ident()] = reader
+        return reader
 
     def _mapped(self, fn: Callable[[], T]) -> T:
         with _mapped_errors(self.config.path):
@@ -163,11 +197,15 @@ def _statement(sql: str, rows: int, width: int) -> str:
 
 
 @contextmanager
-def _mapped_errors(path: str) -> Iterator[None]:
-    """SDK errors become the spine's tree at the boundary."""
+def _mapped_errors(
+    path: str, keep: Callable[[BaseException], bool] = lambda _: False
+) -> Iterator[None]:
+    """SDK errors become the spine's tree at the boundary (those ``keep`` names stay)."""
     try:
         yield
     except sqlite3.OperationalError as exc:
+        if keep(exc):
+            raise
         # Locked, busy, disk I/O, unable to open: all may pass.
         raise StoreUnavailable(f"SQLite store {path!r} is unavailable: {exc}") from exc
     except sqlite3.DatabaseError as exc:

@@ -178,10 +178,10 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
     async def _load_page(
         self, key: StreamKey, after_event_id: str | None, limit: int
     ) -> tuple[Anchor | None, list[StoredEvent]]:
-        """One hop to the database thread; the watermark bound is a subquery."""
+        """One read (inline_reads: on the caller's thread); the watermark bound is a
+        subquery."""
 
-        def read() -> tuple[Anchor | None, list[tuple[bytes, int]]]:
-            db = self._database.db
+        def read(db: sqlite3.Connection) -> tuple[Anchor | None, list[tuple[bytes, int]]]:
             anchor = None
             after_position = -1
             if after_event_id is not None:
@@ -207,7 +207,7 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
         # Decoded on the caller's thread: the GIL serializes decoding anyway, and the
         # database thread hands back sooner (a page of 100 from 1M events: 0.61 ms
         # against 0.68 ms decoding there).
-        anchor, rows = await self._run(read)
+        anchor, rows = await self._database.read(read)
         return anchor, [StoredEvent(record_from_json(body), pos) for body, pos in rows]
 
     async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
