@@ -133,7 +133,7 @@ async def _setup(tmp: Path, bootstrap: str, topic: str, p: dict[str, Any]) -> st
     await _build_store(tmp / "events.db", p)
     registry_store = await open_registry_store("sqlite", {"path": str(tmp / "registry.db")})
     try:
-        await RoutingRegistry(registry_store).set_route(
+        await RoutingRegistry(registry_store, None).set_route(
             ResourceRoute.for_scope(CTX, "event_spine", "sqlite", {"path": str(tmp / "events.db")}),
             actor="bench",
         )
@@ -238,7 +238,7 @@ async def _py(tmp: Path, bootstrap: str, topic: str, clients: int, count: int) -
     registry_store = await open_registry_store("sqlite", {"path": str(tmp / "registry.db")})
     stores = StoreFactory()
     try:
-        registry = RoutingRegistry(registry_store)
+        registry = RoutingRegistry(registry_store, None)
         began = time.perf_counter()
         await asyncio.gather(
             *(_py_subscriber(registry, stores, bootstrap, topic, count) for _ in range(clients))
@@ -252,7 +252,7 @@ async def _py(tmp: Path, bootstrap: str, topic: str, clients: int, count: int) -
 async def _queries(tmp: Path, url: str, token: str, streams: list[str], n: int) -> dict[str, float]:
     registry_store = await open_registry_store("sqlite", {"path": str(tmp / "registry.db")})
     stores = StoreFactory()
-    service = EventStreamService(CTX, RoutingRegistry(registry_store), stores)
+    service = EventStreamService(CTX, RoutingRegistry(registry_store, None), stores)
     rng = random.Random(11)
     http_ns: list[int] = []
     py_ns: list[int] = []

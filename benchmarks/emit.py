@@ -263,7 +263,8 @@ def _route_checker(workdir: Path) -> RouteChecker:
             registry_backend="sqlite",
             registry_config={"path": str(registry_db)},
             lab_and_dev="enforce",
-        )
+        ),
+        audit=None,  # like the baseline: only the emit path is measured
     )
     checker.check(CTX.key())  # the first sight looks the scope up; then it is cached
     return checker

@@ -139,7 +139,9 @@ async def registry_to(
     registry_db: Path, backend: str, config: dict[str, Any], ctx: RequestContext = CTX
 ) -> RoutingRegistry:
     """A SQLite registry routing ``ctx``'s events to ``backend`` with ``config``."""
-    registry = RoutingRegistry(await open_registry_store("sqlite", {"path": str(registry_db)}))
+    registry = RoutingRegistry(
+        await open_registry_store("sqlite", {"path": str(registry_db)}), None
+    )
     await registry.set_route(
         ResourceRoute.for_scope(ctx, "event_spine", backend, config),
         actor="bench",
