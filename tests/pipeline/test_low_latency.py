@@ -14,7 +14,14 @@ from event_spine.consumers import EventStreamService
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.profiles import PRODUCER_PROFILES, SINK_PROFILES
 from event_spine.sink_workers import SinkSettings
-from support.pipeline import FAST_GROUP, ctx, new_topic, registry_at, route_to_sqlite, started_worker
+from support.pipeline import (
+    FAST_GROUP,
+    ctx,
+    new_topic,
+    registry_at,
+    route_to_sqlite,
+    started_worker,
+)
 from support.waiting import wait_until
 
 EVENTS = 600
