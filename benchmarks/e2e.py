@@ -16,6 +16,7 @@ to SQLite; this process emits with a producer of the same profile.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 import uuid
@@ -226,4 +227,6 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
                 log(f"e2e: repeat {k + 1}/{repeats}, profile {profile}")
                 metrics |= asyncio.run(_one_run(broker.bootstrap_servers, workdir, p, profile))
             measured.runs.append(metrics)
+    # The machine is shared: the load at the end beside machine.load_avg_at_start.
+    measured.info["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return measured

@@ -213,4 +213,6 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
         }
     )
     asyncio.run(_run(p, repeats, workdir, measured))
+    # The machine is shared: the load at the end beside machine.load_avg_at_start.
+    measured.info["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return measured
