@@ -145,7 +145,8 @@ async def _one_run(
         emitter = _Emitter(producer, rate, round(rate * p["duration_s"]))
         emitter.start()
         # The expected ids are only known once the emitter finishes: read while it runs.
-        latencies = await _read_all(store, emitter, p)
+        rounds: list[float] = []
+        latencies = await _read_all(store, emitter, p, rounds)
         already = len(warm.sent_at) + len(emitter.sent_at)
         max_per_s = await _burst(producer, worker, already, p)
     finally:
@@ -153,7 +154,11 @@ async def _one_run(
         await asyncio.to_thread(producer.close, 5)
         await worker.stop()
     values = sorted(latencies)
+    rounds.sort()
     return {
+        # One reader round (list_after on every stream): part of every latency figure.
+        f"{profile}_reader_round_p50_ms": percentile(rounds, 50),
+        f"{profile}_reader_round_p99_ms": percentile(rounds, 99),
         f"{profile}_e2e_p50_ms": percentile(values, 50),
         f"{profile}_e2e_p99_ms": percentile(values, 99),
         f"{profile}_e2e_max_ms": values[-1],
@@ -182,11 +187,17 @@ async def _burst(
     return count / (time.perf_counter() - began)
 
 
-async def _read_all(store: SqliteEventStore, emitter: _Emitter, p: dict[str, Any]) -> list[float]:
+async def _read_all(
+    store: SqliteEventStore,
+    emitter: _Emitter,
+    p: dict[str, Any],
+    rounds: list[float] | None = None,
+) -> list[float]:
     seen: dict[str, float] = {}
     cursors: dict[str, str | None] = {f"e2e/s{i}": None for i in range(STREAMS)}
     deadline = time.monotonic() + p["duration_s"] + 60
     while emitter.is_alive() or len(seen) < len(emitter.sent_at):
+        round_began = time.perf_counter()
         for stream, last in list(cursors.items()):
             after = last
             while page := await store.list_after(CTX.scope, stream, after, 1000):
@@ -196,6 +207,8 @@ async def _read_all(store: SqliteEventStore, emitter: _Emitter, p: dict[str, Any
                     if started is not None:
                         seen[event.event_id] = (now - started) / 1e6
                 after = cursors[stream] = page[-1].event_id
+        if rounds is not None:
+            rounds.append((time.perf_counter() - round_began) * 1000)
         if time.monotonic() > deadline:
             missing = len(emitter.sent_at) - len(seen)
             raise TimeoutError(f"e2e: {missing} events not readable in time")
