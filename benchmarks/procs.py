@@ -26,6 +26,8 @@ class WorkerProcess:
         registry_db: Path,
         latency_ms: float,
         sink: dict[str, Any] | None = None,
+        *,
+        wait_go: bool = False,
     ) -> None:
         self.argv = [
             sys.executable,
@@ -43,7 +45,9 @@ class WorkerProcess:
             str(latency_ms),
             "--sink-json",
             json.dumps(sink or {}),
+            *(["--wait-go"] if wait_go else []),
         ]
+        self.wait_go = wait_go
         self.state: dict[str, Any] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -55,7 +59,11 @@ class WorkerProcess:
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")]),
         }
         self._proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=REPO_ROOT, env=env, stdout=asyncio.subprocess.PIPE
+            *self.argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE if self.wait_go else None,
         )
         self._reader = asyncio.ensure_future(self._read())
 
@@ -65,6 +73,20 @@ class WorkerProcess:
         async for line in self._proc.stdout:
             with contextlib.suppress(ValueError):
                 self.state = json.loads(line)
+
+    async def wait_ready_to_go(self, timeout_s: float = 60.0) -> None:
+        """With ``wait_go``: until the child has imported everything and waits for go()."""
+        deadline = time.monotonic() + timeout_s
+        while not self.state.get("waiting"):
+            if not self.alive or time.monotonic() > deadline:
+                raise RuntimeError("a worker process did not get ready to join")
+            await asyncio.sleep(0.01)
+
+    def go(self) -> None:
+        """With ``wait_go``: let the child join its group now."""
+        assert self._proc is not None
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(b"go\n")
 
     def kill(self) -> None:
         """SIGKILL: no LeaveGroup, no commit, no cleanup (a crash, OOM or node loss)."""

@@ -1,13 +1,16 @@
 """A sink worker in its own process, reporting progress as JSON lines on stdout.
 
 ``python -m benchmarks.worker_proc --bootstrap B --topic T --group G --registry-db R
-[--latency-ms 5] [--sink-json '{"group_instance_id": "w1"}']``. ``--latency-ms`` wraps
+[--latency-ms 5] [--sink-json '{"group_instance_id": "w1"}'] [--wait-go]``. ``--wait-go``:
+print ``{"waiting": true}`` once imported, then join only after a line on stdin (so
+several processes join together, whatever their import times). ``--latency-ms`` wraps
 every store so that each append_batch first sleeps that long (an injected write
 latency, as tests/support/faults.py injects faults); ``--sink-json`` sets more
 SinkSettings fields. Lines: ``{"t": monotonic, "booted": monotonic, "assigned_at": monotonic|null,
 "assigned": n, "seen": n, "written": n,
 "first": monotonic|null, "first_write": monotonic|null, "committed": {partition:
-offset}}`` every 10 ms while something changes. Stops on SIGTERM.
+offset}, "cpu_s": process CPU seconds, "cpu_first_s": the same at the first record|null}``
+every 10 ms while something other than the CPU time changes. Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -102,11 +105,13 @@ def _assigned(worker: SinkWorker) -> int:
 async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> None:
     first: float | None = None
     first_write: float | None = None
+    cpu_first: float | None = None
     assigned_at: float | None = None
     last = ""
     while not stop.is_set():
         if first is None and worker.stats.records:
             first = time.monotonic()
+            cpu_first = time.process_time()
         if first_write is None and worker.stats.written:
             first_write = time.monotonic()
         assigned = _assigned(worker)
@@ -126,7 +131,8 @@ async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> Non
         text = json.dumps(state, sort_keys=True)
         if text != last:
             last = text
-            sys.stdout.write(json.dumps({"t": time.monotonic(), **state}) + "\n")
+            cpu = {"cpu_s": time.process_time(), "cpu_first_s": cpu_first}
+            sys.stdout.write(json.dumps({"t": time.monotonic(), **state, **cpu}) + "\n")
             sys.stdout.flush()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.01 if first is not None else 0.002)
@@ -142,6 +148,7 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--registry-db", required=True, type=Path)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--sink-json", default="{}", help="More SinkSettings fields (JSON).")
+    parser.add_argument("--wait-go", action="store_true", help="Join after a line on stdin.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("faststream").setLevel(logging.ERROR)
@@ -158,6 +165,10 @@ async def main(argv: list[str] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.wait_go:
+        sys.stdout.write(json.dumps({"t": time.monotonic(), "waiting": True}) + "\n")
+        sys.stdout.flush()
+        await asyncio.to_thread(sys.stdin.readline)
     await worker.start()
     try:
         await _report(worker, stop, booted)

@@ -19,6 +19,7 @@ from rich.console import Console
 from event_spine.cli.kafka_options import KafkaFlags
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers.settings import ProducerSettings
+from event_spine.profiles import PROFILE_ENV
 from event_spine.sink_workers.settings import SinkSettings
 
 app = typer.Typer(no_args_is_help=True, help="Show and check settings.")
@@ -46,15 +47,17 @@ def masked(value: Any, name: str = "") -> Any:
 
 @contextlib.contextmanager
 def _only_prefixed(env_file: Path, settings_class: type[BaseSettings]) -> Iterator[Path]:
-    """A copy of ``env_file`` with only the lines of the class's env prefix."""
+    """A copy of ``env_file`` with only the lines of the class's env prefix (and
+    SPINE_PROFILE for the classes with a profile)."""
     prefix = str(settings_class.model_config.get("env_prefix", "")).upper()
+    shared = {PROFILE_ENV} if "profile" in settings_class.model_fields else set()
     with tempfile.TemporaryDirectory() as folder:
         own = Path(folder) / ".env"
         own.write_text(
             "".join(
                 f"{key}={orjson.dumps(value).decode()}\n"  # double-quoted, escaped
                 for key, value in dotenv_values(env_file).items()
-                if key.upper().startswith(prefix) and value is not None
+                if (key.upper().startswith(prefix) or key.upper() in shared) and value is not None
             )
         )
         yield own
@@ -81,7 +84,11 @@ def show(
     component: str = typer.Argument(..., help="sink, producer or kafka"),
     env_file: Path | None = typer.Option(None, help="A .env file read before the environment."),
 ) -> None:
-    """Print the effective settings as JSON; exit 2 naming every invalid or missing field."""
+    """Print the effective settings as JSON; exit 2 naming every invalid or missing field.
+
+    `profile` shows the latency profile (SPINE_PROFILE, or SPINE_SINK_PROFILE /
+    SPINE_PRODUCER_PROFILE) and the fields show the values it resolved to.
+    """
     if component not in COMPONENTS:
         raise typer.BadParameter(f"`component` must be one of {sorted(COMPONENTS)}")
     prefix = COMPONENTS[component].model_config.get("env_prefix", "")

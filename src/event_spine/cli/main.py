@@ -136,6 +136,11 @@ def worker(
     fetch_max_wait_ms: int | None = _setting(
         "fetch_max_wait_ms", "Longest wait of a fetch for data (ms)."
     ),
+    profile: str | None = _setting(
+        "profile",
+        "Latency profile: throughput (the default) or low-latency (end-to-end tens of ms; "
+        "sets fetch_max_wait_ms and batch_timeout_ms unless given). Also SPINE_PROFILE.",
+    ),
     worker_id: str | None = _setting("worker_id", "Worker id (HOSTNAME-PID)."),
     http_port: int | None = _setting(
         "http_port", "/metrics, /healthz, /readyz port (0: any free port)."
@@ -163,6 +168,7 @@ def worker(
         "group_instance_id": group_instance_id,
         "instance_id": instance_id,
         "fetch_max_wait_ms": fetch_max_wait_ms,
+        "profile": profile,
         "worker_id": worker_id,
         "http_port": http_port,
         "log_format": log_format,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from event_spine.kafka.settings import KafkaComponentSettings
+from event_spine.profiles import PRODUCER_PROFILES, Profile, apply_profile, checked, profile_field
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 
 OverflowPolicy = Literal["drop_newest", "block", "raise"]
@@ -17,8 +18,14 @@ class ProducerSettings(KafkaComponentSettings):
     """How emit() buffers and how the sender talks to Kafka."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SPINE_PRODUCER_", frozen=True, extra="forbid", hide_input_in_errors=True
+        env_prefix="SPINE_PRODUCER_",
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        validate_by_name=True,  # `profile=` in code; the env names are its aliases
     )
+
+    profile: Profile = profile_field("SPINE_PRODUCER_", PRODUCER_PROFILES)
 
     topic: str = "spine.events"
     client_id: str = Field(
@@ -45,7 +52,7 @@ class ProducerSettings(KafkaComponentSettings):
         description="Client that sends: aiokafka, or confluent-kafka (librdkafka; "
         "pip install 'event-spine[confluent]').",
     )
-    linger_ms: int = Field(default=5, ge=0)
+    linger_ms: int = Field(default=5, ge=0, description="Set by `profile` unless given.")
     max_batch_bytes: int = Field(default=256 * 1024, ge=1024)
     compression_type: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "lz4"
     acks: Literal["all", "1", "0"] = "all"
@@ -55,3 +62,13 @@ class ProducerSettings(KafkaComponentSettings):
     max_in_flight_events: int = Field(default=50_000, ge=1)
     retry_backoff_max_ms: int = Field(default=5_000, ge=10)
     close_timeout_ms: int = Field(default=10_000, ge=0)
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _profile_name(cls, value: object) -> object:
+        return checked(value, "SPINE_PRODUCER_")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile(cls, data: object) -> object:
+        return apply_profile(data, "SPINE_PRODUCER_", PRODUCER_PROFILES)

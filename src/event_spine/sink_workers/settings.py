@@ -6,10 +6,11 @@ import os
 import socket
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from event_spine.kafka.settings import KafkaComponentSettings
+from event_spine.profiles import SINK_PROFILES, Profile, apply_profile, checked, profile_field
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
 from event_spine.schemas.routes import BackendType
 
@@ -22,8 +23,14 @@ class SinkSettings(KafkaComponentSettings):
     """One sink worker: where to consume, where routes live, how to back off."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SPINE_SINK_", frozen=True, extra="forbid", hide_input_in_errors=True
+        env_prefix="SPINE_SINK_",
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        validate_by_name=True,  # `profile=` in code; the env names are its aliases
     )
+
+    profile: Profile = profile_field("SPINE_SINK_", SINK_PROFILES)
 
     topic: str = "spine.events"
     group_id: str = "spine-sink"
@@ -41,8 +48,8 @@ class SinkSettings(KafkaComponentSettings):
     )
     # Batching.
     max_records: int = Field(default=2_000, ge=1)
-    batch_timeout_ms: int = Field(default=200, ge=1)
-    fetch_max_wait_ms: int = Field(default=100, ge=1)
+    batch_timeout_ms: int = Field(default=200, ge=1, description="Set by `profile` unless given.")
+    fetch_max_wait_ms: int = Field(default=100, ge=1, description="Set by `profile` unless given.")
     max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # 6 s: the lowest session real Kafka accepts by default (group.min.session.timeout.ms);
     # a killed member's partitions wait this long when no replacement rejoins in time.
@@ -98,6 +105,16 @@ class SinkSettings(KafkaComponentSettings):
     )
     http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
     log_format: Literal["json", "pretty"] = "pretty"
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _profile_name(cls, value: object) -> object:
+        return checked(value, "SPINE_SINK_")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile(cls, data: object) -> object:
+        return apply_profile(data, "SPINE_SINK_", SINK_PROFILES)
 
     @property
     def dead_letter_topic(self) -> str:
