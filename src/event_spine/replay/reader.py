@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Final, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from event_spine.closing import AsyncClosing
 from event_spine.errors import ConfigurationError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.records import RawRecord
@@ -117,7 +117,7 @@ class ReaderSettings:
     open_timeout_s: float = 30.0
 
 
-class TopicReader:
+class TopicReader(AsyncClosing):
     """Reads partitions from their start positions up to the end captured at open."""
 
     def __init__(self, settings: ReaderSettings) -> None:
@@ -125,17 +125,6 @@ class TopicReader:
         self.partitions: dict[int, PartitionProgress] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._tps: dict[int, TopicPartition] = {}
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def consumer(self) -> AIOKafkaConsumer:

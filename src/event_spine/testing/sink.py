@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
 from event_spine.audit.keys import LinkKey
 from event_spine.backends.factory import StoreFactory
 from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.closing import AsyncClosing
 from event_spine.consumers.event_stream import EventStreamService
 from event_spine.errors import EventRejected, RouteNotFound
 from event_spine.kafka.records import MemoryRecord
@@ -54,7 +54,7 @@ class DeadLettered(AssertionError):
         )
 
 
-class LocalSink:
+class LocalSink(AsyncClosing):
     """Runs captured records through the sink's BatchProcessor into a local store."""
 
     def __init__(
@@ -90,17 +90,6 @@ class LocalSink:
         )
         self._delivered: dict[int, int] = {}  # partition -> next offset to deliver
         self.dead_letters: list[DeadLetter] = []
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the stores (and remove the temporary folder)."""
