@@ -62,12 +62,8 @@ def _text(data: bytes | None) -> dict[str, Any]:
 
 
 def _letter(r: DeadLetterRecord) -> dict[str, Any]:
-    topic, partition, offset = r.source
     return {
-        "partition": r.partition,
-        "offset": r.offset,
-        "reason": r.reason,
-        "source": {"topic": topic, "partition": partition, "offset": offset},
+        **r.summary(),
         "headers": r.headers,
         "key": _text(r.key),
         "value": _text(r.value),

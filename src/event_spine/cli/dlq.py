@@ -48,15 +48,11 @@ def list_letters(
 
 def letter_summary(letter: DeadLetterRecord) -> dict[str, object]:
     """One dead letter for ``--json``: where it is, where it came from, why."""
-    src_topic, src_partition, src_offset = letter.source
     return {
-        "partition": letter.partition,
-        "offset": letter.offset,
-        "reason": letter.reason,
+        **letter.summary(),
         "error_class": letter.headers.get("spine-dlq-error-class", ""),
         "message": letter.headers.get("spine-dlq-message", ""),
         "worker": letter.headers.get("spine-dlq-worker", ""),
-        "source": {"topic": src_topic, "partition": src_partition, "offset": src_offset},
         "key": (letter.key or b"").decode(errors="replace"),
     }
 

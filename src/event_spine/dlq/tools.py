@@ -51,6 +51,16 @@ class DeadLetterRecord:
             int(self.headers.get(h.SOURCE_OFFSET, "-1")),
         )
 
+    def summary(self) -> dict[str, Any]:
+        """Where it is, where it came from and why: the fields every rendering shares."""
+        topic, partition, offset = self.source
+        return {
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason,
+            "source": {"topic": topic, "partition": partition, "offset": offset},
+        }
+
     def original_headers(self) -> list[tuple[str, bytes]]:
         """The record's own headers, without the DLQ diagnosis."""
         return [
