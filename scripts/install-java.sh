@@ -2,18 +2,13 @@
 # Install a headless Java runtime from Debian (needed by DynamoDB Local) unless
 # `java` is already on PATH. Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if command -v java >/dev/null 2>&1; then
-    echo "java already installed: $(command -v java)"
-    exit 0
+    already_installed java "$(command -v java)"
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y default-jre-headless
 

@@ -4,21 +4,16 @@
 # taken from the .deb: installing the package would also add a Prometheus server and
 # its service. Idempotent; needs root (or sudo) for apt-get and /usr/local/bin.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if command -v promtool >/dev/null 2>&1; then
-    echo "promtool already installed: $(command -v promtool)"
-    exit 0
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
+    already_installed promtool "$(command -v promtool)"
 fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"  # apt's sandbox user downloads into it
-export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 (cd "$work" && apt-get download prometheus)
 dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
