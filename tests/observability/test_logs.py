@@ -11,12 +11,12 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from event_spine.demo.job import worker_command
 from event_spine.dlq import read_dead_letters
 from event_spine.observability.logs import configure_logging
 from event_spine.observability.ratelimit import RepeatFilter
@@ -41,19 +41,13 @@ async def test_json_worker_logs_every_line_as_json_and_counts_every_dead_letter(
     await raw_send(bootstrap, topic, [(b"k%d" % n, b"{not json") for n in range(POISON)])
     stderr, stdout = (tmp_path / "stderr.log").open("wb"), (tmp_path / "stdout.log").open("wb")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "event_spine.cli.main",
-            "worker",
-            "--bootstrap",
+        worker_command(
             bootstrap,
+            tmp_path / "registry.db",
             "--topic",
             topic,
             "--group",
             f"{topic}-sink",
-            "--registry",
-            f"sqlite:{tmp_path / 'registry.db'}",
             "--http-port",
             "0",
             "--session-timeout-ms",
@@ -63,7 +57,7 @@ async def test_json_worker_logs_every_line_as_json_and_counts_every_dead_letter(
             "--log-format",
             "json",
             "--verbose",
-        ],
+        ),
         stdout=stdout,
         stderr=stderr,
         env={**os.environ, "SPINE_SINK_AUDIT_ROUTE_LOOKUPS": "false"},

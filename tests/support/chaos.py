@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.demo.job import worker_command
 from support.pipeline import ctx, new_topic, registry_at, route_to_sqlite
 
 #: Fast group timing for Tansu (it waits about half the session timeout on a join).
@@ -21,15 +21,9 @@ def spawn_worker(
     group: list[str] = FAST_GROUP,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "event_spine.cli.main",
-            "worker",
-            "--bootstrap",
+        worker_command(
             bootstrap,
-            "--registry",
-            f"sqlite:{registry_db}",
+            registry_db,
             "--topic",
             topic,
             "--group",
@@ -41,7 +35,7 @@ def spawn_worker(
             "50",
             "--http-port",
             "0",
-        ],
+        ),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )

@@ -82,6 +82,21 @@ class StreamReader:
             self.cursors[key] = page[-1].event_id
 
 
+def worker_command(bootstrap: str, registry_db: Path, *flags: str) -> list[str]:
+    """The argv of a `spine worker` child process on this interpreter, SQLite routes."""
+    return [
+        sys.executable,
+        "-m",
+        "event_spine.cli.main",
+        "worker",
+        "--bootstrap",
+        bootstrap,
+        "--registry",
+        f"sqlite:{registry_db}",
+        *flags,
+    ]
+
+
 def _start_workers(
     count: int, bootstrap: str, registry: Path, logs: Path
 ) -> list[subprocess.Popen[bytes]]:
@@ -90,15 +105,9 @@ def _start_workers(
         log = (logs / f"worker-{i}.log").open("wb")
         workers.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "event_spine.cli.main",
-                    "worker",
-                    "--bootstrap",
+                worker_command(
                     bootstrap,
-                    "--registry",
-                    f"sqlite:{registry}",
+                    registry,
                     "--worker-id",
                     f"demo-worker-{i}",
                     "--http-port",
@@ -107,7 +116,7 @@ def _start_workers(
                     "6000",
                     "--heartbeat-interval-ms",
                     "500",
-                ],
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # The demo's broker is local and plaintext: SPINE_KAFKA_* may describe
