@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -362,6 +363,27 @@ async def test_prefixes_in_one_schema_stay_apart(
     assert (await b.append_batch(events)).written == 3
 
 
+@asynccontextmanager
+async def dml_role(
+    admin: asyncpg.Connection, config: PostgresConfig
+) -> AsyncIterator[PostgresConfig]:
+    """``config`` as a new login role that may read and write the schema's tables but
+    not create anything (no DDL); the role and its grants are dropped on exit."""
+    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        parts = urlsplit(config.dsn)
+        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+        yield config.model_copy(update={"dsn": app_dsn})
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+
+
 async def test_role_without_temporary_privilege_writes_without_staging(
     settings: dict[str, Any],
     admin: asyncpg.Connection,
@@ -372,25 +394,16 @@ async def test_role_without_temporary_privilege_writes_without_staging(
     monkeypatch.setattr(pg, "_STATEMENT_ROWS", 7)
     config = PostgresConfig.model_validate(settings)
     await opened.add(PostgresEventStore(config))  # a migration made the tables
-    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
     database = await admin.fetchval("SELECT current_database()")
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-    # Only non-superusers lose it: every other test's role (the server's root) keeps it.
-    await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
-    try:
-        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        await admin.execute(
-            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
-        )
-        parts = urlsplit(config.dsn)
-        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
-        store = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
-        await _split_batches_count_exactly(store)
-        await store.close()
-    finally:
-        await admin.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
+    async with dml_role(admin, config) as app_config:
+        # Only non-superusers lose it: every other test's role (the server's root) keeps it.
+        await admin.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+        try:
+            store = await opened.add(PostgresEventStore(app_config))
+            await _split_batches_count_exactly(store)
+            await store.close()
+        finally:
+            await admin.execute(f'GRANT TEMPORARY ON DATABASE "{database}" TO PUBLIC')
 
 
 async def test_batches_split_into_statements_count_exactly(
@@ -416,21 +429,10 @@ async def test_least_privileged_role_uses_existing_tables(
 ) -> None:
     config = PostgresConfig.model_validate(settings)
     await opened.add(PostgresEventStore(config))  # a migration made the tables
-    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-    try:
-        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        await admin.execute(
-            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
-        )
-        parts = urlsplit(config.dsn)
-        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
-        app = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+    async with dml_role(admin, config) as app_config:
+        app = await opened.add(PostgresEventStore(app_config))
         assert (await app.append_batch(stream_of(3))).written == 3
         await app.close()
-    finally:
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
 
 
 async def test_a_role_without_ddl_rights_opens_a_store_that_lacks_the_query_index(
@@ -443,16 +445,8 @@ async def test_a_role_without_ddl_rights_opens_a_store_that_lacks_the_query_inde
     await owner.append_batch(typed(6))
     index = f"{config.db_schema}.{config.table_prefix}events_by_type"
     await admin.execute(f'DROP INDEX "{config.db_schema}"."{config.table_prefix}events_by_type"')
-    role, schema = f"spine_app_{uuid.uuid4().hex[:8]}", config.db_schema
-    await admin.execute(f'CREATE ROLE "{role}" LOGIN')
-    try:
-        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
-        await admin.execute(
-            f'GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
-        )
-        parts = urlsplit(config.dsn)
-        app_dsn = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
-        app = await opened.add(PostgresEventStore(config.model_copy(update={"dsn": app_dsn})))
+    async with dml_role(admin, config) as app_config:
+        app = await opened.add(PostgresEventStore(app_config))
         await app.append_batch(typed(3, "s2"))
         page = await app.query(SCOPE, EventQuery(stream_id="s1", event_types=("kind.a",)))
         assert [e.position for e in page.events] == [0, 3]
@@ -461,6 +455,3 @@ async def test_a_role_without_ddl_rights_opens_a_store_that_lacks_the_query_inde
         assert "created the query index" in await PostgresEventStore(config).migrate()
         assert await admin.fetchval("SELECT to_regclass($1) IS NOT NULL", index)
         assert "nothing to do" in await PostgresEventStore(config).migrate()
-    finally:
-        await admin.execute(f'DROP OWNED BY "{role}"')
-        await admin.execute(f'DROP ROLE "{role}"')
