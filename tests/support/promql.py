@@ -16,7 +16,26 @@ import re
 from dataclasses import dataclass, field
 
 # Prometheus 2.42 .. 3.5 functions and aggregations (promql/parser/functions.go, lex.go).
-FUNCTIONS = frozenset(
+AGGREGATIONS = frozenset(
+    [
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+        "limitk",
+        "limit_ratio",
+    ]
+)
+# An aggregation is called like a function too.
+FUNCTIONS = AGGREGATIONS | frozenset(
     [
         "abs",
         "absent",
@@ -95,38 +114,6 @@ FUNCTIONS = frozenset(
         "timestamp",
         "vector",
         "year",
-        "sum",
-        "avg",
-        "min",
-        "max",
-        "count",
-        "group",
-        "stddev",
-        "stdvar",
-        "topk",
-        "bottomk",
-        "quantile",
-        "count_values",
-        "limitk",
-        "limit_ratio",
-    ]
-)
-AGGREGATIONS = frozenset(
-    [
-        "sum",
-        "avg",
-        "min",
-        "max",
-        "count",
-        "group",
-        "stddev",
-        "stdvar",
-        "topk",
-        "bottomk",
-        "quantile",
-        "count_values",
-        "limitk",
-        "limit_ratio",
     ]
 )
 KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"})
