@@ -35,7 +35,12 @@ from event_spine.sink_workers.dead_letters import (
     STORED_DIGEST,
     DeadLetter,
 )
-from event_spine.sink_workers.processor import BatchProcessor, BatchRetry, failure_class
+from event_spine.sink_workers.processor import (
+    BatchProcessor,
+    BatchRetry,
+    PreparedBatch,
+    failure_class,
+)
 from event_spine.testing import MemoryProducer
 from support.faults import FaultyFactory
 
@@ -86,6 +91,17 @@ class Sink:
         for n in range(count):
             self.producer.emit_event(ctx, "unit.event", stream, {"n": n})
         return self.producer.records[start:]
+
+    async def failing_write(
+        self, ctx: RequestContext, error: Exception, *, count: int = 2, max_attempts: int = 3
+    ) -> tuple[list[MemoryRecord], BatchProcessor, PreparedBatch]:
+        """``count`` events of routed ``ctx`` prepared; their store then fails with ``error``."""
+        await self.route(ctx)
+        records = self.emit(ctx, count)
+        processor = self.processor(max_attempts=max_attempts)
+        prepared = await processor.prepare(records)
+        self.stores.wrapped[0].fail_with = error
+        return records, processor, prepared
 
     async def stored(self, ctx: RequestContext, stream: str = "s/1") -> list[str]:
         route = await self.registry.get_route(
@@ -254,11 +270,9 @@ async def test_a_refused_event_is_retried_then_dead_lettered_alone(sink: Sink) -
 
 
 async def test_an_unexpected_error_is_retried_then_the_group_dead_lettered(sink: Sink) -> None:
-    await sink.route(LAB)
-    records = sink.emit(LAB, 2)
-    processor = sink.processor(max_attempts=2)
-    prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = RuntimeError("a bug in a backend")
+    records, processor, prepared = await sink.failing_write(
+        LAB, RuntimeError("a bug in a backend"), max_attempts=2
+    )
     with pytest.raises(BatchRetry):
         await processor.write(prepared)
     outcome = await processor.process(records)
@@ -278,11 +292,7 @@ async def test_an_unexpected_error_is_retried_then_the_group_dead_lettered(sink:
 async def test_retriable_errors_retry_the_batch_whatever_their_class(
     sink: Sink, error: Exception
 ) -> None:
-    await sink.route(LAB)
-    records = sink.emit(LAB, 2)
-    processor = sink.processor(max_attempts=1)
-    prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = error
+    _, processor, prepared = await sink.failing_write(LAB, error, max_attempts=1)
     with pytest.raises(BatchRetry) as retry:
         await processor.write(prepared)
     assert retry.value.cause is error
@@ -290,22 +300,18 @@ async def test_retriable_errors_retry_the_batch_whatever_their_class(
 
 
 async def test_a_store_refusing_the_route_at_write_dead_letters_the_group(sink: Sink) -> None:
-    await sink.route(LAB)
-    records = sink.emit(LAB, 2)
-    processor = sink.processor()
-    prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = ConfigurationError("the store refuses the route")
+    _, processor, prepared = await sink.failing_write(
+        LAB, ConfigurationError("the store refuses the route")
+    )
     outcome = await processor.write(prepared)
     assert reasons(outcome.dead_letters) == ["route_invalid", "route_invalid"]
 
 
 async def test_a_store_found_outdated_at_write_holds_its_partition(sink: Sink) -> None:
     """An older layout is fixed by `spine migrate`: held, never dead-lettered."""
-    await sink.route(LAB)
-    records = sink.emit(LAB, 2)
-    processor = sink.processor()
-    prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = StoreLayoutOutdated("written by an older release")
+    records, processor, prepared = await sink.failing_write(
+        LAB, StoreLayoutOutdated("written by an older release")
+    )
     outcome = await processor.write(prepared)
     assert outcome.dead_letters == []
     assert outcome.held == {(records[0].topic, records[0].partition): records[0].offset}
@@ -313,11 +319,9 @@ async def test_a_store_found_outdated_at_write_holds_its_partition(sink: Sink) -
 
 
 async def test_a_scope_violation_is_isolated_as_such(sink: Sink) -> None:
-    await sink.route(LAB)
-    records = sink.emit(LAB, 1)
-    processor = sink.processor(max_attempts=1)
-    prepared = await processor.prepare(records)
-    sink.stores.wrapped[0].fail_with = ScopeViolation("another tenant's stream")
+    _, processor, prepared = await sink.failing_write(
+        LAB, ScopeViolation("another tenant's stream"), count=1, max_attempts=1
+    )
     outcome = await processor.write(prepared)
     assert reasons(outcome.dead_letters) == ["scope_violation"]
 
