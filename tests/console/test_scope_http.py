@@ -96,22 +96,27 @@ async def test_a_scoped_key_sees_only_its_own_tenant(api: Api) -> None:
         assert live.status_code == 403
 
 
+def _switch_form(config: str, reason: str) -> dict[str, str]:
+    """The route switch form for t_alpha's event_spine route to SQLite (``config`` JSON)."""
+    return {
+        "kind": "event_spine",
+        "tenant_id": "t_alpha",
+        "env": A.env,
+        "project_id": A.project_id,
+        "mode": A.mode,
+        "backend": "sqlite",
+        "config": config,
+        "reason": reason,
+    }
+
+
 async def test_admin_actions_need_an_admin_key_and_a_csrf_token(api: Api) -> None:
     kept = await api.app.registry.get_route("event_spine", "t_alpha", A.env, A.project_id, A.mode)
     async with _client(api) as http:
         await _log_in(http, api, "a")
         page = await http.get("/console/routes")
         csrf = _csrf(page.text)
-        fields = {
-            "kind": "event_spine",
-            "tenant_id": "t_alpha",
-            "env": A.env,
-            "project_id": A.project_id,
-            "mode": A.mode,
-            "backend": "sqlite",
-            "config": "{}",
-            "reason": "x",
-        }
+        fields = _switch_form("{}", "x")
         refused = await http.post("/console/routes/switch", data={**fields, "csrf": csrf})
         assert refused.status_code == 403
         replay = await http.post("/console/dlq/replay", data={"letter": "0:0", "csrf": csrf})
@@ -161,16 +166,7 @@ async def test_a_switch_that_would_strand_readers_is_refused_as_the_cli_does(api
         A, "event_stream", "sqlite", {"path": str(api.app.tmp / "readers.db")}
     )
     await api.app.registry.set_route(reads, actor="test")
-    fields = {
-        "kind": "event_spine",
-        "tenant_id": "t_alpha",
-        "env": A.env,
-        "project_id": A.project_id,
-        "mode": A.mode,
-        "backend": "sqlite",
-        "config": orjson.dumps({"path": str(api.app.tmp / "new.db")}).decode(),
-        "reason": "try",
-    }
+    fields = _switch_form(orjson.dumps({"path": str(api.app.tmp / "new.db")}).decode(), "try")
     async with _client(api) as admin:
         await _log_in(admin, api, "admin")
         csrf = _csrf((await admin.get("/console/routes")).text)
