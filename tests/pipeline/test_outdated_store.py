@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from event_spine.backends.sqlite import SqliteEventStore
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.consumers import EventStreamService
 from event_spine.schemas import ResourceRoute
+from event_spine.sink_workers import SinkWorker
 from servers.emulators import COSMOS_EMULATOR_KEY, CosmosEmulator, start_or_skip
 from support.events import stream_of
 from support.legacy import write_sqlite_layout_1
@@ -35,6 +37,20 @@ from support.waiting import wait_until
 KEY_ENV = "SPINE_TEST_COSMOS_KEY"
 
 
+async def _fast_retry_worker(bootstrap: str, topic: str, tmp_path: Path) -> SinkWorker:
+    """A started worker on tmp_path's registry.db that retries a held partition fast.
+
+    The default on_route_missing=dead_letter: the layout hold does not depend on it."""
+    settings = sink_settings(
+        bootstrap,
+        topic,
+        tmp_path / "registry.db",
+        retry_backoff_initial_ms=50,
+        retry_backoff_max_ms=200,
+    )
+    return await started_worker(settings)
+
+
 async def test_outdated_store_holds_until_migrated_and_dead_letters_nothing(
     broker, tmp_path
 ) -> None:
@@ -49,15 +65,7 @@ async def test_outdated_store_holds_until_migrated_and_dead_letters_nothing(
     held = [producer.emit_event(old, "e", "s", {"n": n}) for n in range(4)]
     other = [producer.emit_event(fresh, "e", "s", {"n": n}) for n in range(3)]
     assert producer.flush(30)
-    # The default on_route_missing=dead_letter: the layout hold does not depend on it.
-    settings = sink_settings(
-        broker.bootstrap_servers,
-        topic,
-        tmp_path / "registry.db",
-        retry_backoff_initial_ms=50,
-        retry_backoff_max_ms=200,
-    )
-    worker = await started_worker(settings)
+    worker = await _fast_retry_worker(broker.bootstrap_servers, topic, tmp_path)
     try:
         await wait_until(
             lambda: worker.stats.held.get("store_layout_outdated", 0) >= 2, 30, message="held"
@@ -124,14 +132,7 @@ async def test_a_cloud_store_found_outdated_at_write_time_is_held_too(
     producer = producer_for(broker.bootstrap_servers, topic)
     held = [producer.emit_event(old, "e", "s", {"n": n}) for n in range(3)]
     assert producer.flush(30)
-    settings = sink_settings(
-        broker.bootstrap_servers,
-        topic,
-        tmp_path / "registry.db",
-        retry_backoff_initial_ms=50,
-        retry_backoff_max_ms=200,
-    )
-    worker = await started_worker(settings)
+    worker = await _fast_retry_worker(broker.bootstrap_servers, topic, tmp_path)
     try:
         await wait_until(
             lambda: worker.stats.held.get("store_layout_outdated", 0) >= 2, 60, message="held"
