@@ -58,6 +58,7 @@ from servers.emulators import (
     NODE_MODULES,
     CosmosEmulator,
     free_port,
+    running_cosmos,
     start_or_skip,
 )
 from support.events import SCOPE, stored, stream_of
@@ -72,12 +73,8 @@ Store = CosmosEventStore | CosmosRegistryStore | CosmosTabularStore
 
 @pytest.fixture(scope="module")
 def cosmos() -> Iterator[CosmosEmulator]:
-    server = CosmosEmulator()
-    start_or_skip(server, "The Cosmos emulator")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(KEY_ENV, COSMOS_EMULATOR_KEY)
+    with running_cosmos(KEY_ENV) as server:
         yield server
-    server.stop()
 
 
 def _config(endpoint: str, **overrides: Any) -> CosmosConfig:

@@ -20,7 +20,7 @@ from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.consumers import EventStreamService
 from event_spine.schemas import ResourceRoute
 from event_spine.sink_workers import SinkWorker
-from servers.emulators import COSMOS_EMULATOR_KEY, CosmosEmulator, start_or_skip
+from servers.emulators import CosmosEmulator, running_cosmos
 from support.events import stream_of
 from support.legacy import write_sqlite_layout_1
 from support.pipeline import (
@@ -95,12 +95,8 @@ async def test_outdated_store_holds_until_migrated_and_dead_letters_nothing(
 
 @pytest.fixture(scope="module")
 def cosmos() -> Iterator[CosmosEmulator]:
-    server = CosmosEmulator()
-    start_or_skip(server, "The Cosmos emulator")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(KEY_ENV, COSMOS_EMULATOR_KEY)
+    with running_cosmos(KEY_ENV) as server:
         yield server
-    server.stop()
 
 
 @pytest.mark.emulator

@@ -475,3 +475,17 @@ def start_or_skip(server: _EmulatorProcess, what: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{what} did not start (required in CI): {exc}")
         pytest.skip(f"{what} is not available here: {exc}")
+
+
+@contextlib.contextmanager
+def running_cosmos(key_env: str) -> Iterator[CosmosEmulator]:
+    """The Cosmos emulator (or a skip, see start_or_skip) with its key in ``key_env``
+    for the block; stopped after it. Module fixtures wrap it."""
+    import pytest  # noqa: PLC0415 - only test sessions call this
+
+    server = CosmosEmulator()
+    start_or_skip(server, "The Cosmos emulator")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(key_env, COSMOS_EMULATOR_KEY)
+        yield server
+    server.stop()
