@@ -115,6 +115,7 @@ async def test_secrets_stay_out_of_logs_and_errors(caplog: pytest.LogCaptureFixt
         sasl_mechanism="SCRAM-SHA-256",
         sasl_username="spine",
         sasl_password=PASSWORD,
+        startup_timeout_s=1.0,  # nobody listens: the wait for the cluster gives up at once
     )
     caplog.set_level(logging.DEBUG)
     errors: list[str] = []
