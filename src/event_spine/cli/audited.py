@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import typer
 
@@ -20,11 +21,18 @@ from event_spine.emitters.routing import audited_registry
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
 
-NO_AUDIT_HELP = (
-    "Explicit opt-out: do not audit the registry lookups (by default each one becomes "
-    "an audit event in --audit-topic through --bootstrap)."
-)
-NoAuditOption = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP)
+
+def no_audit_option(topic_flag: str = "--audit-topic") -> Any:
+    """`--no-audit`, its help naming the flag of the topic the command audits into."""
+    return typer.Option(
+        False,
+        "--no-audit",
+        help="Explicit opt-out: do not audit the registry lookups and changes (by default "
+        f"each one becomes an audit event in {topic_flag} through --bootstrap).",
+    )
+
+
+NoAuditOption = no_audit_option()
 AuditTopicOption = typer.Option(
     "spine.events", "--audit-topic", help="Topic the registry audit events go to."
 )
@@ -37,8 +45,8 @@ def audit_target(kafka: KafkaFlags | KafkaSettings | None, no_audit: bool) -> Ka
     settings = kafka.settings_if_any() if isinstance(kafka, KafkaFlags) else kafka
     if settings is None:
         raise typer.BadParameter(
-            "registry lookups are audited by default: pass `--bootstrap` (or SPINE_BOOTSTRAP "
-            "/ SPINE_KAFKA_BOOTSTRAP_SERVERS), or `--no-audit` to opt out."
+            "registry lookups and changes are audited by default: pass `--bootstrap` (or "
+            "SPINE_BOOTSTRAP / SPINE_KAFKA_BOOTSTRAP_SERVERS), or `--no-audit` to opt out."
         )
     return settings
 

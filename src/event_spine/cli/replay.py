@@ -19,6 +19,7 @@ import typer
 
 from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.cli.audited import audit_target, no_audit_option, opened_registry
 from event_spine.cli.failures import run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at, parse_location
@@ -30,7 +31,6 @@ from event_spine.cli.replay_args import (
 )
 from event_spine.cli.replay_view import console, print_cutover, print_report, progress_bar
 from event_spine.cli.routes import print_json
-from event_spine.emitters.routing import audited_registry
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.replay.cutover import (
     Cutover,
@@ -59,10 +59,7 @@ def _run(action: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(action())
 
 
-NO_AUDIT_HELP = (
-    "Explicit opt-out: do not audit the registry lookups and changes (by default each "
-    "one becomes an audit event in --topic through --bootstrap)."
-)
+NoAuditOption = no_audit_option("--topic")
 
 
 @dataclass(frozen=True)
@@ -78,14 +75,8 @@ class _Registry:
     async def opened(self) -> AsyncIterator[RoutingRegistry]:
         if self.location is None:
             raise typer.BadParameter("a route needs `--registry`")
-        if not self.no_audit and self.kafka is None:
-            raise typer.BadParameter(
-                "registry lookups are audited by default: give `--bootstrap`, or "
-                "`--no-audit` to opt out"
-            )
-        store = await open_registry_at(self.location)
-        kafka = None if self.no_audit else self.kafka
-        async with audited_registry(store, audit_kafka=kafka, audit_topic=self.topic) as registry:
+        kafka = audit_target(self.kafka, self.no_audit)
+        async with opened_registry(self.location, kafka, self.topic) as registry:
             yield registry
 
 
@@ -133,7 +124,7 @@ def replay_command(
     follow: bool = typer.Option(False, help="Keep going past the end until Ctrl-C."),
     name: str | None = typer.Option(None, help="Replay name (group spine-replay-NAME)."),
     max_records: int = typer.Option(DEFAULT_MAX_RECORDS, min=1),
-    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
+    no_audit: bool = NoAuditOption,
     include_unrouted: bool = typer.Option(
         False,
         "--include-unrouted",
@@ -258,7 +249,7 @@ def verify_command(
     topic: str = typer.Option("spine.events"),
     samples: int = typer.Option(5, min=1, help="Event ids shown per kind of difference."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Compare two stores stream by stream; exit 1 when they differ."""
     scope = Scope(tenant_id=tenant, env=env, mode=mode, project_id=project)  # type: ignore[arg-type]
@@ -318,7 +309,7 @@ def cutover_command(
         False, "--abort", help="Undo a failed cutover: writers back, the old store caught up."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON only."),
-    no_audit: bool = typer.Option(False, "--no-audit", help=NO_AUDIT_HELP),
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Replay, verify, switch the route, wait out the workers' cache, catch up, verify.
 

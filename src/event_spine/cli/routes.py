@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from event_spine.cli.audited import AuditTopicOption, NoAuditOption, audit_target
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import open_registry_at
 from event_spine.cli.replay_args import parse_json
@@ -24,13 +25,6 @@ app = typer.Typer(no_args_is_help=True, help="Manage the routing registry.")
 console = Console()
 T = TypeVar("T")
 
-AuditTopic = typer.Option("spine.events", "--audit-topic", help="Topic the audit events go to.")
-NoAudit = typer.Option(
-    False,
-    "--no-audit",
-    help="Explicit opt-out: do not audit this lookup or change (by default every one is, "
-    "through the Kafka connection flags).",
-)
 RegistryOption = typer.Option(
     ...,
     "--registry",
@@ -38,19 +32,6 @@ RegistryOption = typer.Option(
     help="sqlite:/path, filesystem:/dir or BACKEND:{json}. It must exist (see --create).",
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def _audited(kafka: KafkaFlags, no_audit: bool) -> KafkaSettings | None:
-    """Where the audit events go; a usage error when neither Kafka nor --no-audit is given."""
-    if no_audit:
-        return None
-    settings = kafka.settings_if_any()
-    if settings is None:
-        raise typer.BadParameter(
-            "route lookups and changes are audited by default: pass `--bootstrap` (or "
-            "SPINE_BOOTSTRAP / SPINE_KAFKA_BOOTSTRAP_SERVERS), or `--no-audit` to opt out."
-        )
-    return settings
 
 
 def _with_registry(
@@ -136,8 +117,8 @@ def show(
     project: str,
     mode: str,
     registry: str = RegistryOption,
-    audit_topic: str = AuditTopic,
-    no_audit: bool = NoAudit,
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
     as_json: bool = JsonOption,
 ) -> None:
     """One route as JSON (the lookup is audited, found or not; ``--json``: plain JSON)."""
@@ -145,7 +126,7 @@ def show(
     found = _with_registry(
         registry,
         lambda r: r.get_route(key.resource_kind, tenant, env, project, mode),
-        _audited(kafka, no_audit),
+        audit_target(kafka, no_audit),
         audit_topic,
     )
     if as_json:
@@ -170,8 +151,8 @@ def set_route(
     actor: str = typer.Option("cli"),
     reason: str = typer.Option("set from CLI"),
     registry: str = RegistryOption,
-    audit_topic: str = AuditTopic,
-    no_audit: bool = NoAudit,
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Create or replace a route (a backend change is recorded as a switch)."""
     route = ResourceRoute(
@@ -188,7 +169,7 @@ def set_route(
     saved = _with_registry(
         registry,
         lambda r: r.set_route(route, actor=actor, reason=reason),
-        _audited(kafka, no_audit),
+        audit_target(kafka, no_audit),
         audit_topic,
         create=True,
     )
@@ -215,8 +196,8 @@ def switch(
         False, "--split-readers", help="Leave the event_stream route where it is, on purpose."
     ),
     registry: str = RegistryOption,
-    audit_topic: str = AuditTopic,
-    no_audit: bool = NoAudit,
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Point a route at another backend, recording who, when, from, to and why.
 
@@ -231,7 +212,7 @@ def switch(
     moved = _with_registry(
         registry,
         lambda r: switch_scope(r, key, backend, cfg, actor=actor, reason=reason, readers=readers),
-        _audited(kafka, no_audit),
+        audit_target(kafka, no_audit),
         audit_topic,
     )
     for saved in moved:
@@ -286,8 +267,8 @@ def update(
     cost_notes: str | None = typer.Option(None),
     actor: str = typer.Option("cli"),
     registry: str = RegistryOption,
-    audit_topic: str = AuditTopic,
-    no_audit: bool = NoAudit,
+    audit_topic: str = AuditTopicOption,
+    no_audit: bool = NoAuditOption,
 ) -> None:
     """Edit a route's tier, health status or cost notes (not a switch)."""
     key = _key(kind, tenant, env, project, mode)
@@ -299,7 +280,7 @@ def update(
         lambda r: r.update_metadata(
             key, actor=actor, tier=tier, health_status=health, cost_notes=cost_notes
         ),
-        _audited(kafka, no_audit),
+        audit_target(kafka, no_audit),
         audit_topic,
     )
     console.print(

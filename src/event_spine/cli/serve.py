@@ -15,7 +15,7 @@ import orjson
 import typer
 
 from event_spine.cli.audit import scope_fields
-from event_spine.cli.audited import NoAuditOption
+from event_spine.cli.audited import no_audit_option
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import check_registry_exists, open_registry_at, parse_location
 from event_spine.cli.routes import RegistryOption
@@ -135,7 +135,7 @@ def serve(
     ),
     sse_heartbeat_s: float = typer.Option(15.0, min=0.1, help="SSE: heartbeat interval (s)."),
     no_emit: bool = typer.Option(False, "--no-emit", help="Refuse POST /v1/events (503)."),
-    no_audit: bool = NoAuditOption,
+    no_audit: bool = no_audit_option("--topic"),
 ) -> None:
     """Serve the HTTP API (docs/api.md) with uvicorn until Ctrl-C."""
     try:

@@ -18,7 +18,7 @@ from event_spine.cli.audit import (
     TenantOption,
     scope_fields,
 )
-from event_spine.cli.audited import NO_AUDIT_HELP, audit_target, opened_registry
+from event_spine.cli.audited import audit_target, no_audit_option, opened_registry
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.schemas.context import RequestContext
@@ -46,9 +46,7 @@ def tail(
         [], "--catch-up", help="A stream to print from its start first (repeatable)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after N events."),
-    no_audit: bool = typer.Option(
-        False, "--no-audit", help=NO_AUDIT_HELP.replace("--audit-topic", "--topic")
-    ),
+    no_audit: bool = no_audit_option("--topic"),
 ) -> None:
     """Print the tenant's events (stored ones of --catch-up streams, then live) until
     Ctrl-C or --limit. Only this scope's events are ever printed. Its route lookups
