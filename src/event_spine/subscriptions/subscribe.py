@@ -30,23 +30,23 @@ subscribers and the sink group each get every event independently.
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Collection, Mapping
+from dataclasses import dataclass
 
 from event_spine.backends.factory import StoreFactory
 from event_spine.consumers.event_stream import EventStreamService
-from event_spine.errors import EventRejected, UnknownCursor
 from event_spine.kafka.clients import make_consumer
-from event_spine.kafka.keys import kafka_key, partition_of
+from event_spine.kafka.keys import partition_of
 from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all, high_watermarks
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.query import MAX_PAGE, EventQuery, Position, encode_event_cursor
-from event_spine.schemas.wire import StoredEvent, decode_record
+from event_spine.schemas.wire import StoredEvent
+from event_spine.subscriptions.catchup import RecentIds, Resume, Seam, catch_up
 from event_spine.subscriptions.filters import EventFilter
+
+__all__ = ["RecentIds", "SubscribeOptions", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -61,67 +61,6 @@ class SubscribeOptions:
     #: How many recent event ids are remembered for the by-id dedupe.
     dedupe_window: int = 100_000
     metadata_timeout_s: float = 10.0
-
-
-class RecentIds:
-    """The last ``capacity`` ids seen, for an O(1) "seen before?" test."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._order: deque[str] = deque()
-        self._ids: set[str] = set()
-
-    def add(self, event_id: str) -> bool:
-        """Remember ``event_id``; False when it was already remembered."""
-        if event_id in self._ids:
-            return False
-        self._ids.add(event_id)
-        self._order.append(event_id)
-        if len(self._order) > self.capacity:
-            self._ids.discard(self._order.popleft())
-        return True
-
-
-@dataclass(slots=True)
-class _Seam:
-    """What was delivered, so the live phase neither repeats nor skips."""
-
-    ctx: RequestContext
-    event_filter: EventFilter
-    live_from: dict[int, int]
-    ids: RecentIds
-    last_position: dict[str, int] = field(default_factory=dict)
-
-    def accept_stored(self, event: StoredEvent) -> bool:
-        """Catch-up: note the position; deliver unless filtered out or seen."""
-        self.last_position[event.stream_id] = event.position
-        return self.event_filter.matches(event.record) and self.ids.add(event.event_id)
-
-    def _behind(self, stream_id: str, partition: int, offset: int) -> bool:
-        """Delivered already (caught-up stream), or older than the live start."""
-        last = self.last_position.get(stream_id)
-        if last is not None:
-            return offset <= last
-        return offset < self.live_from[partition]
-
-    def accept_live(
-        self, partition: int, offset: int, key: bytes | None, value: bytes
-    ) -> StoredEvent | None:
-        """Live: decode, keep the caller's scope, filter, then dedupe at the seam."""
-        try:
-            record = decode_record(value)
-        except EventRejected:
-            return None
-        if record.routing.key() != self.ctx.key():
-            return None  # never another scope's events, whatever the filter
-        if key != kafka_key(record.routing.tenant_id, record.stream_id):
-            return None
-        if self._behind(record.stream_id, partition, offset):
-            return None
-        self.last_position[record.stream_id] = offset
-        if not self.event_filter.matches(record) or not self.ids.add(record.event_id):
-            return None
-        return StoredEvent(record, offset)
 
 
 async def subscribe(
@@ -178,11 +117,11 @@ async def subscribe(
         start = await _start_offsets(ctx, service, after, hw, partition_count)
         for tp in tps:
             consumer.seek(tp, start[tp.partition])
-        seam = _Seam(ctx, event_filter, hw, RecentIds(opts.dedupe_window))
+        seam = Seam(ctx, event_filter, hw, RecentIds(opts.dedupe_window))
         seen_at = dict(positions or {})
         for stream_id, last_seen in after.items():
-            resume = _Resume(stream_id, last_seen, seen_at.get(stream_id))
-            async for event in _catch_up(service, resume, seam, opts.page_size):
+            resume = Resume(stream_id, last_seen, seen_at.get(stream_id))
+            async for event in catch_up(service, resume, seam, opts.page_size):
                 yield event
         while True:
             batch = await consumer.getmany(timeout_ms=opts.poll_timeout_ms)
@@ -211,56 +150,3 @@ async def _start_offsets(
         if partition in start:
             start[partition] = min(start[partition], first_unstored)
     return start
-
-
-@dataclass(frozen=True, slots=True)
-class _Resume:
-    """Where one stream's catch-up starts: after ``last_seen`` (seen at ``position``)."""
-
-    stream_id: str
-    last_seen: str | None
-    position: int | None
-
-
-async def _catch_up(
-    service: EventStreamService, resume: _Resume, seam: _Seam, page_size: int
-) -> AsyncIterator[StoredEvent]:
-    stream_id, last_seen = resume.stream_id, resume.last_seen
-    # From here on the stream is "caught up": live records below this are repeats.
-    seam.last_position[stream_id] = -1
-    if last_seen is not None:
-        anchor = await service.get(last_seen)  # None for an id of another scope too
-        if anchor is not None and anchor.stream_id == stream_id:
-            seam.last_position[stream_id] = anchor.position
-        elif resume.position is not None:
-            seam.last_position[stream_id] = resume.position
-            async for event in _after_position(service, stream_id, resume.position, page_size):
-                if seam.accept_stored(event):
-                    yield event
-            return
-        else:
-            raise UnknownCursor(stream_id, last_seen)
-    while page := await service.list_after(stream_id, last_seen, page_size):
-        for event in page:
-            if seam.accept_stored(event):
-                yield event
-        last_seen = page[-1].event_id
-
-
-async def _after_position(
-    service: EventStreamService, stream_id: str, position: int, page_size: int
-) -> AsyncIterator[StoredEvent]:
-    """Stored events of a stream above ``position`` (a query cursor made for it)."""
-    cursor = await service.cursor(stream_id)
-    if cursor is None or cursor.position <= position:
-        return  # nothing stored after it yet: the live phase delivers the rest
-    after: str | None = encode_event_cursor(
-        service.ctx.scope, Position(stream_id, position), descending=False
-    )
-    while after is not None:
-        page = await service.query(
-            EventQuery(stream_id=stream_id, after=after, limit=min(page_size, MAX_PAGE))
-        )
-        for event in page.events:
-            yield event
-        after = page.next_cursor
