@@ -185,3 +185,79 @@ async def test_slow_client_is_told_and_disconnected(pipeline: App) -> None:
         notice = orjson.loads(last_frame.split("data: ", 1)[1].split("\n", 1)[0])
         assert notice["last_event_id"] == sent_ids[-1]  # where to resume
         assert overflowed.sse_overflows == 1
+
+
+async def test_concurrent_clients_share_one_consumer(api: Api) -> None:
+    """N connections on one stream: one Kafka consumer in the server, not N."""
+    clients = 8
+    api.emit(A, STREAM, 40)
+    await api.app.wait_stored(A, STREAM, 40)
+    live = api.server.state.live
+    got: list[list[Frame]] = [[] for _ in range(clients)]
+    async with api.client("a", limits=httpx.Limits(max_connections=clients)) as http:
+        sources = [events_of(http, {}, {"from": "start"}) for _ in range(clients)]
+        await asyncio.gather(*(read_until(s, g, 40) for s, g in zip(sources, got, strict=True)))
+        # Every client is past its catch-up and follows the stream's partition live.
+        await wait_until(lambda: [t.count for t in live.tails.values()] == [clients], 30)
+        api.emit(A, STREAM, 20, 40)
+        await asyncio.gather(*(read_until(s, g, 60) for s, g in zip(sources, got, strict=True)))
+        assert live.stats.consumers_open == 1
+        assert live.stats.fell_behind == 0  # all joined the head: no history reader either
+        for source in sources:
+            await source.aclose()
+    for frames_of_one in got:
+        assert [f.json()["payload"]["seq"] for f in frames_of_one] == list(range(60))
+    await wait_until(lambda: api.server.state.counters.sse_active == 0, 30)
+    await wait_until(lambda: sum(t.count for t in live.tails.values()) == 0, 30)
+
+
+async def test_a_slow_client_is_cut_while_the_others_get_every_event(pipeline: App) -> None:
+    async with started_api(
+        pipeline, sse_buffer_events=20, sse_stall_s=0.5, sse_overflow_grace_s=0.5
+    ) as api:
+        counters = api.server.state.counters
+        sock = _stalled_client(api)
+        await wait_until(lambda: counters.sse_connections >= 1, 30)
+        got: list[list[Frame]] = [[], []]
+        async with api.client("a") as http:
+            sources = [events_of(http, {}, {}) for _ in got]
+            readers = [
+                asyncio.create_task(read_until(s, g, 10**9))
+                for s, g in zip(sources, got, strict=True)
+            ]
+            await wait_until(lambda: counters.sse_connections >= 3, 30)
+            sent = 0
+
+            async def flood() -> bool:
+                nonlocal sent
+                for _ in range(50):
+                    api.app.producer.emit_event(
+                        A, "order.placed", STREAM, {"seq": sent, "b": "x" * 4000}
+                    )
+                    sent += 1
+                return counters.sse_overflows >= 1
+
+            await wait_until(flood, 60, 0.05, "the server to report an overflow")
+            await wait_until(lambda: all(len(g) >= sent for g in got), 60, message="every event")
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+            for source in sources:
+                await source.aclose()
+        sock.close()
+        assert counters.sse_overflows == 1  # the stalled one only
+        for frames_of_one in got:
+            assert [f.json()["payload"]["seq"] for f in frames_of_one] == list(range(sent))
+
+
+def _stalled_client(api: Api) -> socket.socket:
+    """A raw connection with a small receive buffer that reads nothing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", api.server.port))
+    request = (
+        f"GET /v1/streams/{STREAM}/live HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {api.tokens['a']}\r\n\r\n"
+    )
+    sock.sendall(request.encode())
+    return sock

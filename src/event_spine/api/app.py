@@ -102,6 +102,7 @@ def build_app(
         try:
             yield
         finally:
+            await state.live.close()
             await state.stores.close()
             if state.lag is not None:
                 await state.lag.close()

@@ -1,21 +1,24 @@
 """GET /v1/streams/{stream_id}/live: Server-Sent Events, stored then live.
 
-One connection = one ``subscribe()`` (catch-up from the store, then the topic, no
-gap and no duplicate at the seam: see event_spine.subscriptions.subscribe) feeding
-a bounded queue, and one writer draining it to the socket:
+One connection = a catch-up from the store, then a ``Follower`` of the server's
+shared ``LiveHub`` (no gap and no duplicate at the seam: the catch-up ends at a store
+position, which is the Kafka offset, and the hub feeds the follower only records
+above it; see event_spine.subscriptions.hub). Both write into the connection's
+bounded mailbox; one writer drains it to the socket:
 
 - Every event frame carries ``id: <position>.<event_id>``. A client that reconnects
   sends it back as ``Last-Event-ID`` (browsers do so themselves); the position lets
   the resume work even when the event was sent live before the sink stored it.
 - After ``sse_heartbeat_s`` without an event the writer sends a ``: heartbeat``
   comment line.
-- The queue holds ``sse_buffer_events`` at most. A burst larger than that only
-  waits; when the queue stays full for ``sse_stall_s`` (the client reads slower
-  than events come), the pump stops, the writer sends one ``event: overflow``
-  frame (with the last id delivered, to resume from) and the connection ends;
-  if the writer cannot even send that within ``sse_overflow_grace_s`` (the client
-  reads nothing), the connection is cut. Memory per connection is bounded by the
-  queue, never by the client.
+- The mailbox holds ``sse_buffer_events`` at most. When it is full the connection
+  leaves the hub's shared head for its history reader, which waits for it; when it
+  stays full for ``sse_stall_s`` (the client reads slower than events come), the
+  writer sends one ``event: overflow`` frame (with the last id delivered, to resume
+  from) and the connection ends; if the writer cannot even send that within
+  ``sse_overflow_grace_s`` (the client reads nothing), the connection is cut. Memory
+  per connection is bounded by the mailbox, never by the client; the Kafka
+  consumers are the hub's, at most two per followed partition.
 - When the server stops (SIGTERM), every stream ends at once (``ApiState.stopping``),
   so the shutdown does not wait on clients that never leave.
 """
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -41,12 +43,19 @@ from event_spine.errors import SpineError
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import EventFilter
+from event_spine.subscriptions.catchup import RecentIds, Resume, Seam, catch_up
+from event_spine.subscriptions.follower import Follower
+from event_spine.subscriptions.mailbox import Mailbox
 
-_END: Final = object()
 TYPE_PREFIX_MAX: Final = 128
 #: Events sent in one write at most (one socket write per batch, not per event).
 _BATCH: Final = 256
+#: Stored events read per page during the catch-up.
+_PAGE: Final = 500
+#: Event ids remembered per connection to drop a producer retry's second copy (its
+#: two offsets are a few batches apart); about 150 bytes each.
+_DEDUPE_IDS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,45 +109,36 @@ async def live(request: Request) -> Any:
                 "unknown-cursor",
                 f"Last-Event-ID {start.last_event_id} is not an event of stream {stream_id!r}.",
             )
-    events = _events(state, ctx, stream_id, start, EventFilter(type_prefixes, (), (stream_id,)))
-    return SseStream(state, stream_id, events)
-
-
-def _events(
-    state: ApiState,
-    ctx: RequestContext,
-    stream_id: str,
-    start: LiveStart,
-    event_filter: EventFilter,
-) -> AsyncGenerator[StoredEvent, None]:
-    after = {stream_id: start.last_event_id} if start.from_start else {}
-    positions = {stream_id: start.position} if start.position is not None else {}
-    return subscribe(
-        ctx,
-        event_filter,
-        registry=state.registry,
-        stores=state.stores,
-        kafka=state.settings.kafka,
-        topic=state.settings.topic,
-        after=after,
-        positions=positions,
-        streams=(stream_id,),  # one partition read, not every one
-    )
+    event_filter = EventFilter(type_prefixes, (), (stream_id,))
+    return SseStream(state, ctx, stream_id, start, event_filter)
 
 
 class SseStream:
     """The ASGI response of one SSE connection (see the module docstring)."""
 
     def __init__(
-        self, state: ApiState, stream_id: str, events: AsyncGenerator[StoredEvent, None]
+        self,
+        state: ApiState,
+        ctx: RequestContext,
+        stream_id: str,
+        start: LiveStart,
+        event_filter: EventFilter,
     ) -> None:
         self.state = state
         self.settings = state.settings
+        self.ctx = ctx
         self.stream_id = stream_id
-        self.events = events
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(self.settings.sse_buffer_events)
+        self.start = start
+        self.mailbox: Mailbox[StoredEvent] = Mailbox(self.settings.sse_buffer_events)
+        self.follower = Follower(
+            ctx,
+            stream_id,
+            event_filter,
+            RecentIds(_DEDUPE_IDS),
+            self.mailbox,
+            from_end=not start.from_start,
+        )
         self.overflowed = asyncio.Event()
-        self.failure: BaseException | None = None
         self.last_sent: str | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -149,6 +149,7 @@ class SseStream:
         try:
             await self._serve(send, receive)
         finally:
+            self.state.live.leave(self.follower)
             counters.sse_active -= 1
 
     async def _serve(self, send: Send, receive: Receive) -> None:
@@ -196,47 +197,51 @@ class SseStream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _pump(self) -> None:
-        stall_s = self.settings.sse_stall_s
+        """Catch up from the store, then follow through the hub until that ends."""
+        f = self.follower
         try:
-            async with contextlib.aclosing(self.events):
-                async for event in self.events:
-                    if event.stream_id != self.stream_id:
-                        continue  # the filter is a prefix: keep this stream only
-                    if not self.queue.full():
-                        self.queue.put_nowait(event)
-                        continue
-                    try:
-                        await asyncio.wait_for(self.queue.put(event), stall_s)
-                    except TimeoutError:
-                        self.overflowed.set()
-                        return
+            if self.start.from_start:
+                await self._catch_up()
+            if not f.ended.is_set():
+                await self.state.live.follow(f)
+                await f.ended.wait()
         except Exception as exc:  # reported to the client as a frame
-            self.failure = exc
-        await self.queue.put(_END)
+            f.fail(exc)
+        if f.overflowed:
+            self.overflowed.set()
+        self.mailbox.close()  # the writer sends what is left, then ends
+
+    async def _catch_up(self) -> None:
+        f, start = self.follower, self.start
+        seam = Seam(self.ctx, f.event_filter, {}, f.ids)
+        resume = Resume(self.stream_id, start.last_event_id, start.position)
+        stall_s = self.settings.sse_stall_s
+        service = self.state.service(self.ctx)
+        async for event in catch_up(service, resume, seam, _PAGE):
+            while not self.mailbox.offer(event):
+                if not await self.mailbox.wait_space(stall_s):
+                    f.overflow()
+                    return
+        f.after = seam.last_position[self.stream_id]
 
     async def _writer(self, send: Send) -> None:
         heartbeat_s = self.settings.sse_heartbeat_s
+        mailbox = self.mailbox
         await _chunk(send, b"retry: 2000\n\n")
         while True:
-            try:
-                item = await asyncio.wait_for(self.queue.get(), heartbeat_s)
-            except TimeoutError:
+            if not await mailbox.wait_readable(heartbeat_s):
                 await _chunk(send, b": heartbeat\n\n")
                 continue
-            batch = [item]
-            while item is not _END and len(batch) < _BATCH and not self.queue.empty():
-                item = self.queue.get_nowait()
-                batch.append(item)
-            if self.overflowed.is_set():
+            if self.follower.overflowed:
                 await _chunk(send, self._overflow_frame())
                 return
-            events = [e for e in batch if e is not _END]
+            events = mailbox.take(_BATCH)
             if events:
                 await _chunk(send, b"".join(self._frame(e) for e in events))
                 self.state.counters.sse_events_sent += len(events)
-            if item is _END:
-                if self.failure is not None:
-                    await _chunk(send, _problem_frame(self.failure))
+            elif mailbox.closed:
+                if self.follower.failure is not None:
+                    await _chunk(send, _problem_frame(self.follower.failure))
                 return
 
     def _frame(self, event: StoredEvent) -> bytes:

@@ -15,6 +15,7 @@ from event_spine.observability.lag import LagProbe
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.subscriptions.hub import LiveHub, LiveOptions
 
 
 @dataclass(slots=True)
@@ -41,6 +42,12 @@ class ApiState:
     counters: ApiCounters = field(default_factory=ApiCounters)
     #: Set when the server begins to stop: live streams end so the shutdown can finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The live half of every SSE connection: shared Kafka readers (closed at shutdown).
+    live: LiveHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.live = LiveHub(s.kafka, s.topic, LiveOptions(stall_s=s.sse_stall_s))
 
     def service(self, ctx: RequestContext) -> EventStreamService:
         """The scope-checked reader of ``ctx``."""
