@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import orjson
 from openapi_spec_validator import validate
 
 from event_spine.api.problems import MEDIA_TYPE, PROBLEM_BASE
 from support.api import A, Api, B, started_api
 from support.cli import invoke
+from support.pipeline import ctx
 from support.waiting import wait_until
 
 STREAM = "orders/o_1"
@@ -204,6 +206,35 @@ async def test_admin_routes_history_dead_letters_and_lag(api: Api) -> None:
             )
 
         await wait_until(caught_up, 30, message="the sink group's lag reported as 0")
+
+
+async def test_admin_dead_letters_come_in_bounded_pages(api: Api) -> None:
+    unrouted = ctx("t_unrouted")
+    ids = api.emit(unrouted, STREAM, 5)  # no route: the sink dead-letters each one
+    await wait_until(lambda: api.app.workers[0].stats.dead_lettered.get("route_missing") == 5, 30)
+    async with api.client("admin") as http:
+        seen: list[dict] = []
+        params: dict[str, str] = {"limit": "2"}
+        while True:
+            page = (await http.get("/v1/admin/dlq", params=params)).json()
+            assert page["order"] == "newest_first"
+            assert len(page["dead_letters"]) <= 2
+            seen += page["dead_letters"]
+            if page["next"] is None:
+                break
+            params = {"limit": "2", **page["next"]}
+        assert [x["offset"] for x in seen] == [4, 3, 2, 1, 0]
+        assert [orjson.loads(x["value"]["text"])["event_id"] for x in seen] == ids[::-1]
+        forward = (await http.get("/v1/admin/dlq", params={"from": "0:1", "limit": "3"})).json()
+        assert forward["order"] == "oldest_first"
+        assert [x["offset"] for x in forward["dead_letters"]] == [1, 2, 3]
+        assert forward["next"] == {"from": "0:4"}
+        for bad in ({"before": "x"}, {"from": "0:1", "before": "0:2"}, {"from": "9:0"}):
+            name = "from" if bad.keys() == {"from"} else "before"
+            body = assert_problem(
+                await http.get("/v1/admin/dlq", params=bad), 400, "invalid-parameter"
+            )
+            assert name in body["detail"], body
 
 
 async def test_rate_limit_per_key(pipeline) -> None:

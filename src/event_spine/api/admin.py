@@ -13,7 +13,8 @@ from event_spine.api.params import int_param, optional_text
 from event_spine.api.problems import invalid
 from event_spine.api.render import JsonResponse
 from event_spine.api.state import ApiState, state_of
-from event_spine.dlq.tools import DeadLetterRecord, read_dead_letters
+from event_spine.dlq.pages import DEFAULT_LIMIT, MAX_LIMIT, DeadLetterPage, read_dead_letter_page
+from event_spine.dlq.tools import DeadLetterRecord
 from event_spine.observability.lag import LagProbe
 from event_spine.schemas.routes import ResourceKind, RouteKey
 
@@ -64,23 +65,67 @@ def _text(data: bytes | None) -> dict[str, Any]:
 def _letter(r: DeadLetterRecord) -> dict[str, Any]:
     return {
         **r.summary(),
+        "timestamp_ms": r.timestamp_ms,
         "headers": r.headers,
         "key": _text(r.key),
         "value": _text(r.value),
     }
 
 
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _position(name: str, text: str) -> tuple[int, int]:
+    partition, colon, offset = text.partition(":")
+    if not (colon and partition.isdigit() and offset.isdigit()):
+        raise invalid(name, f"must be `PARTITION:OFFSET` (e.g. `0:42`), got {text[:40]!r}")
+    if int(partition) > _INT32_MAX or int(offset) > _INT64_MAX:
+        raise invalid(name, f"{text[:40]!r} is beyond Kafka's partition or offset range")
+    return int(partition), int(offset)
+
+
+def _before(text: str) -> dict[int, int]:
+    positions = [_position("before", part) for part in text.split(",")]
+    found = dict(positions)
+    if len(found) != len(positions):
+        raise invalid("before", "names a partition twice")
+    return found
+
+
+def _next(page: DeadLetterPage) -> dict[str, str] | None:
+    if page.next_before is not None:
+        return {"before": ",".join(f"{p}:{o}" for p, o in sorted(page.next_before.items()))}
+    if page.next_start is not None:
+        return {"from": f"{page.next_start[0]}:{page.next_start[1]}"}
+    return None
+
+
 async def dead_letters(request: Request) -> Response:
-    """GET /v1/admin/dlq: dead letters up to the topic's current end."""
+    """GET /v1/admin/dlq: one bounded page of dead letters (newest first, or forward
+    ``from`` a position); ``next`` holds the parameter of the following page."""
     state = await _admin(request)
     params = request.query_params
-    limit = int_param(params, "limit", 100, 1, 1000)
+    limit = int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     reason = optional_text(params, "reason")
-    letters = await read_dead_letters(
-        state.settings.kafka, state.settings.dead_letter_topic, reason=reason, limit=limit
+    before_text, from_text = optional_text(params, "before", 4096), optional_text(params, "from")
+    if before_text is not None and from_text is not None:
+        raise invalid("before", "cannot be combined with `from`")
+    page = await read_dead_letter_page(
+        state.settings.kafka,
+        state.settings.dead_letter_topic,
+        limit=limit,
+        before=_before(before_text) if before_text is not None else None,
+        start=_position("from", from_text) if from_text is not None else None,
+        reason=reason,
     )
     return JsonResponse(
-        {"topic": state.settings.dead_letter_topic, "dead_letters": [_letter(r) for r in letters]}
+        {
+            "topic": state.settings.dead_letter_topic,
+            "order": "oldest_first" if from_text is not None else "newest_first",
+            "dead_letters": [_letter(r) for r in page.letters],
+            "next": _next(page),
+        }
     )
 
 

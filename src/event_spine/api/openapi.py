@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from event_spine.api.problems import MEDIA_TYPE, PROBLEM_TYPES
+from event_spine.dlq.pages import DEFAULT_LIMIT as DLQ_DEFAULT_LIMIT
+from event_spine.dlq.pages import MAX_LIMIT as DLQ_MAX_LIMIT
 from event_spine.schemas.formats import (
     EVENT_ID_PATTERN,
     EVENT_TYPE_PATTERN,
@@ -178,7 +180,59 @@ def _schemas() -> dict[str, Any]:
             "properties": {"event_id": {"type": "string"}},
         },
         "Admin": {"type": "object", "description": "See docs/api.md for each admin body."},
+        "DeadLetterPage": {
+            "type": "object",
+            "required": ["topic", "order", "dead_letters", "next"],
+            "properties": {
+                "topic": {"type": "string"},
+                "order": {"enum": ["newest_first", "oldest_first"]},
+                "dead_letters": {"type": "array", "items": {"type": "object"}},
+                "next": {
+                    "description": "The `before` or `from` of the next page; null: no more now.",
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "before": {"type": "string"},
+                                "from": {"type": "string"},
+                            },
+                        },
+                    ],
+                },
+            },
+        },
     }
+
+
+_POSITION = r"[0-9]{1,19}:[0-9]{1,19}"
+_DLQ_PARAMS = [
+    _param(
+        "limit",
+        "query",
+        {"type": "integer", "minimum": 1, "maximum": DLQ_MAX_LIMIT, "default": DLQ_DEFAULT_LIMIT},
+        f"Dead letters read per partition at most (default {DLQ_DEFAULT_LIMIT}, "
+        f"at most {DLQ_MAX_LIMIT}).",
+    ),
+    _param(
+        "reason",
+        "query",
+        {"type": "string", "maxLength": 256},
+        "Only this reason, among what the page reads (a page may then be short).",
+    ),
+    _param(
+        "before",
+        "query",
+        {"type": "string", "maxLength": 4096, "pattern": f"^{_POSITION}(,{_POSITION})*$"},
+        "Newest first below these `PARTITION:OFFSET` positions (a page's `next.before`).",
+    ),
+    _param(
+        "from",
+        "query",
+        {"type": "string", "pattern": f"^{_POSITION}$"},
+        "Oldest first from this `PARTITION:OFFSET` on (one partition; not with `before`).",
+    ),
+]
 
 
 def openapi_document() -> dict[str, Any]:
@@ -222,6 +276,7 @@ def openapi_document() -> dict[str, Any]:
         *_SCOPE_PARAMS,
     ]
     admin_ok = _json("Admin", "See docs/api.md.")
+    dlq_ok = _json("DeadLetterPage", "At most `limit` dead letters; `next` continues.")
     history_params = [
         _param(
             "kind",
@@ -310,20 +365,7 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op("A route's switch history", admin_ok, history_params, admin=True)
             },
             "/v1/admin/dlq": {
-                "get": _op(
-                    "Dead letters",
-                    admin_ok,
-                    [
-                        _param(
-                            "limit",
-                            "query",
-                            {"type": "integer", "minimum": 1, "maximum": 1000},
-                            "",
-                        ),
-                        _param("reason", "query", {"type": "string", "maxLength": 256}, ""),
-                    ],
-                    admin=True,
-                )
+                "get": _op("Dead letters, one bounded page", dlq_ok, _DLQ_PARAMS, admin=True)
             },
             "/v1/admin/lag": {"get": _op("The sink group's lag", admin_ok, [], admin=True)},
         },

@@ -36,6 +36,8 @@ class DeadLetterRecord:
     value: bytes | None
     headers: dict[str, str]
     raw_headers: list[tuple[str, bytes]]
+    #: The DLQ record's timestamp (ms since the epoch; -1 when unknown).
+    timestamp_ms: int = -1
 
     @property
     def reason(self) -> str:
@@ -68,9 +70,13 @@ class DeadLetterRecord:
         ]
 
 
-def _as_record(rec: Any) -> DeadLetterRecord:
+def as_record(rec: Any) -> DeadLetterRecord:
+    """A DeadLetterRecord of an aiokafka ConsumerRecord of the DLQ."""
     raw = list(rec.headers or ())
-    return DeadLetterRecord(rec.partition, rec.offset, rec.key, rec.value, h.header_map(raw), raw)
+    timestamp = rec.timestamp if rec.timestamp is not None else -1
+    return DeadLetterRecord(
+        rec.partition, rec.offset, rec.key, rec.value, h.header_map(raw), raw, timestamp
+    )
 
 
 async def read_dead_letters(
@@ -100,7 +106,7 @@ async def read_dead_letters(
         while len(done) < len(tps) and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                out.extend(_as_record(r) for r in records)
+                out.extend(as_record(r) for r in records)
             for tp in tps:
                 high = consumer.highwater(tp)
                 if high is not None and await consumer.position(tp) >= high:
@@ -154,7 +160,7 @@ async def replay_dead_letters(
                 continue
             idle_deadline = time.monotonic() + timeout_s
             for records in batch.values():
-                sent, passed = await _republish(producer, [_as_record(r) for r in records], select)
+                sent, passed = await _republish(producer, [as_record(r) for r in records], select)
                 replayed, skipped = replayed + sent, skipped + passed
             await consumer.commit()
     finally:
