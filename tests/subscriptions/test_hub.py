@@ -41,7 +41,7 @@ async def hub(app: App) -> AsyncIterator[LiveHub]:
 
 
 def follower(c: RequestContext, capacity: int = 1000, **kw: object) -> Follower:
-    return Follower(c, STREAM, EventFilter(), RecentIds(100), Mailbox(capacity), **kw)  # type: ignore[arg-type]
+    return Follower(c, STREAM, EventFilter(), RecentIds(100), Mailbox(capacity), **kw)
 
 
 async def emit(app: App, start: int, stop: int) -> None:
