@@ -18,6 +18,11 @@ its own process (rate limit lifted).
 
 The clients run in this process (httpx, a byte scan for frame ends): at 100
 clients the figure includes their cost.
+
+Server memory: the peak RSS of the `spine serve` process during each SSE phase
+(``server_peak_sse_1_mib``, ``server_peak_sse_many_mib``; the kernel's high-water
+mark, reset before the phase; the highest of them in ``info.server_peak_mib``), with
+the load average at the end (``info.load_avg_at_end``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,14 @@ from typing import Any
 
 import httpx
 
-from benchmarks.common import Comparison, Measured, latency_summary, log
+from benchmarks.common import (
+    Comparison,
+    Measured,
+    PeakRss,
+    latency_summary,
+    load_average,
+    log,
+)
 from benchmarks.pipeline import CTX, make_record
 from event_spine.api.keys import create_key
 from event_spine.api.keystores import key_store_for
@@ -155,7 +167,7 @@ async def _setup(tmp: Path, bootstrap: str, topic: str, p: dict[str, Any]) -> st
 
 
 @contextlib.contextmanager
-def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[str]:
+def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[tuple[str, PeakRss]]:
     port = free_port()
     args = [
         sys.executable, "-m", "event_spine.cli.main", "serve",
@@ -178,7 +190,7 @@ def _server(tmp: Path, bootstrap: str, topic: str) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"spine serve did not start: {proc.stderr}")
             time.sleep(0.05)
-        yield url
+        yield url, PeakRss(proc.pid)
     finally:
         proc.terminate()
         try:
@@ -290,7 +302,7 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
         log(f"api: building a {p['events']:,}-event store")
         token = asyncio.run(_setup(workdir, bootstrap, topic, p))
         streams = [f"orders/o_{s:04d}" for s in range(p["streams"])]
-        with _server(workdir, bootstrap, topic) as url:
+        with _server(workdir, bootstrap, topic) as (url, rss):
             for k in range(repeats):
                 log(f"api: repeat {k + 1}/{repeats}")
                 run_metrics: dict[str, float] = {}
@@ -298,12 +310,27 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
                 run_metrics["py_1_per_s"] = asyncio.run(
                     _py(workdir, bootstrap, topic, 1, p["sse_events"])
                 )
+                rss.reset()
                 run_metrics["sse_1_per_s"] = asyncio.run(_sse(url, token, 1, p["sse_events"]))
+                _record_peak(run_metrics, "server_peak_sse_1_mib", rss)
                 many = p["clients"], p["sse_events_many"]
                 log(f"api: SSE to {many[0]} clients, and as many subscribe()")
+                rss.reset()
                 run_metrics["sse_many_per_s"] = asyncio.run(_sse(url, token, *many))
+                _record_peak(run_metrics, "server_peak_sse_many_mib", rss)
                 run_metrics["py_many_per_s"] = asyncio.run(_py(workdir, bootstrap, topic, *many))
                 log(f"api: {p['queries']} queries over HTTP and in-process")
                 run_metrics |= asyncio.run(_queries(workdir, url, token, streams, p["queries"]))
                 measured.runs.append(run_metrics)
+            peaks = [v for r in measured.runs for k, v in r.items() if k.startswith("server_peak")]
+            measured.info["server_peak_mib"] = max(peaks, default=None)
+            measured.info["rss_peak_per_phase"] = rss.resettable
+            measured.info["load_avg_at_end"] = load_average()
     return measured
+
+
+def _record_peak(metrics: dict[str, float], name: str, rss: PeakRss) -> None:
+    peak = rss.peak_mib()
+    if peak is not None:
+        metrics[name] = peak
+        log(f"api: {name} = {peak:,.0f} MiB")

@@ -108,6 +108,7 @@ def unit_of(metric: str) -> str:
         ("_ms", "ms"),
         ("_s", "s"),
         ("_count", "count"),
+        ("_mib", "MiB"),
     ):
         if metric.endswith(suffix):
             return unit
@@ -317,3 +318,39 @@ def stopwatch() -> Iterator[list[float]]:
 def log(message: str) -> None:
     """Progress on stderr-like output (stdout is fine: results go to files)."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class PeakRss:
+    """A child process's peak resident memory, per phase (Linux /proc only).
+
+    ``reset()`` clears the kernel's high-water mark (``/proc/PID/clear_refs`` = 5), so
+    ``peak_mib()`` after a phase is that phase's peak; where the reset is refused the
+    figure is the peak since the process started (``resettable`` says which).
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.resettable = True
+
+    def reset(self) -> None:
+        """Start a new phase."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        except OSError:
+            self.resettable = False
+
+    def peak_mib(self) -> float | None:
+        """VmHWM in MiB (None when /proc does not say)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return None
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages now."""
+    return [round(x, 2) for x in os.getloadavg()]

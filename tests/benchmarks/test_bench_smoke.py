@@ -100,6 +100,12 @@ def test_smoke_run_writes_a_sane_result(out_dir: Path, name: str) -> None:
             assert _sane(stats[key]), f"{metric}.{key} = {stats[key]!r}"
         assert all(_sane(v) for v in stats["runs"]), metric
 
+    if name == "api":  # the server's memory is part of the figures (issue 16)
+        for metric in ("server_peak_sse_1_mib", "server_peak_sse_many_mib"):
+            assert result["metrics"][metric]["median"] > 0, metric
+        assert result["info"]["server_peak_mib"] > 0
+        assert len(result["info"]["load_avg_at_end"]) == 3
+
     skipped = result["info"].get("skipped", {})
     assert result["comparisons"]
     for comp in result["comparisons"]:
