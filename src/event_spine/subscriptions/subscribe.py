@@ -24,7 +24,9 @@ records are delivered as soon as the broker has them, before the sink stores the
 records the sink would dead-letter (undecodable, wrong key) are skipped.
 
 Each subscriber reads the topic on its own (no consumer group), so any number of
-subscribers and the sink group each get every event independently.
+subscribers and the sink group each get every event independently. That costs one
+consumer (and its fetched records) per subscriber: a server with many followers uses
+the shared readers of ``LiveHub`` (hub.py) with the same catch-up (catchup.py).
 """
 
 from __future__ import annotations
