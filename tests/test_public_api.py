@@ -13,7 +13,7 @@ PACKAGES = [
     "event_spine",
     "event_spine.schemas",
     "event_spine.producers",
-    "event_spine.consumers",
+    "event_spine.services",
     "event_spine.sink_workers",
     "event_spine.routing",
     "event_spine.backends",

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from event_spine.consumers import EventStreamService
+from event_spine.services import EventStreamService
 from support.api import A, Api, B, started_api
 from support.app import App
 from support.sse import Frame, frames

@@ -50,9 +50,9 @@ async def test_routing_updates_are_chained_in_the_store(app: App) -> None:
     c = ctx()
     audited = RoutingRegistry(app.registry.store, registry_audit_hook(app.producer))
     await app.route(c)  # not audited: the sink must not depend on the hook
-    key = RouteKey(ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode)
+    key = RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
     await audited.update_metadata(key, actor="ops", tier="gold")
-    await audited.get_route(*key)
+    await audited.get_route(key)
     await app.start_worker(audit_route_lookups=True)  # its own lookups are audited too
     emit_audit_event(c, "report.exported", surface="reports", producer=app.producer)
     events = await app.wait_stored(c, AUDIT_STREAM, 4)

@@ -9,6 +9,7 @@ import orjson
 from playwright.async_api import expect
 
 from event_spine.audit.chain import AUDIT_STREAM
+from event_spine.schemas.routes import ResourceKind, RouteKey
 from support.api import A, Api, B
 from support.console import browser_page, log_in
 from support.pipeline import ctx, route_to_sqlite
@@ -103,7 +104,9 @@ async def test_switch_a_route(api: Api) -> None:
         await expect(page.locator("#switched")).to_contain_text("t_alpha")
         timeline = page.locator("section.route[data-kind=event_spine] .timeline li")
         await expect(timeline.last).to_contain_text("move alpha to its own file")
-    route = await api.app.registry.get_route("event_spine", "t_alpha", A.env, A.project_id, A.mode)
+    route = await api.app.registry.get_route(
+        RouteKey(ResourceKind.EVENT_SPINE, "t_alpha", A.env, A.project_id, A.mode)
+    )
     assert route.config == {"path": str(target)}
     assert route.history[-1].actor == f"console:{api.key_ids['admin']}"
     assert route.history[-1].reason == "move alpha to its own file"

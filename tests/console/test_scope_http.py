@@ -8,7 +8,7 @@ import re
 import httpx
 import orjson
 
-from event_spine.schemas.routes import ResourceRoute
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from support.api import A, Api, B
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -111,7 +111,9 @@ def _switch_form(config: str, reason: str) -> dict[str, str]:
 
 
 async def test_admin_actions_need_an_admin_key_and_a_csrf_token(api: Api) -> None:
-    kept = await api.app.registry.get_route("event_spine", "t_alpha", A.env, A.project_id, A.mode)
+    kept = await api.app.registry.get_route(
+        RouteKey(ResourceKind.EVENT_SPINE, "t_alpha", A.env, A.project_id, A.mode)
+    )
     async with _client(api) as http:
         await _log_in(http, api, "a")
         page = await http.get("/console/routes")
@@ -136,7 +138,9 @@ async def test_admin_actions_need_an_admin_key_and_a_csrf_token(api: Api) -> Non
         # Admin keys read no events (as in the API): the streams page says so.
         streams = await admin.get("/console/streams")
         assert streams.status_code == 403
-    route = await api.app.registry.get_route("event_spine", "t_alpha", A.env, A.project_id, A.mode)
+    route = await api.app.registry.get_route(
+        RouteKey(ResourceKind.EVENT_SPINE, "t_alpha", A.env, A.project_id, A.mode)
+    )
     assert (route.backend_type, route.history) == (kept.backend_type, kept.history)
 
 
@@ -183,5 +187,7 @@ async def test_a_switch_that_would_strand_readers_is_refused_as_the_cli_does(api
         )
         assert moved.status_code == 303
     for kind in ("event_spine", "event_stream"):
-        route = await api.app.registry.get_route(kind, "t_alpha", A.env, A.project_id, A.mode)
+        route = await api.app.registry.get_route(
+            RouteKey(kind, "t_alpha", A.env, A.project_id, A.mode)
+        )
         assert route.config == {"path": str(api.app.tmp / "new.db")}, kind

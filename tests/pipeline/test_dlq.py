@@ -9,8 +9,8 @@ import sys
 import orjson
 
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.dlq import read_dead_letters, replay_dead_letters
+from event_spine.services import EventStreamService
 from support.pipeline import (
     ctx,
     new_topic,

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 from event_spine.backends import StoreFactory
 from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
-from event_spine.consumers import EventStreamService
 from event_spine.producers import EventSpineProducer
 from event_spine.routing import RoutingRegistry
 from event_spine.schemas import RequestContext, StoredEvent
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
 from support.pipeline import (
     new_topic,

@@ -17,7 +17,7 @@ from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_t
 from event_spine.routing import RoutingRegistry, open_registry_store
 from event_spine.schemas import RequestContext, ResourceRoute
 from event_spine.sink_workers import SinkSettings, SinkWorker
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 
 FAST_GROUP = {
     "session_timeout_ms": 2000,
@@ -132,7 +132,7 @@ async def first_subscribed(
     """Subscribe in ``context`` (an empty registry) until the first event or the first error."""
     registry = await registry_at(tmp_path / "subscribe.db")
     stores = StoreFactory()
-    events = subscribe(context, EventFilter(), registry=registry, stores=stores, kafka=kafka)
+    events = subscribe(context, SubscriptionFilter(), registry=registry, stores=stores, kafka=kafka)
     try:
         async with contextlib.aclosing(events):
             await anext(events)

@@ -41,7 +41,7 @@ from event_spine.errors import SpineError
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 
 _END: Final = object()
 TYPE_PREFIX_MAX: Final = 128
@@ -100,7 +100,9 @@ async def live(request: Request) -> Any:
                 "unknown-cursor",
                 f"Last-Event-ID {start.last_event_id} is not an event of stream {stream_id!r}.",
             )
-    events = _events(state, ctx, stream_id, start, EventFilter(type_prefixes, (), (stream_id,)))
+    events = _events(
+        state, ctx, stream_id, start, SubscriptionFilter(type_prefixes, (), (stream_id,))
+    )
     return SseStream(state, stream_id, events)
 
 
@@ -109,7 +111,7 @@ def _events(
     ctx: RequestContext,
     stream_id: str,
     start: LiveStart,
-    event_filter: EventFilter,
+    event_filter: SubscriptionFilter,
 ) -> AsyncGenerator[StoredEvent, None]:
     after = {stream_id: start.last_event_id} if start.from_start else {}
     positions = {stream_id: start.position} if start.position is not None else {}

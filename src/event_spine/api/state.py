@@ -10,11 +10,11 @@ from starlette.requests import HTTPConnection
 from event_spine.api.auth import Authenticator
 from event_spine.api.settings import ApiSettings
 from event_spine.backends.factory import StoreFactory
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.observability.lag import LagProbe
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.services.event_stream import EventStreamService
 
 
 @dataclass(slots=True)

@@ -65,17 +65,13 @@ class SinkAudit:
             await self.anchorer.record(store, members, starts_of(route))
 
     async def _anchor_store(self, scope: Scope) -> TabularStore | None:
-        key = RouteKey(
-            ResourceKind.OBJECT_STORE, scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
+        key = RouteKey.for_scope(ResourceKind.OBJECT_STORE, scope)
         try:
             route = await self.routes.get(key)
         except RouteNotFound:
             log.warning("no %s: audit anchors of this scope are not written", key.describe())
             return None
-        events = await self.routes.event_spine_route(
-            scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
+        events = await self.routes.event_spine_route(scope.key())
         refuse_same_store(route, events)
         return await self._tabular.tabular_store(route)
 

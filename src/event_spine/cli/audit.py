@@ -27,7 +27,7 @@ from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.errors import RouteNotFound
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.schemas.routes import ResourceKind, ResourceRoute
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 
 app = typer.Typer(no_args_is_help=True, help="Check audit chains; export them for auditors.")
@@ -165,20 +165,18 @@ async def _open_parts(
     tables: TabularFactory,
 ) -> _Opened:
     """The route, its anchors and its store; every lookup goes through ``registry``."""
-    route = await registry.get_route(ResourceKind.EVENT_SPINE, *_where(scope))
+    route = await registry.get_route(RouteKey.for_scope(ResourceKind.EVENT_SPINE, scope))
     anchors: list[dict[str, Any]] = []
     try:
-        anchor_route = await registry.get_route(ResourceKind.OBJECT_STORE, *_where(scope))
+        anchor_route = await registry.get_route(
+            RouteKey.for_scope(ResourceKind.OBJECT_STORE, scope)
+        )
     except RouteNotFound:
         pass
     else:
         anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
     store = await stores.event_store(route)
     return _Opened(store, anchors, LocalAuditKeys(), route, stores)
-
-
-def _where(scope: Scope) -> tuple[str, str, str, str]:
-    return (scope.tenant_id, scope.env, scope.project_id, scope.mode)
 
 
 async def _verify(location: str, scope: Scope, stream: str, audit: _Audit) -> ChainReport:

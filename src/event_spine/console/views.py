@@ -155,7 +155,7 @@ async def switch(request: Request, who: Who) -> Response:
         kind = ResourceKind(_field(form, "kind"))
     except ValueError:
         raise invalid("kind", "is not a resource kind") from None
-    key = RouteKey(kind, *(_field(form, name) for name in _SCOPE_FIELDS))
+    key = RouteKey(resource_kind=kind, **{name: _field(form, name) for name in _SCOPE_FIELDS})
     backend = _field(form, "backend")
     if backend not in {b.value for b in BackendType}:
         raise invalid("backend", f"must be one of {', '.join(b.value for b in BackendType)}")
@@ -385,7 +385,7 @@ async def audit_page(request: Request, who: Who) -> Response:
             first = exc.errors(include_input=False, include_url=False)[0]
             raise invalid(".".join(map(str, first["loc"])), first["msg"]) from None
         route = await who.state.registry.get_route(
-            ResourceKind.EVENT_SPINE, scope.tenant_id, scope.env, scope.project_id, scope.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, scope)
         )
         store = await who.state.stores.event_store(route)
         report = await verify_chain(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
+from event_spine.schemas.scope import ScopeTuple
 
 
 @dataclass(slots=True)
@@ -43,17 +44,13 @@ class RouteCache:
             return entry.route
         self.misses += 1
         try:
-            route = await self.registry.get_route(
-                key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
-            )
+            route = await self.registry.get_route(key)
         except RouteNotFound as exc:
             self._entries[key] = _Entry(now + self.miss_ttl_s, None, exc)
             raise
         self._entries[key] = _Entry(now + self.ttl_s, route, None)
         return route
 
-    async def event_spine_route(
-        self, tenant_id: str, env: str, project_id: str, mode: str
-    ) -> ResourceRoute:
-        """Shortcut for the sink's lookup."""
-        return await self.get(RouteKey(ResourceKind.EVENT_SPINE, tenant_id, env, project_id, mode))
+    async def event_spine_route(self, scope: ScopeTuple) -> ResourceRoute:
+        """Shortcut for the sink's lookup, by the scope tuple it groups a batch by."""
+        return await self.get(RouteKey.for_scope(ResourceKind.EVENT_SPINE, scope))

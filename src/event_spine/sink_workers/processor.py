@@ -59,6 +59,7 @@ from event_spine.observability.logs import log_fields
 from event_spine.observability.tracing import sink_span, traceparents
 from event_spine.routing.cache import RouteCache
 from event_spine.schemas.routes import ResourceRoute
+from event_spine.schemas.scope import ScopeTuple
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
 from event_spine.sink_workers.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 
@@ -256,12 +257,9 @@ class BatchProcessor:
             )
         return ReceivedEvent(record, rec.offset, raw=value)
 
-    async def _resolve(
-        self, scope: tuple[str, str, str, str]
-    ) -> ResourceRoute | ConfigurationError:
-        tenant, env, mode, project = scope
+    async def _resolve(self, scope: ScopeTuple) -> ResourceRoute | ConfigurationError:
         try:
-            route = await self.routes.event_spine_route(tenant, env, project, mode)
+            route = await self.routes.event_spine_route(scope)
             await self.stores.event_store(route)
         except SpineError as exc:
             if isinstance(exc, ConfigurationError) and failure_class(exc) == "configuration":

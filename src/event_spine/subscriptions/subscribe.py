@@ -35,7 +35,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field
 
 from event_spine.backends.factory import StoreFactory
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.errors import EventRejected, UnknownCursor
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.keys import kafka_key, partition_of
@@ -46,7 +45,8 @@ from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.query import MAX_PAGE, EventQuery, Position, encode_event_cursor
 from event_spine.schemas.wire import StoredEvent, decode_record
-from event_spine.subscriptions.filters import EventFilter
+from event_spine.services.event_stream import EventStreamService
+from event_spine.subscriptions.filters import SubscriptionFilter
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class _Seam:
     """What was delivered, so the live phase neither repeats nor skips."""
 
     ctx: RequestContext
-    event_filter: EventFilter
+    event_filter: SubscriptionFilter
     live_from: dict[int, int]
     ids: RecentIds
     last_position: dict[str, int] = field(default_factory=dict)
@@ -126,7 +126,7 @@ class _Seam:
 
 async def subscribe(
     ctx: RequestContext,
-    event_filter: EventFilter,
+    event_filter: SubscriptionFilter,
     *,
     registry: RoutingRegistry,
     stores: StoreFactory,

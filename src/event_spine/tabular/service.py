@@ -7,7 +7,7 @@ from typing import Any
 from event_spine.backends.factory import TabularFactory
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import ResourceKind
+from event_spine.schemas.routes import ResourceKind, RouteKey
 from event_spine.tabular.base import Row, TabularStore, validate_key
 
 
@@ -24,7 +24,7 @@ class TabularStoreService:
     async def _store(self) -> TabularStore:
         c = self.ctx
         route = await self.registry.get_route(
-            ResourceKind.TABULAR_STORE, c.tenant_id, c.env, c.project_id, c.mode
+            RouteKey.for_scope(ResourceKind.TABULAR_STORE, c.key())
         )
         return await self.stores.tabular_store(route)
 

@@ -15,7 +15,7 @@ from event_spine.producers.emit import get_default_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import BackendType, ResourceKind
+from event_spine.schemas.routes import BackendType, ResourceKind, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.timeline.base import TimelineEntry, TimelineStore
 from event_spine.timeline.memory import MemoryTimeline
@@ -69,7 +69,7 @@ class Timelines:
     async def for_context(self, ctx: RequestContext) -> TimelineStore:
         """The store the scope's ``event_spine`` route selects (RouteNotFound without one)."""
         route = await self.registry.get_route(
-            ResourceKind.EVENT_SPINE, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, ctx.key())
         )
         scope = ctx.scope
         if route.backend_type is BackendType.MEMORY:
