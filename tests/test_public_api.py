@@ -20,6 +20,7 @@ PACKAGES = [
     "event_spine.tabular",
     "event_spine.kafka",
     "event_spine.api",
+    "event_spine.dlq",
 ]
 
 

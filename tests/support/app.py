@@ -23,6 +23,7 @@ from support.pipeline import (
     route_to_sqlite,
     sink_settings,
     started_worker,
+    wait_routed,
 )
 from support.waiting import wait_until
 
@@ -52,6 +53,13 @@ class App:
     async def route(self, *contexts: RequestContext) -> None:
         for c in contexts:
             await route_to_sqlite(self.registry, c, self.events_db)
+
+    async def route_late(self, context: RequestContext) -> None:
+        """Route a scope whose events were dead-lettered; return once every worker
+        resolves it (``wait_routed``), so a replay is not dead-lettered again."""
+        await route_to_sqlite(self.registry, context, self.events_db)
+        for worker in self.workers:
+            await wait_routed(worker, context)
 
     async def start_worker(self, **settings: Any) -> SinkWorker:
         worker = await started_worker(

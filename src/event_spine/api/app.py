@@ -103,6 +103,7 @@ def build_app(
             yield
         finally:
             await state.stores.close()
+            await state.tables.close()
             if state.lag is not None:
                 await state.lag.close()
 

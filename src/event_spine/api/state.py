@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from event_spine.api.auth import Authenticator
 from event_spine.api.settings import ApiSettings
-from event_spine.backends.factory import StoreFactory
+from event_spine.backends.factory import StoreFactory, TabularFactory
 from event_spine.observability.lag import LagProbe
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
@@ -39,6 +39,8 @@ class ApiState:
     producer: EventSpineProducer | None = None
     lag: LagProbe | None = None
     counters: ApiCounters = field(default_factory=ApiCounters)
+    #: Tabular stores (the audit anchors the console's audit check reads).
+    tables: TabularFactory = field(default_factory=TabularFactory)
     #: Set when the server begins to stop: live streams end so the shutdown can finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -51,6 +51,9 @@ class BrokenLink:
     event_id: str
     problem: str
     kind: str = "modified"
+    #: Which store of the route's history holds it (index into audit.links.segments,
+    #: oldest first); None: the only store, or a problem of the chain as a whole.
+    segment: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
