@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from event_spine.backends.factory import BACKENDS
+from event_spine.backends.catalog import BACKENDS
 from event_spine.backends.reference import config_model, render
 from event_spine.sink_workers.settings import SinkSettings
 

@@ -20,8 +20,8 @@ from event_spine.audit.history import switch_links, verify_history
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.links import Segment, segments
 from event_spine.audit.verify import ChainReport
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
+from event_spine.backends.seams import EventStore
 from event_spine.cli.audited import AuditTopicOption, NoAuditOption, audit_target, opened_registry
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.errors import RouteNotFound
