@@ -2,7 +2,7 @@
 
 Adding a backend: its package (``__init__.py`` with the ``SPEC``, ``config.py``,
 ``events.py``, ``registry.py``, ``tabular.py``), one line here, its ``BackendType``
-member. tests/backends/test_specs.py checks every member has a complete spec whose
+member. tests/unit/test_backend_specs.py checks every member has a complete spec whose
 stores the factory builds.
 """
 

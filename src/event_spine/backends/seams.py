@@ -10,8 +10,9 @@
 - ``Migratable``: an event store that keeps a layout version ``spine migrate`` can
   bring forward.
 
-Each backend package declares its three classes in its ``BackendSpec``
-(``spec.py``); ``factory.py`` builds them from the spec, nobody imports them by name.
+Each backend package declares its three classes in the ``SPEC`` of its
+``__init__.py`` (a ``BackendSpec``, ``spec.py``); ``factory.py`` builds them from
+the spec, nothing else imports them.
 """
 
 from __future__ import annotations
