@@ -40,7 +40,8 @@ from benchmarks.pipeline import CTX, make_record
 from event_spine.api.keys import create_key
 from event_spine.api.keystores import key_store_for
 from event_spine.backends.factory import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import TansuBroker, free_port
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.producers.topics import ensure_topic

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from event_spine.backends.factory import BACKENDS, DURABLE_KINDS, check_route_allowed
+from event_spine.backends.catalog import BACKENDS, DURABLE_KINDS, check_route_allowed
 from event_spine.errors import BackendNotDurable
 from event_spine.replay.cutover import Cutover, CutoverPlan
 from event_spine.routing import RoutingRegistry, open_registry_store

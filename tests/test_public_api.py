@@ -17,6 +17,8 @@ PACKAGES = [
     "event_spine.sink_workers",
     "event_spine.routing",
     "event_spine.backends",
+    *(f"event_spine.backends.{name}" for name in ("memory", "sqlite", "filesystem")),
+    *(f"event_spine.backends.{name}" for name in ("postgres", "dynamodb", "firestore", "cosmos")),
     "event_spine.tabular",
     "event_spine.kafka",
     "event_spine.api",

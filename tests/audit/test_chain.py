@@ -16,7 +16,8 @@ from event_spine.audit import emit_audit_event, registry_audit_hook
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, link_audit_chain, linked
 from event_spine.audit.emit import audit_failures
 from event_spine.audit.verify import verify_chain
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import free_port
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RoutingRegistry

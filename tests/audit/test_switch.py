@@ -26,8 +26,8 @@ from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, Member, link_audit
 from event_spine.audit.export import Window
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.sink import SinkAudit
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
+from event_spine.backends.seams import EventStore
 from event_spine.cli import audit as cli_audit
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry

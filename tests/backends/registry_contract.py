@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from event_spine.backends import RegistryStore
 from event_spine.errors import ConcurrentUpdate, RouteNotFound
-from event_spine.routing import RegistryStore, RoutingRegistry
+from event_spine.routing import RoutingRegistry
 from event_spine.schemas import ResourceKind, ResourceRoute, RouteKey
 
 OpenRegistryStore = Callable[[], Awaitable[RegistryStore]]

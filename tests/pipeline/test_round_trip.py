@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from event_spine.backends import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.errors import RouteNotFound, UnknownCursor
 from event_spine.producers import kafka_key
 from event_spine.schemas import ResourceKind, RouteKey, StoredEvent

@@ -26,7 +26,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from event_spine.backends import EventStore, StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.errors import ConfigurationError
 from event_spine.kafka import as_kafka, make_consumer
 from event_spine.producers import kafka_key

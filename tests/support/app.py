@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from event_spine.backends import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.producers import EventSpineProducer
 from event_spine.routing import RoutingRegistry
 from event_spine.schemas import RequestContext, StoredEvent

@@ -71,6 +71,7 @@ async def wait_routed(worker: SinkWorker, context: RequestContext) -> None:
     dead-lettered again. (The cache is private: no public seam reads it, and a probe
     event would itself be dead-lettered.)
     """
+
     async def resolves() -> bool:
         try:
             await worker._routes.event_spine_route(context.key())

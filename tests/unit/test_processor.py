@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.errors import (
     BrokerUnavailable,
     ConcurrentUpdate,

@@ -28,7 +28,7 @@ from event_spine.audit.verify import (
     tail_problem,
     walk,
 )
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.routes import ResourceRoute
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent

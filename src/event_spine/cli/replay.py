@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import orjson
 import typer
 
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.backends.seams import EventStore
 from event_spine.cli.audited import audit_target, no_audit_option, opened_registry
 from event_spine.cli.failures import run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options

@@ -46,7 +46,8 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_spine.backends.factory import StoreFactory, check_route_allowed
+from event_spine.backends.catalog import check_route_allowed
+from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, CutoverFailed, SpineError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka

@@ -20,7 +20,8 @@ from typing import Final
 
 import orjson
 
-from event_spine.backends.base import MAX_PAGE, EventStore, StreamKey
+from event_spine.backends.base import MAX_PAGE, StreamKey
+from event_spine.backends.seams import EventStore
 from event_spine.kafka.settings import KafkaTarget
 from event_spine.replay.filters import ReplayFilter, probe_stream
 from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader

@@ -37,10 +37,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import RouteNotFound, SpineError
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import AuditHook, RoutingRegistry
-from event_spine.routing.store import RegistryStore
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import ScopeTuple

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from event_spine.backends.factory import check_route_allowed
+from event_spine.backends.catalog import check_route_allowed
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound, SpineError
-from event_spine.routing.store import RegistryStore
 from event_spine.schemas.routes import (
     AuditLink,
     BackendType,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from event_spine.backends.base import EventStore, StreamCursor
+from event_spine.backends.base import StreamCursor
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import EventStore
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext

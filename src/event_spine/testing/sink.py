@@ -21,7 +21,7 @@ from typing import Literal
 
 from event_spine.audit.keys import LinkKey
 from event_spine.backends.factory import StoreFactory
-from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.closing import AsyncClosing
 from event_spine.errors import EventRejected, RouteNotFound
 from event_spine.kafka.records import MemoryRecord
