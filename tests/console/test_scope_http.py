@@ -164,6 +164,6 @@ async def test_a_switch_that_would_strand_readers_is_refused_as_the_cli_does(api
         assert moved.status_code == 303
     for kind in ("event_spine", "event_stream"):
         route = await api.app.registry.get_route(
-            RouteKey(kind, "t_alpha", A.env, A.project_id, A.mode)
+            RouteKey(ResourceKind(kind), "t_alpha", A.env, A.project_id, A.mode)
         )
         assert route.config == {"path": str(api.app.tmp / "new.db")}, kind
