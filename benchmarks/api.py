@@ -52,9 +52,9 @@ from benchmarks.pipeline import CTX, make_record
 from event_spine.api.keys import create_key
 from event_spine.api.keystores import key_store_for
 from event_spine.backends.factory import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import TansuBroker, free_port
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing import RoutingRegistry
@@ -62,7 +62,8 @@ from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.query import EventQuery
 from event_spine.schemas.routes import BackendType, ResourceRoute
 from event_spine.schemas.wire import StoredEvent
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.services.event_stream import EventStreamService
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 
 NAME = "api"
 DESCRIPTION = (
@@ -230,7 +231,7 @@ async def _py_subscriber(
 ) -> None:
     events = subscribe(
         CTX,
-        EventFilter(stream_prefixes=(LIVE_STREAM,)),
+        SubscriptionFilter(stream_prefixes=(LIVE_STREAM,)),
         registry=registry,
         stores=stores,
         kafka=bootstrap,

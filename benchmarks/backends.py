@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.common import REPO_ROOT, Comparison, Measured, log
 from benchmarks.pipeline import make_record
 from benchmarks.sink import postgres_database
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.wire import StoredEvent, encode_record
 
 NAME = "backends"
@@ -206,7 +206,8 @@ async def emulator(name: str) -> AsyncIterator[Callable[[], EventStore]]:
     if name == "dynamodb":
         import aioboto3  # noqa: PLC0415
 
-        from event_spine.backends.dynamodb import DynamoConfig, DynamoEventStore  # noqa: PLC0415
+        from event_spine.backends.dynamodb import DynamoConfig  # noqa: PLC0415
+        from event_spine.backends.dynamodb.events import DynamoEventStore  # noqa: PLC0415
 
         with emu.DynamoDBLocal() as server:
             session = aioboto3.Session(
@@ -226,7 +227,8 @@ async def emulator(name: str) -> AsyncIterator[Callable[[], EventStore]]:
 
             yield dynamo
     elif name == "firestore":
-        from event_spine.backends.firestore import FirestoreConfig, FirestoreEventStore  # noqa: PLC0415
+        from event_spine.backends.firestore import FirestoreConfig  # noqa: PLC0415
+        from event_spine.backends.firestore.events import FirestoreEventStore  # noqa: PLC0415
 
         with emu.FirestoreEmulator() as server, _env(FIRESTORE_EMULATOR_HOST=server.endpoint):
 
@@ -241,7 +243,8 @@ async def emulator(name: str) -> AsyncIterator[Callable[[], EventStore]]:
 
             yield firestore
     else:
-        from event_spine.backends.cosmos import CosmosConfig, CosmosEventStore  # noqa: PLC0415
+        from event_spine.backends.cosmos import CosmosConfig  # noqa: PLC0415
+        from event_spine.backends.cosmos.events import CosmosEventStore  # noqa: PLC0415
 
         with emu.CosmosEmulator() as server, _env(SPINE_BENCH_COSMOS_KEY=emu.COSMOS_EMULATOR_KEY):
 
@@ -272,7 +275,8 @@ async def _real(p: dict[str, Any], repeats: int, workdir: Path, measured: Measur
         for k in range(repeats):
             log(f"backends: sqlite/postgres repeat {k + 1}/{repeats}")
             run = measured.runs[k]
-            from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore  # noqa: PLC0415
+            from event_spine.backends.sqlite import SqliteConfig  # noqa: PLC0415
+            from event_spine.backends.sqlite.events import SqliteEventStore  # noqa: PLC0415
 
             tag = f"{k}{uuid.uuid4().hex[:6]}"
             order = ["ours", "raw"] if k % 2 == 0 else ["raw", "ours"]
@@ -284,7 +288,8 @@ async def _real(p: dict[str, Any], repeats: int, workdir: Path, measured: Measur
                     run["sqlite_raw_per_s"] = await _raw_sqlite(workdir / f"r-{tag}.db", sq)
             if dsn is None:
                 continue
-            from event_spine.backends.postgres import PostgresConfig, PostgresEventStore  # noqa: PLC0415
+            from event_spine.backends.postgres import PostgresConfig  # noqa: PLC0415
+            from event_spine.backends.postgres.events import PostgresEventStore  # noqa: PLC0415
 
             for side in order:
                 if side == "ours":

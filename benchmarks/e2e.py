@@ -26,7 +26,8 @@ from typing import Any
 from benchmarks.common import Comparison, Goal, Measured, log, percentile
 from benchmarks.pipeline import CTX, EVENT_TYPE, PARTITIONS, new_topic, payload, registry_to
 from benchmarks.procs import WorkerProcess, merged_committed, wait_assigned
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings

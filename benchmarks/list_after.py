@@ -20,7 +20,8 @@ from typing import Any
 from benchmarks.common import Comparison, Goal, Measured, latency_summary, log
 from benchmarks.pipeline import CTX, make_record
 from event_spine.backends.base import record_from_json
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.schemas.wire import StoredEvent
 
 NAME = "list_after"

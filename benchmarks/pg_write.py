@@ -27,7 +27,8 @@ from benchmarks.rawloops import (
     _PG_STAGING,
 )
 from benchmarks.sink import _postgres_ready, postgres_database
-from event_spine.backends.postgres import PostgresConfig, PostgresEventStore
+from event_spine.backends.postgres import PostgresConfig
+from event_spine.backends.postgres.events import PostgresEventStore
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, encode_record
 
 NAME = "pg_write"

@@ -11,7 +11,7 @@ if [ -x "$CHROMIUM" ]; then
     already_installed chromium "$CHROMIUM"
 fi
 
-$SUDO apt-get update
-$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+apt_get update
+apt_get install -y --no-install-recommends chromium fonts-dejavu-core
 
 "$CHROMIUM" --version

@@ -9,7 +9,7 @@ if command -v java >/dev/null 2>&1; then
     already_installed java "$(command -v java)"
 fi
 
-$SUDO apt-get update
-$SUDO apt-get install -y default-jre-headless
+apt_get update
+apt_get install -y default-jre-headless
 
 java -version

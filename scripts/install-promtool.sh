@@ -14,7 +14,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"  # apt's sandbox user downloads into it
-$SUDO apt-get update
+apt_get update
 (cd "$work" && apt-get download prometheus)
 dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
 $SUDO install -m 0755 "$work/root/usr/bin/promtool" /usr/local/bin/promtool

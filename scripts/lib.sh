@@ -13,3 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+
+# apt_get ARGS: apt-get that waits up to 5 min for the dpkg lock instead of failing at once.
+# A fresh machine often runs unattended-upgrades at boot, and parallel installs (several
+# checkouts running ./run test) collide on the lock; without the wait the second one fails.
+apt_get() {
+    $SUDO apt-get -o DPkg::Lock::Timeout=300 "$@"
+}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from event_spine.backends.factory import BACKENDS, DURABLE_KINDS, check_route_allowed
+from event_spine.backends.catalog import BACKENDS, DURABLE_KINDS, check_route_allowed
 from event_spine.errors import BackendNotDurable
 from event_spine.replay.cutover import Cutover, CutoverPlan
 from event_spine.routing import RoutingRegistry, open_registry_store
@@ -66,7 +66,9 @@ async def test_switching_to_memory_outside_lab_is_refused_and_the_route_kept(
     key = RouteKey(ResourceKind.EVENT_STREAM, "t_acme", "prod", "p_core", "saas")
     with pytest.raises(BackendNotDurable):
         await registry.switch_route(key, "memory", {}, actor="ops", reason="cheaper")
-    kept = await registry.get_route(ResourceKind.EVENT_STREAM, "t_acme", "prod", "p_core", "saas")
+    kept = await registry.get_route(
+        RouteKey(ResourceKind.EVENT_STREAM, "t_acme", "prod", "p_core", "saas")
+    )
     assert (kept.backend_type, kept.version) == (BackendType.SQLITE, 1)
 
 
@@ -94,7 +96,9 @@ async def test_cutover_to_memory_outside_lab_stops_before_replaying(
     assert "not durable" in report.failed
     assert "route was not switched" in report.failed
     assert report.replay is None
-    kept = await registry.get_route(ResourceKind.EVENT_SPINE, "t_acme", "prod", "p_core", "saas")
+    kept = await registry.get_route(
+        RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "prod", "p_core", "saas")
+    )
     assert kept.backend_type is BackendType.SQLITE
 
 

@@ -13,13 +13,16 @@ PACKAGES = [
     "event_spine",
     "event_spine.schemas",
     "event_spine.producers",
-    "event_spine.consumers",
+    "event_spine.services",
     "event_spine.sink_workers",
     "event_spine.routing",
     "event_spine.backends",
+    *(f"event_spine.backends.{name}" for name in ("memory", "sqlite", "filesystem")),
+    *(f"event_spine.backends.{name}" for name in ("postgres", "dynamodb", "firestore", "cosmos")),
     "event_spine.tabular",
     "event_spine.kafka",
     "event_spine.api",
+    "event_spine.dlq",
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from _local_spine import local_spine
 
-from event_spine import RequestContext, ResourceKind, StoredEvent
+from event_spine import RequestContext, ResourceKind, RouteKey, StoredEvent
 from event_spine.audit import emit_audit_event
 from event_spine.audit.verify import verify_chain
 
@@ -29,7 +29,7 @@ async def main(bootstrap_servers: str, workdir: Path) -> list[StoredEvent]:
         emit_audit_event(ctx, "key.rotated", surface="security", producer=spine.producer)
         events = await spine.read(ctx, "audit", 2)
         route = await spine.registry.get_route(
-            ResourceKind.EVENT_SPINE, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, ctx.key())
         )
         report = await verify_chain(await spine.stores.event_store(route), ctx.scope)
     print(report.describe())  # or: spine audit verify --registry ... --tenant t_acme ...

@@ -10,7 +10,7 @@ from pathlib import Path
 from _local_spine import local_spine
 
 from event_spine import RequestContext, StoredEvent
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 
 
 async def main(bootstrap_servers: str, workdir: Path) -> list[StoredEvent]:
@@ -21,7 +21,7 @@ async def main(bootstrap_servers: str, workdir: Path) -> list[StoredEvent]:
         await spine.read(ctx, "orders/o_1", 3)
         events = subscribe(
             ctx,
-            EventFilter(type_prefixes=("order.",), stream_prefixes=("orders/",)),
+            SubscriptionFilter(type_prefixes=("order.",), stream_prefixes=("orders/",)),
             registry=spine.registry,
             stores=spine.stores,
             kafka=bootstrap_servers,

@@ -11,7 +11,6 @@ from event_spine.backends import (
     StreamCursor,
     TabularFactory,
 )
-from event_spine.consumers import EventStreamService
 from event_spine.errors import (
     BackendNotAllowed,
     BackendNotDurable,
@@ -53,6 +52,7 @@ from event_spine.schemas import (
     StreamSummary,
     request_context,
 )
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkSettings, SinkWorker
 from event_spine.tabular import TabularStoreService
 

@@ -15,6 +15,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     │   │   └── KafkaAuthFailed        SASL refused: mechanism or user (never the password)
     │   ├── RegistryNotFound           a routing registry location holds no registry
     │   ├── KeyStoreUnsupported        the registry backend keeps no API keys
+    │   ├── ReplayLedgerUnsupported    the registry backend keeps no DLQ replay ledger
     │   ├── ConcurrentUpdate           (retriable) a registry write lost a race
     │   └── TopicNotFound              the Kafka cluster does not know a topic
     ├── EventRejected                  (poison: the event will never be accepted)
@@ -134,6 +135,10 @@ class RegistryNotFound(ConfigurationError):
 
 class KeyStoreUnsupported(ConfigurationError):
     """The registry backend has no API key table (only SQLite and PostgreSQL do)."""
+
+
+class ReplayLedgerUnsupported(ConfigurationError):
+    """The routing registry's backend cannot hold the DLQ replay ledger."""
 
 
 class ConcurrentUpdate(ConfigurationError):

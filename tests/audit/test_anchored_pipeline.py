@@ -14,7 +14,8 @@ import pytest
 from event_spine.audit import emit_audit_event
 from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_STREAM
-from event_spine.backends.sqlite import SqliteConfig, SqliteTabularStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.tabular import SqliteTabularStore
 from event_spine.schemas import ResourceRoute, Scope
 from support.app import App, running_app
 from support.audit_chain import SECRET, write_keys

@@ -16,7 +16,8 @@ from event_spine.audit import emit_audit_event, registry_audit_hook
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, link_audit_chain, linked
 from event_spine.audit.emit import audit_failures
 from event_spine.audit.verify import verify_chain
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import free_port
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RoutingRegistry
@@ -50,9 +51,9 @@ async def test_routing_updates_are_chained_in_the_store(app: App) -> None:
     c = ctx()
     audited = RoutingRegistry(app.registry.store, registry_audit_hook(app.producer))
     await app.route(c)  # not audited: the sink must not depend on the hook
-    key = RouteKey(ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode)
+    key = RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
     await audited.update_metadata(key, actor="ops", tier="gold")
-    await audited.get_route(*key)
+    await audited.get_route(key)
     await app.start_worker(audit_route_lookups=True)  # its own lookups are audited too
     emit_audit_event(c, "report.exported", surface="reports", producer=app.producer)
     events = await app.wait_stored(c, AUDIT_STREAM, 4)

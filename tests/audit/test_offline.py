@@ -13,7 +13,8 @@ from event_spine.audit.chain import AUDIT_KEY_ID, AUDIT_STREAM, link_audit_chain
 from event_spine.audit.keys import AuditKeySettings, LocalAuditKeys
 from event_spine.audit.offline import anchor_due, ed25519_verify
 from event_spine.audit.verify import verify_chain
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from support.audit_chain import SECRET
 from support.events import SCOPE, stored
 

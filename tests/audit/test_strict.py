@@ -20,6 +20,7 @@ from event_spine.errors import AuditPersistFailed, ConfigurationError, DeliveryF
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing.checker import RouteChecker, RouteCheckSettings
 from event_spine.schemas import RequestContext
+from event_spine.schemas.routes import ResourceKind, RouteKey
 from event_spine.sink_workers import SinkWorker
 from support.app import App, running_app
 from support.faults import FaultyFactory
@@ -142,9 +143,7 @@ async def test_store_down_raises_and_nothing_is_half_written(
         assert (
             caught.value.route
             == (
-                await app.registry.get_route(
-                    "event_spine", c.tenant_id, c.env, c.project_id, c.mode
-                )
+                await app.registry.get_route(RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key()))
             ).describe()
         )
         assert "not stored and linked within the deadline" in str(caught.value.cause)

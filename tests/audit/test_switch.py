@@ -26,8 +26,8 @@ from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, Member, link_audit
 from event_spine.audit.export import Window
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.audit.sink import SinkAudit
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
+from event_spine.backends.seams import EventStore
 from event_spine.cli import audit as cli_audit
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
@@ -39,7 +39,7 @@ from support.events import SCOPE, stored
 from support.postgres import temp_database
 
 EVERY = 4
-KEY = RouteKey(ResourceKind.EVENT_SPINE, SCOPE.tenant_id, SCOPE.env, SCOPE.project_id, SCOPE.mode)
+KEY = RouteKey.for_scope(ResourceKind.EVENT_SPINE, SCOPE.key())
 
 
 @dataclass
@@ -78,9 +78,7 @@ class World:
         self.sent += events
         count = len(events)
         for i in range(0, count, batch):
-            route = await self.cache.event_spine_route(
-                SCOPE.tenant_id, SCOPE.env, SCOPE.project_id, SCOPE.mode
-            )
+            route = await self.cache.event_spine_route(SCOPE.key())
             store = await self.stores.event_store(route)
             members: list[Member] = []
             linked = await self.sink.link(store, events[i : i + batch], members, route)
@@ -199,7 +197,7 @@ async def test_one_chain_across_a_switch(world: World, cutover: bool) -> None:
     old, new = await world.store(0), await world.store(1)
     old_head = await old.get(SCOPE, world.sent[9].event_id)
     assert old_head is not None
-    route = await world.registry.get_route(KEY.resource_kind, *KEY[1:])
+    route = await world.registry.get_route(KEY)
     (link,) = route.history[-1].audit_links
     assert (link.position, link.count, link.event_id) == (100, 10, world.sent[9].event_id)
     assert link.head_hash == old_head.record.metadata[AUDIT_HASH]
@@ -243,7 +241,7 @@ async def test_two_switches_and_a_worker_restart(world: World) -> None:
 async def test_a_stale_write_to_the_old_store_stays_outside_the_chain(world: World) -> None:
     """A worker whose route cache had not expired writes to the old store after the switch."""
     await world.emit(10)
-    stale = await world.cache.event_spine_route(*KEY[1:3], KEY.project_id, KEY.mode)
+    stale = await world.cache.event_spine_route(KEY.scope_key())
     await world.switch(1)
     late = stored(105, AUDIT_STREAM, event_type="audit.thing", payload={"n": "late"})
     members: list[Member] = []

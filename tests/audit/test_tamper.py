@@ -26,8 +26,10 @@ from event_spine.audit.export import Window, export_bundle
 from event_spine.audit.keys import LinkKey, anchor_key_id
 from event_spine.audit.offline import anchor_message, verify_bundle
 from event_spine.audit.verify import as_link
-from event_spine.backends.postgres import PostgresConfig, PostgresEventStore
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.postgres import PostgresConfig
+from event_spine.backends.postgres.events import PostgresEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from support.audit_chain import (
     COLUMNS,
     MEMBERS,

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from event_spine.backends import RegistryStore
 from event_spine.errors import ConcurrentUpdate, RouteNotFound
-from event_spine.routing import RegistryStore, RoutingRegistry
+from event_spine.routing import RoutingRegistry
 from event_spine.schemas import ResourceKind, ResourceRoute, RouteKey
 
 OpenRegistryStore = Callable[[], Awaitable[RegistryStore]]
@@ -42,7 +43,9 @@ class RegistryStoreContract:
 
     async def test_set_then_get(self, registry: RoutingRegistry) -> None:
         saved = await registry.set_route(route(tier="gold", cost_notes="$"), actor="alice")
-        got = await registry.get_route("event_spine", "t_acme", "dev", "p_core", "saas")
+        got = await registry.get_route(
+            RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "dev", "p_core", "saas")
+        )
         assert got == saved
         assert (got.version, got.tier, got.cost_notes) == (1, "gold", "$")
         assert [s.to_backend.value for s in got.history] == ["sqlite"]
@@ -50,13 +53,15 @@ class RegistryStoreContract:
     async def test_missing_route_names_the_whole_scope(self, registry: RoutingRegistry) -> None:
         await registry.set_route(route(), actor="alice")
         with pytest.raises(RouteNotFound) as info:
-            await registry.get_route("event_spine", "t_acme", "prod", "p_core", "saas")
+            await registry.get_route(
+                RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "prod", "p_core", "saas")
+            )
         for part in ("event_spine", "t_acme", "'prod'", "p_core", "saas"):
             assert part in str(info.value)
 
     async def test_mode_none_finds_the_single_mode(self, registry: RoutingRegistry) -> None:
         await registry.set_route(route(mode="enterprise"), actor="a")
-        got = await registry.get_route("event_spine", "t_acme", "dev", "p_core")
+        got = await registry.find_route("event_spine", "t_acme", "dev", "p_core")
         assert got.mode == "enterprise"
 
     async def test_switch_records_history(self, registry: RoutingRegistry) -> None:
@@ -71,7 +76,7 @@ class RegistryStoreContract:
             ("bob", "sqlite", "postgres", "scale out"),
         ]
         assert history[1].from_config == {"path": "/data/t_acme.db"}
-        assert (await registry.get_route(*key)).backend_type.value == "postgres"
+        assert (await registry.get_route(key)).backend_type.value == "postgres"
 
     async def test_new_client_sees_saved_routes(
         self, registry: RoutingRegistry, open_registry_store: OpenRegistryStore
@@ -100,7 +105,7 @@ class RegistryStoreContract:
         assert sorted(h.reason for h in history[1:]) == sorted(
             f"{n}-{i}" for n in range(4) for i in range(5)
         )
-        assert (await registry.get_route(*key)).version == 21
+        assert (await registry.get_route(key)).version == 21
 
     async def test_stale_compare_and_set_is_refused(
         self, open_registry_store: OpenRegistryStore

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from event_spine.tabular import TabularStore
+from event_spine.backends import TabularStore
 from support.events import OTHER_TENANT, SCOPE
 
 OpenTabular = Callable[[], Awaitable[TabularStore]]

@@ -39,18 +39,15 @@ from pydantic import ValidationError
 from yarl import URL
 
 from contract import EventStoreContract, LegacyStore, OpenStore, read_all, same_id
-from event_spine.backends import EventStore
-from event_spine.backends.cosmos import (
-    CosmosConfig,
-    CosmosEventStore,
-    CosmosRegistryStore,
-    CosmosTabularStore,
-    _event_item,
-)
+from event_spine.backends import EventStore, RegistryStore, TabularStore
+from event_spine.backends.cosmos import CosmosConfig
+from event_spine.backends.cosmos.events import CosmosEventStore
+from event_spine.backends.cosmos.layout import _event_item
+from event_spine.backends.cosmos.registry import CosmosRegistryStore
+from event_spine.backends.cosmos.tabular import CosmosTabularStore
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
-from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.routing import open_registry_store
 from event_spine.schemas import StoredEvent
-from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import (
     COSMOS_EMULATOR_KEY,

@@ -26,20 +26,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from contract import EventStoreContract, LegacyStore, OpenStore, read_all
-from event_spine.backends.base import EventStore, StreamKey
-from event_spine.backends.dynamodb import (
-    PART_BYTES,
-    DynamoConfig,
-    DynamoEventStore,
-    DynamoRegistryStore,
-    DynamoTabularStore,
-)
+from event_spine.backends import RegistryStore, TabularStore
+from event_spine.backends.base import StreamKey
+from event_spine.backends.dynamodb import PART_BYTES, DynamoConfig
+from event_spine.backends.dynamodb.events import DynamoEventStore
 from event_spine.backends.dynamodb.layout import identity_of
+from event_spine.backends.dynamodb.registry import DynamoRegistryStore
+from event_spine.backends.dynamodb.tabular import DynamoTabularStore
 from event_spine.backends.factory import build_store
+from event_spine.backends.seams import EventStore
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
-from event_spine.routing import RegistryStore
 from event_spine.schemas.wire import StoredEvent, encode_record
-from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import (
     DYNAMODB_ACCESS_KEY_ID,

@@ -11,21 +11,27 @@ import msgspec
 import pytest
 
 from contract import EventStoreContract, LegacyStore, OpenStore
-from event_spine.backends import EventStore, MemoryEventStore, build_event_store
-from event_spine.backends.base import StreamCursor, StreamKey
-from event_spine.backends.filesystem import (
-    FilesystemConfig,
-    FilesystemEventStore,
-    FilesystemTabularStore,
+from event_spine.backends import (
+    EventStore,
+    MemoryEventStore,
+    RegistryStore,
+    TabularStore,
+    build_event_store,
 )
-from event_spine.backends.memory import MemoryRegistryStore, MemoryTabularStore
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore, SqliteTabularStore
+from event_spine.backends.base import StreamCursor, StreamKey
+from event_spine.backends.filesystem import FilesystemConfig
+from event_spine.backends.filesystem.events import FilesystemEventStore
+from event_spine.backends.filesystem.tabular import FilesystemTabularStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
+from event_spine.backends.memory.tabular import MemoryTabularStore
+from event_spine.backends.sqlite import SqliteConfig
 from event_spine.backends.sqlite.database import insert_rows
+from event_spine.backends.sqlite.events import SqliteEventStore
+from event_spine.backends.sqlite.tabular import SqliteTabularStore
 from event_spine.errors import BackendNotAllowed, EventValidationError
-from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.routing import open_registry_store
 from event_spine.schemas import ResourceRoute, StoredEvent
 from event_spine.schemas.formats import STREAM_ID_RE
-from event_spine.tabular import TabularStore
 from query_contract import assert_reads_stop_at_the_watermark, typed
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from support.events import SCOPE, stream_of

@@ -31,21 +31,14 @@ import grpc
 import pytest
 
 from contract import EventStoreContract, LegacyStore, OpenStore
-from event_spine.backends import EventStore, StreamKey
+from event_spine.backends import EventStore, RegistryStore, StreamKey, TabularStore
 from event_spine.backends.base import StreamBatch
 from event_spine.backends.factory import build_store
-from event_spine.backends.firestore import (
-    FirestoreConfig,
-    FirestoreEventStore,
-    FirestoreRegistryStore,
-    FirestoreTabularStore,
-    _doc_id,
-    _EventDoc,
-    _pack,
-    _route_text,
-    event_doc_id,
-)
-from event_spine.backends.firestore.layout import _hashed
+from event_spine.backends.firestore import FirestoreConfig, event_doc_id
+from event_spine.backends.firestore.events import FirestoreEventStore
+from event_spine.backends.firestore.layout import _doc_id, _EventDoc, _hashed, _pack
+from event_spine.backends.firestore.registry import FirestoreRegistryStore, _route_text
+from event_spine.backends.firestore.tabular import FirestoreTabularStore
 from event_spine.errors import (
     ConcurrentUpdate,
     ConfigurationError,
@@ -53,9 +46,7 @@ from event_spine.errors import (
     StoreUnavailable,
     UnknownCursor,
 )
-from event_spine.routing import RegistryStore
 from event_spine.schemas.wire import StoredEvent, encode_record
-from event_spine.tabular import TabularStore
 from registry_contract import OpenRegistryStore, RegistryStoreContract, route
 from servers.emulators import FIRESTORE_PROJECT, FirestoreEmulator, start_or_skip
 from support.events import SCOPE, stored, stream_of

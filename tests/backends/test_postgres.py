@@ -22,19 +22,16 @@ from pydantic import ValidationError
 
 import event_spine.backends.postgres.events as pg
 from contract import EventStoreContract, LegacyStore, OpenStore
-from event_spine.backends import EventStore
+from event_spine.backends import EventStore, RegistryStore, TabularStore
 from event_spine.backends.base import event_body
 from event_spine.backends.factory import build_store
-from event_spine.backends.postgres import (
-    PostgresConfig,
-    PostgresEventStore,
-    PostgresRegistryStore,
-    PostgresTabularStore,
-)
+from event_spine.backends.postgres import PostgresConfig
+from event_spine.backends.postgres.events import PostgresEventStore
+from event_spine.backends.postgres.registry import PostgresRegistryStore
+from event_spine.backends.postgres.tabular import PostgresTabularStore
 from event_spine.errors import ConfigurationError, StorePermanentError, StoreUnavailable
-from event_spine.routing import RegistryStore, open_registry_store
+from event_spine.routing import open_registry_store
 from event_spine.schemas import EventQuery, StoredEvent
-from event_spine.tabular import TabularStore
 from query_contract import assert_reads_stop_at_the_watermark, typed
 from registry_contract import OpenRegistryStore, RegistryStoreContract
 from servers.emulators import free_port

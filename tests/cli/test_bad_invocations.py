@@ -128,6 +128,12 @@ def rows(tmp: Path, registry: str) -> list[tuple[list[str], ExitCode, list[str]]
         (["dlq", "list", "--bootstrap", DEAD_BROKER], r, ["--bootstrap", DEAD_BROKER]),
         (["dlq", "show", "12", "--bootstrap", DEAD_BROKER], u, ["POSITION"]),
         (["dlq", "list", "--bootstrap", DEAD_BROKER, "--limit", "0"], u, ["--limit"]),
+        (["dlq", "replay", "--bootstrap", DEAD_BROKER, *reg, "--letter", "x"], u, ["--letter"]),
+        (["dlq", "replay", "--bootstrap", DEAD_BROKER], u, ["--registry"]),
+        (["dlq", "replay", "--bootstrap", DEAD_BROKER, "--registry", missing], c, ["--create"]),
+        (["dlq", "replay", "--bootstrap", DEAD_BROKER, "--registry", f"filesystem:{tmp}"],
+            c, ["SQLite or PostgreSQL"]),
+        (["dlq", "replay", "--bootstrap", DEAD_BROKER, *reg], r, ["--bootstrap", DEAD_BROKER]),
         # audit, tail
         (["audit", "verify", *reg, *scope], u, ["--bootstrap", "--no-audit"]),
         (["audit", "verify", "--registry", missing, *scope, "--no-audit"], c, ["--create"]),

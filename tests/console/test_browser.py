@@ -9,9 +9,10 @@ import orjson
 from playwright.async_api import expect
 
 from event_spine.audit.chain import AUDIT_STREAM
+from event_spine.schemas.routes import ResourceKind, RouteKey
 from support.api import A, Api, B
 from support.console import browser_page, log_in
-from support.pipeline import ctx, route_to_sqlite
+from support.pipeline import ctx
 from support.waiting import wait_until
 
 
@@ -63,7 +64,8 @@ async def test_replay_a_dead_letter_and_see_it_stored(api: Api) -> None:
     assert api.app.producer.flush(30)
     worker = api.app.workers[0]
     await wait_until(lambda: worker.stats.dead_lettered.get("route_missing") == 2, 30)
-    await route_to_sqlite(api.app.registry, late, api.app.events_db)
+    await api.app.route_late(late)
+    by = f"console:{api.key_ids['admin']}"
     async with browser_page(api.server.url) as page:
         await log_in(page, api.tokens["admin"])
         await page.goto("/console/dlq")
@@ -76,15 +78,40 @@ async def test_replay_a_dead_letter_and_see_it_stored(api: Api) -> None:
         await second.locator("a").click()
         await expect(page.locator("#reason")).to_have_text("route_missing")
         await expect(page.locator("#headers")).to_contain_text("spine-dlq-reason")
+        await expect(page.locator("#replay-state")).to_have_text("Not replayed.")
         value = orjson.loads(await page.locator("#value").inner_text())
         chosen = value["event_id"]
         await page.go_back()
+        # A second tab shows the list as it was before the replay, the same letter ticked.
+        stale = await page.context.new_page()
+        await stale.goto("/console/dlq?reason=route_missing")
+        await stale.locator("#letters tbody tr").nth(1).locator("input[type=checkbox]").check()
         await rows.nth(1).locator("input[type=checkbox]").check()
         await page.click("#replay")
-        await expect(page.locator("#replayed")).to_contain_text("Replayed 1 dead letter")
+        await expect(page.locator("#outcome")).to_have_text("Replay: replayed 1.")
+        marked = page.locator("#letters tr.replayed")
+        await expect(marked).to_have_count(1)
+        await expect(marked).to_contain_text(f"by {by}")
+        await expect(marked.locator("input[type=checkbox]")).to_be_disabled()
+        letter = await marked.get_attribute("data-letter")
+        # Submitting the same letter again (the stale tab) re-publishes nothing, and says so.
+        await stale.click("#replay")
+        await expect(stale.locator("#outcome")).to_contain_text(
+            f"replayed 0; skipped 1 already replayed ({letter})"
+        )
     stored = await api.app.wait_stored(late, "s", 1)
     assert [e.event_id for e in stored] == [chosen]
     assert chosen in ids
+    with sqlite3.connect(api.app.events_db) as db:
+        count = db.execute(
+            "SELECT count(*) FROM spine_events WHERE tenant_id='t_late' AND stream_id='s'"
+        ).fetchone()
+    assert count == (1,)
+    with sqlite3.connect(api.app.registry_db) as db:
+        ledger = db.execute(
+            "SELECT dlq_partition || ':' || dlq_offset, replayed_by FROM spine_dlq_replays"
+        ).fetchall()
+    assert ledger == [(letter, by)]
 
 
 async def test_switch_a_route(api: Api) -> None:
@@ -103,7 +130,9 @@ async def test_switch_a_route(api: Api) -> None:
         await expect(page.locator("#switched")).to_contain_text("t_alpha")
         timeline = page.locator("section.route[data-kind=event_spine] .timeline li")
         await expect(timeline.last).to_contain_text("move alpha to its own file")
-    route = await api.app.registry.get_route("event_spine", "t_alpha", A.env, A.project_id, A.mode)
+    route = await api.app.registry.get_route(
+        RouteKey(ResourceKind.EVENT_SPINE, "t_alpha", A.env, A.project_id, A.mode)
+    )
     assert route.config == {"path": str(target)}
     assert route.history[-1].actor == f"console:{api.key_ids['admin']}"
     assert route.history[-1].reason == "move alpha to its own file"
@@ -130,6 +159,7 @@ async def test_audit_break_after_the_store_is_tampered(api: Api) -> None:
         await page.click("#verify button[type=submit]")
         await expect(page.locator("#audit-result")).to_contain_text("BROKEN")
         await expect(page.locator("#broken")).to_contain_text(ids[2])
+        await expect(page.locator("#broken-body")).to_contain_text('"n": 9')
 
 
 async def test_a_tenant_sees_nothing_of_another(api: Api) -> None:
@@ -150,3 +180,6 @@ async def test_a_tenant_sees_nothing_of_another(api: Api) -> None:
         await expect(page.locator("main")).not_to_contain_text("t_alpha")
         await page.goto("/console/dlq")
         await expect(page.locator("#error")).to_contain_text("needs an admin key")
+        await page.goto("/console/audit?verify=1&tenant_id=t_alpha")
+        await expect(page.locator("#audit-result")).to_contain_text("t_beta")
+        await expect(page.locator("main")).not_to_contain_text("t_alpha")

@@ -47,11 +47,12 @@ async def test_screenshots_of_the_main_pages(api: Api, tmp_path: Path) -> None:
         api.app.producer.emit_event(A, "audit.login", AUDIT_STREAM, {"n": n}) for n in range(3)
     ]
     late = ctx("t_unrouted")
-    api.app.producer.emit_event(late, "order.placed", "s", {"seq": 1})
+    for seq in (1, 2):
+        api.app.producer.emit_event(late, "order.placed", "s", {"seq": seq})
     await api.app.wait_stored(A, "orders-42", 7)
     await api.app.wait_stored(A, AUDIT_STREAM, 3)
     worker = api.app.workers[0]
-    await wait_until(lambda: worker.stats.dead_lettered.get("route_missing") == 1, 30)
+    await wait_until(lambda: worker.stats.dead_lettered.get("route_missing") == 2, 30)
     async with browser_page(api.server.url) as page:
         await page.goto("/console/login")
         await _shot(page, out, "login")
@@ -90,9 +91,16 @@ async def test_screenshots_of_the_main_pages(api: Api, tmp_path: Path) -> None:
         await expect(page.locator("#lag-chart rect.bar")).to_have_count(4)
         await _shot(page, out, "lag")
         await page.goto("/console/dlq")
-        await expect(page.locator("#letters tbody tr")).to_have_count(1)
+        await expect(page.locator("#letters tbody tr")).to_have_count(2)
+        # Replay one (its route added): the list marks it, the other stays selectable.
+        await api.app.route_late(late)
+        await page.locator("#letters input[type=checkbox]").first.check()
+        await page.click("#replay")
+        await expect(page.locator("#outcome")).to_have_text("Replay: replayed 1.")
+        await expect(page.locator("#letters tr.replayed")).to_have_count(1)
         await _shot(page, out, "dlq")
         await page.locator("#letters a").first.click()
         await expect(page.locator("#reason")).to_have_text("route_missing")
+        await expect(page.locator("#replay-state")).to_contain_text("Replayed")
         await _shot(page, out, "dlq-record")
     assert sorted(p.stem for p in out.glob("*.png")) == sorted(PAGES)

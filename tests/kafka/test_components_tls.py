@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 from tests.kafka.certs import Certificates, make_certificates
 
-from event_spine.dlq.tools import read_dead_letters, replay_dead_letters
+from event_spine.dlq.tools import MemoryReplayLedger, read_dead_letters, replay_dead_letters
 from event_spine.kafka import KafkaSettings
 from event_spine.observability.lag import LagProbe
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
@@ -156,7 +156,9 @@ def _components(settings: KafkaSettings, tmp_path: Path) -> dict[str, Callable[[
         ).start(),
         "sink worker (faststream broker)": lambda: _worker(settings, tmp_path),
         "spine dlq list": lambda: read_dead_letters(settings, "t.dlq", timeout_s=10),
-        "spine dlq replay": lambda: replay_dead_letters(settings, "t.dlq", timeout_s=10),
+        "spine dlq replay": lambda: replay_dead_letters(
+            settings, "t.dlq", MemoryReplayLedger(), by="test", timeout_s=10
+        ),
         "replay reader": lambda: _reader(settings),
         "cutover (live group wait)": lambda: wait_for_group(settings, "t", "g", {0: 1}, 10),
         "subscribe / spine tail": lambda: first_subscribed(ctx(), settings, tmp_path),

@@ -4,7 +4,7 @@ then recovers with nothing lost or duplicated. Real broker, real SQLite, injecte
 from __future__ import annotations
 
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
 from support.faults import FaultyFactory
 from support.http import http_get, metric_total

@@ -6,9 +6,10 @@ import pytest
 
 from event_spine.audit import registry_audit_hook
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.errors import RouteNotFound
 from event_spine.routing import RoutingRegistry
+from event_spine.schemas.routes import ResourceKind, RouteKey
+from event_spine.services import EventStreamService
 from support.pipeline import (
     ctx,
     new_topic,
@@ -65,9 +66,9 @@ async def test_each_lookup_failed_lookup_and_update_is_one_audit_record(broker, 
     audited = RoutingRegistry(plain.store, registry_audit_hook(producer))
     c = ctx("t_counted")
     await route_to_sqlite(audited, c, tmp_path / "events.db")
-    await audited.get_route("event_spine", c.tenant_id, c.env, c.project_id, c.mode)
+    await audited.get_route(RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key()))
     with pytest.raises(RouteNotFound):
-        await audited.get_route("tabular_store", c.tenant_id, c.env, c.project_id, c.mode)
+        await audited.get_route(RouteKey.for_scope(ResourceKind.TABULAR_STORE, c.key()))
     worker = await started_worker(
         sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db")
     )

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.schemas import ResourceRoute
+from event_spine.services import EventStreamService
 from servers.emulators import (
     DYNAMODB_ACCESS_KEY_ID,
     DYNAMODB_REGION,

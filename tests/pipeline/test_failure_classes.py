@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.dlq import read_dead_letters
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
 from support.faults import FaultyFactory
 from support.pipeline import (

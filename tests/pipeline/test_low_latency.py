@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.profiles import PRODUCER_PROFILES, SINK_PROFILES
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkSettings
 from support.pipeline import (
     FAST_GROUP,

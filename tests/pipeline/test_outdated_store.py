@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from event_spine.backends import StoreFactory
-from event_spine.backends.cosmos import CosmosConfig, CosmosEventStore
-from event_spine.backends.sqlite import SqliteEventStore
+from event_spine.backends.cosmos import CosmosConfig
+from event_spine.backends.cosmos.events import CosmosEventStore
 from event_spine.backends.sqlite.config import SqliteConfig
-from event_spine.consumers import EventStreamService
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.schemas import ResourceRoute
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
 from servers.emulators import CosmosEmulator, running_cosmos
 from support.events import stream_of

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from event_spine.backends import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
-from event_spine.consumers import EventStreamService
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.errors import RouteNotFound, UnknownCursor
 from event_spine.producers import kafka_key
 from event_spine.schemas import ResourceKind, RouteKey, StoredEvent
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import header_map
 from support.pipeline import (
     ctx,
@@ -283,7 +284,7 @@ async def test_route_switch_is_picked_up_without_restart(broker, tmp_path, setup
     try:
         emitted.append(producer.emit_event(c, "a", "s", {"n": 0}))
         await wait_until(lambda: worker.stats.written == 1, 30)
-        key = RouteKey(ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode)
+        key = RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
         await registry.switch_route(
             key, "sqlite", {"path": str(tmp_path / "new.db")}, actor="ops", reason="move"
         )

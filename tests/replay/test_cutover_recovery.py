@@ -21,9 +21,9 @@ from aiokafka.errors import KafkaConnectionError
 from event_spine.replay import (
     CutoverPlan,
     CutoverStep,
-    EventFilter,
     ReplayConfig,
     Replayer,
+    ReplayFilter,
     ReplayTarget,
     StartFrom,
     run_cutover,
@@ -68,7 +68,7 @@ async def replay_into(bootstrap: str, topic: str, db: Path, tenant: str) -> None
             topic=topic,
             name=unique("live"),
             target=ReplayTarget.of_backend("sqlite", {"path": str(db)}),
-            filters=EventFilter.of(tenants=[tenant]),
+            filters=ReplayFilter.of(tenants=[tenant]),
             include_unrouted=True,
             start=StartFrom.beginning(),
             fetch_max_wait_ms=50,
@@ -77,7 +77,7 @@ async def replay_into(bootstrap: str, topic: str, db: Path, tenant: str) -> None
 
 
 def key_of(c: RequestContext, kind: ResourceKind = ResourceKind.EVENT_SPINE) -> RouteKey:
-    return RouteKey(kind, c.tenant_id, c.env, c.project_id, c.mode)
+    return RouteKey.for_scope(kind, c.key())
 
 
 async def stores_of(registry: RoutingRegistry, c: RequestContext) -> tuple[Any, Any]:

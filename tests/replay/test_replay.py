@@ -26,7 +26,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from event_spine.backends import EventStore, StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.errors import ConfigurationError
 from event_spine.kafka import as_kafka, make_consumer
 from event_spine.producers import kafka_key
@@ -34,10 +35,10 @@ from event_spine.replay import (
     CutoverPlan,
     CutoverReport,
     CutoverStep,
-    EventFilter,
     ReplayConfig,
     Replayer,
     ReplayFailed,
+    ReplayFilter,
     ReplayProgress,
     ReplayTarget,
     StartFrom,
@@ -259,7 +260,7 @@ async def test_replay_100k_into_postgres_matches_live_sink(history: History, pg_
     stores = StoreFactory()
     try:
         route = ReplayTarget.of_backend("postgres", config).route_for(
-            "t_acme", "dev", "p_core", "lab"
+            RouteKey(ResourceKind.EVENT_SPINE, "t_acme", "dev", "p_core", "lab")
         )
         await verify_history(history, await stores.event_store(route))
     finally:
@@ -483,7 +484,7 @@ async def test_cutover_while_events_flow_moves_every_event_to_the_new_backend(
     old_db, new_db = tmp_path / "old.db", tmp_path / "new.db"
     registry = await registry_at(tmp_path / "registry.db")
     await route_to_sqlite(registry, c, old_db)
-    key = RouteKey(ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode)
+    key = RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
     producer = producer_for(bootstrap, topic)
     history = [producer.emit_event(c, "tick", streams[n % 6], {"n": n}) for n in range(3000)]
     worker = await started_worker(
@@ -620,23 +621,23 @@ async def test_filters_keep_only_matching_events(mixed: Mixed, tmp_path) -> None
     assert progress.written == 150
 
     progress, ids = await replay_ids(
-        mixed, tmp_path / "globex.db", filters=EventFilter.of(tenants=["t_globex"])
+        mixed, tmp_path / "globex.db", filters=ReplayFilter.of(tenants=["t_globex"])
     )
     assert ids == mixed.ids(tenant="t_globex")
     assert progress.filtered == 151 - len(ids)  # the poison's key names t_acme: filtered
     assert progress.skipped == {}
 
     _, ids = await replay_ids(
-        mixed, tmp_path / "carts.db", filters=EventFilter.of(event_types=["cart.added"])
+        mixed, tmp_path / "carts.db", filters=ReplayFilter.of(event_types=["cart.added"])
     )
     assert ids == mixed.ids(event_type="cart.added")
 
     _, ids = await replay_ids(
-        mixed, tmp_path / "orders.db", filters=EventFilter.of(stream_prefixes=["orders/"])
+        mixed, tmp_path / "orders.db", filters=ReplayFilter.of(stream_prefixes=["orders/"])
     )
     assert ids == set(mixed.events) - mixed.ids(stream="carts/1")
 
-    combined = EventFilter.of(tenants=["t_acme"], projects=["p_core"], stream_prefixes=["orders/"])
+    combined = ReplayFilter.of(tenants=["t_acme"], projects=["p_core"], stream_prefixes=["orders/"])
     _, ids = await replay_ids(mixed, tmp_path / "combined.db", filters=combined)
     assert ids == mixed.ids(tenant="t_acme", project="p_core", stream="orders/1") | mixed.ids(
         tenant="t_acme", project="p_core", stream="orders/2"
@@ -661,7 +662,7 @@ async def test_route_target_keeps_only_the_route_scope(mixed: Mixed, tmp_path) -
             topic=mixed.topic,
             name="x",
             target=ReplayTarget.of_route(route),
-            filters=EventFilter.of(tenants=["t_acme"]),
+            filters=ReplayFilter.of(tenants=["t_acme"]),
         ).effective_filter()
 
 
@@ -702,7 +703,9 @@ def _scope_of(mixed: Mixed, event_id: str) -> dict[str, str]:
 
 
 async def test_discover_streams_finds_each_scope_and_partition(mixed: Mixed) -> None:
-    found = await discover_streams(mixed.bootstrap, mixed.topic, EventFilter.of(tenants=["t_acme"]))
+    found = await discover_streams(
+        mixed.bootstrap, mixed.topic, ReplayFilter.of(tenants=["t_acme"])
+    )
     acme = streams_of_scope(found, ctx("t_acme").scope)
     assert set(acme) == {"orders/1", "orders/2", "carts/1"}
     for stream, partition in acme.items():
@@ -748,7 +751,7 @@ async def test_cli_cutover_without_live_workers(mixed: Mixed, tmp_path) -> None:
             mixed.bootstrap,
             mixed.topic,
             sqlite_target(tmp_path / "old.db"),
-            filters=EventFilter.of(tenants=["t_globex"]),
+            filters=ReplayFilter.of(tenants=["t_globex"]),
         )
     ).run()
     result = await asyncio.to_thread(
@@ -785,9 +788,9 @@ async def test_cli_cutover_without_live_workers(mixed: Mixed, tmp_path) -> None:
     assert row_ids(tmp_path / "new.db") == mixed.ids(tenant="t_globex")
     registry = await registry_at(tmp_path / "registry.db")
     try:
-        key = RouteKey(ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode)
+        key = RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
         assert (await registry.history(key))[-1].reason == "cli cutover"
-        route = await registry.get_route(*key)
+        route = await registry.get_route(key)
         assert route.config == {"path": str(tmp_path / "new.db")}
     finally:
         await registry.store.close()

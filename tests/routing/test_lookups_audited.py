@@ -16,13 +16,13 @@ import pytest
 
 from event_spine.audit import registry_audit_hook
 from event_spine.backends import StoreFactory
-from event_spine.consumers import EventStreamService
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RouteChecker, RouteCheckSettings
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas import RequestContext, ResourceRoute
 from event_spine.schemas.wire import decode_record
+from event_spine.services import EventStreamService
 from support.pipeline import new_topic, read_topic, registry_at
 from support.waiting import wait_until
 

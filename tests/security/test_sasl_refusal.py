@@ -23,7 +23,7 @@ import pytest
 
 from event_spine.broker.tansu import TansuBroker
 from event_spine.cli.options import open_registry_at
-from event_spine.dlq import read_dead_letters, replay_dead_letters
+from event_spine.dlq import MemoryReplayLedger, read_dead_letters, replay_dead_letters
 from event_spine.errors import KafkaAuthFailed
 from event_spine.observability.lag import LagProbe
 from event_spine.producers import ProducerSettings, ensure_topic
@@ -116,7 +116,9 @@ def _components(bootstrap: str, tmp_path: Path) -> dict[str, Callable[[], Awaita
         "cutover-group-wait": lambda: wait_for_group(bootstrap, unique("t"), "g", {0: 1}, 10),
         "lag-probe": lambda: _lag(bootstrap),
         "dlq-read": lambda: read_dead_letters(bootstrap, unique("t.dlq")),
-        "dlq-replay": lambda: replay_dead_letters(bootstrap, unique("t.dlq")),
+        "dlq-replay": lambda: replay_dead_letters(
+            bootstrap, unique("t.dlq"), MemoryReplayLedger(), by="test"
+        ),
         "subscribe": lambda: first_subscribed(ctx(), bootstrap, tmp_path),
         "emit-acked": lambda: asyncio.to_thread(
             emit_acked,

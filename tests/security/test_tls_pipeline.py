@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 import pytest
 
-from event_spine.consumers import EventStreamService
 from event_spine.dlq import read_dead_letters
 from event_spine.observability.lag import LagProbe
 from event_spine.replay import ReplayConfig, Replayer, ReplayTarget, StartFrom
+from event_spine.services import EventStreamService
 from support.app import App, running_app
 from support.pipeline import ctx, producer_for, unique
 from support.tls import Pki

@@ -10,7 +10,7 @@ import pytest
 
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.schemas import RequestContext, StoredEvent
-from event_spine.subscriptions import EventFilter
+from event_spine.subscriptions import SubscriptionFilter
 from event_spine.subscriptions.catchup import RecentIds
 from event_spine.subscriptions.follower import Follower
 from event_spine.subscriptions.hub import LiveHub, LiveOptions
@@ -34,14 +34,14 @@ async def hub(app: App) -> AsyncIterator[LiveHub]:
     live = LiveHub(
         KafkaSettings(bootstrap_servers=app.bootstrap),
         app.topic,
-        LiveOptions(ring_records=10, stall_s=0.3),
+        LiveOptions(ring_records=10, stall_s=0.3, history_linger_s=0.2),
     )
     yield live
     await live.close()
 
 
 def follower(c: RequestContext, capacity: int = 1000, **kw: object) -> Follower:
-    return Follower(c, STREAM, EventFilter(), RecentIds(100), Mailbox(capacity), **kw)
+    return Follower(c, STREAM, SubscriptionFilter(), RecentIds(100), Mailbox(capacity), **kw)
 
 
 async def emit(app: App, start: int, stop: int) -> None:

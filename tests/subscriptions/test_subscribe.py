@@ -14,12 +14,12 @@ import pytest
 
 from event_spine.errors import UnknownCursor
 from event_spine.schemas import RequestContext, StoredEvent, new_event_id
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 from support.app import App, running_app, take
 from support.pipeline import ctx
 
 STREAMS = ["orders/a", "orders/b", "orders/c"]
-ORDERS = EventFilter(type_prefixes=("order.",), stream_prefixes=("orders/",))
+ORDERS = SubscriptionFilter(type_prefixes=("order.",), stream_prefixes=("orders/",))
 
 
 @pytest.fixture

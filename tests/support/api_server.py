@@ -18,6 +18,7 @@ from event_spine.api import ApiSettings, create_key, key_store_for
 from event_spine.api.state import ApiState
 from event_spine.broker.tansu import free_port
 from event_spine.console import build_app_with_console
+from event_spine.dlq import replay_ledger_for
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.routing import RoutingRegistry
@@ -73,12 +74,14 @@ def running_api(registry_db: Path, settings: ApiSettings) -> Iterator[ApiServer]
         registry_store = await open_registry_store("sqlite", {"path": str(registry_db)})
         keys = key_store_for(BackendType.SQLITE, {"path": str(registry_db)})
         await keys.open()
+        ledger = replay_ledger_for(BackendType.SQLITE, {"path": str(registry_db)})
+        await ledger.open()
         producer = EventSpineProducer(
             ProducerSettings(kafka=settings.kafka, topic=settings.topic, linger_ms=2)
         )
         try:
             registry = RoutingRegistry(registry_store, None)  # unaudited: a test server
-            app = build_app_with_console(settings, registry, keys, producer=producer)
+            app = build_app_with_console(settings, registry, keys, ledger=ledger, producer=producer)
             config = uvicorn.Config(
                 app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
             )
@@ -88,6 +91,7 @@ def running_api(registry_db: Path, settings: ApiSettings) -> Iterator[ApiServer]
             await server.serve()
         finally:
             producer.close(5)
+            await ledger.close()
             await keys.close()
             await registry_store.close()
 

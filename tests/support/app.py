@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from event_spine.backends import StoreFactory
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
-from event_spine.consumers import EventStreamService
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.producers import EventSpineProducer
 from event_spine.routing import RoutingRegistry
 from event_spine.schemas import RequestContext, StoredEvent
+from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
 from support.pipeline import (
     new_topic,
@@ -23,6 +24,7 @@ from support.pipeline import (
     route_to_sqlite,
     sink_settings,
     started_worker,
+    wait_routed,
 )
 from support.waiting import wait_until
 
@@ -52,6 +54,13 @@ class App:
     async def route(self, *contexts: RequestContext) -> None:
         for c in contexts:
             await route_to_sqlite(self.registry, c, self.events_db)
+
+    async def route_late(self, context: RequestContext) -> None:
+        """Route a scope whose events were dead-lettered; return once every worker
+        resolves it (``wait_routed``), so a replay is not dead-lettered again."""
+        await route_to_sqlite(self.registry, context, self.events_db)
+        for worker in self.workers:
+            await wait_routed(worker, context)
 
     async def start_worker(self, **settings: Any) -> SinkWorker:
         worker = await started_worker(

@@ -22,8 +22,9 @@ from event_spine.audit.anchors import ANCHOR_TABLE, Anchorer, load_anchors
 from event_spine.audit.chain import AUDIT_STREAM, Member, link_audit_chain
 from event_spine.audit.keys import AuditKeySettings, LinkKey, LocalAuditKeys
 from event_spine.audit.verify import ChainReport, verify_chain
-from event_spine.backends.base import EventStore
-from event_spine.backends.sqlite import SqliteConfig, SqliteTabularStore
+from event_spine.backends.seams import EventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.tabular import SqliteTabularStore
 from event_spine.schemas import StoredEvent
 from support.events import SCOPE, stored
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from event_spine.backends.sqlite import SqliteConfig, SqliteEventStore
+from event_spine.backends.sqlite import SqliteConfig
+from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.demo.job import worker_command
 from support.pipeline import ctx, new_topic, registry_at, route_to_sqlite
 

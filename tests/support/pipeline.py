@@ -11,13 +11,15 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from event_spine.backends import StoreFactory
+from event_spine.errors import RouteNotFound
 from event_spine.kafka import KafkaSettings, as_kafka, make_consumer, make_producer
 from event_spine.kafka.internals import refresh_metadata
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
 from event_spine.routing import RoutingRegistry, open_registry_store
 from event_spine.schemas import RequestContext, ResourceRoute
 from event_spine.sink_workers import SinkSettings, SinkWorker
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
+from support.waiting import wait_until
 
 FAST_GROUP = {
     "session_timeout_ms": 2000,
@@ -60,6 +62,24 @@ async def route_to_sqlite(registry: RoutingRegistry, context: RequestContext, db
         ResourceRoute.for_scope(context, "event_spine", "sqlite", {"path": str(db)}),
         actor="test",
     )
+
+
+async def wait_routed(worker: SinkWorker, context: RequestContext) -> None:
+    """Wait until ``worker``'s route cache resolves the context's event_spine route.
+
+    The cache remembers a missing route for 1 s: events replayed before then are
+    dead-lettered again. (The cache is private: no public seam reads it, and a probe
+    event would itself be dead-lettered.)
+    """
+
+    async def resolves() -> bool:
+        try:
+            await worker._routes.event_spine_route(context.key())
+        except RouteNotFound:
+            return False
+        return True
+
+    await wait_until(resolves, 30, message="the worker resolves the new route")
 
 
 def producer_for(bootstrap: str, topic: str, **kw: Any) -> EventSpineProducer:
@@ -132,7 +152,7 @@ async def first_subscribed(
     """Subscribe in ``context`` (an empty registry) until the first event or the first error."""
     registry = await registry_at(tmp_path / "subscribe.db")
     stores = StoreFactory()
-    events = subscribe(context, EventFilter(), registry=registry, stores=stores, kafka=kafka)
+    events = subscribe(context, SubscriptionFilter(), registry=registry, stores=stores, kafka=kafka)
     try:
         async with contextlib.aclosing(events):
             await anext(events)

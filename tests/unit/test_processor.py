@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.errors import (
     BrokerUnavailable,
     ConcurrentUpdate,
@@ -105,7 +105,7 @@ class Sink:
 
     async def stored(self, ctx: RequestContext, stream: str = "s/1") -> list[str]:
         route = await self.registry.get_route(
-            ResourceKind.EVENT_SPINE, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, ctx.key())
         )
         store = await self.stores.event_store(route)
         return [e.event_id for e in await store.list_after(ctx.scope, stream, None, 1000)]

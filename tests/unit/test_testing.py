@@ -21,7 +21,7 @@ from event_spine.emitters import emit_budget_event, emit_safety_decision
 from event_spine.errors import ProducerNotConfigured
 from event_spine.kafka.keys import partition_of
 from event_spine.producers import ProducerSettings, get_default_producer
-from event_spine.schemas import ResourceKind
+from event_spine.schemas import ResourceKind, RouteKey
 from event_spine.testing import DeadLettered, LocalSink, MemoryProducer, installed
 
 CTX = RequestContext(
@@ -99,7 +99,7 @@ async def test_the_local_sink_stores_what_was_emitted_readable_with_list_after()
         assert (await sink.list_after(CTX, "orders/o_1", ids[-1]))[0].event_id == later
         # The audit event was linked into the scope's chain, as the live sink does.
         route = await sink.registry.get_route(
-            ResourceKind.EVENT_SPINE, CTX.tenant_id, CTX.env, CTX.project_id, CTX.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, CTX.key())
         )
         report = await verify_chain(await sink.stores.event_store(route), CTX.scope)
         assert report.ok

@@ -42,13 +42,13 @@ async def route_history(request: Request) -> Response:
     except ValueError:
         known = ", ".join(k.value for k in ResourceKind)
         raise invalid("kind", f"must be one of {known}, got {kind_text!r}") from None
-    parts = []
-    for name in ("tenant_id", "env", "project_id", "mode"):
+    scope: dict[str, str] = {}
+    for name in ("tenant_id", "env", "mode", "project_id"):
         value = optional_text(params, name)
         if value is None:
             raise invalid(name, "is required")
-        parts.append(value)
-    key = RouteKey(kind, *parts)
+        scope[name] = value
+    key = RouteKey(resource_kind=kind, **scope)
     history = await state.registry.history(key)
     return JsonResponse({"history": [s.model_dump(mode="json") for s in history]})
 

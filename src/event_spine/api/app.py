@@ -104,6 +104,7 @@ def build_app(
         finally:
             await state.live.close()
             await state.stores.close()
+            await state.tables.close()
             if state.lag is not None:
                 await state.lag.close()
 

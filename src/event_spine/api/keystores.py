@@ -113,21 +113,18 @@ class PostgresKeyStore:
     """Keys in the registry's PostgreSQL schema (``<prefix>api_keys``)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        # The backend's pool and error mapping, reused (private names of a sibling module).
-        from event_spine.backends.postgres.database import (  # noqa: PLC0415
-            _Database,
-            _schema_ddl,
-        )
+        # Imported here: asyncpg is the postgres extra's.
+        from event_spine.backends.postgres.database import side_table  # noqa: PLC0415
 
         cfg = PostgresConfig.model_validate(config)
         self._table = cfg.table("api_keys")
-        ddl = _schema_ddl(cfg) + (
-            f"CREATE TABLE IF NOT EXISTS {self._table} (key_id text PRIMARY KEY,"
-            " name text NOT NULL, admin boolean NOT NULL, tenant_id text, env text, mode text,"
-            " project_id text, created_at timestamptz NOT NULL, revoked_at timestamptz,"
-            " secret_sha256 text NOT NULL);"
+        self._db = side_table(
+            cfg,
+            "api_keys",
+            "key_id text PRIMARY KEY, name text NOT NULL, admin boolean NOT NULL, tenant_id text,"
+            " env text, mode text, project_id text, created_at timestamptz NOT NULL,"
+            " revoked_at timestamptz, secret_sha256 text NOT NULL",
         )
-        self._db = _Database(cfg, "api_keys", ddl, ["api_keys"])
 
     async def open(self) -> None:
         """Create the pool and the table."""

@@ -43,7 +43,7 @@ from event_spine.errors import SpineError
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
-from event_spine.subscriptions import EventFilter
+from event_spine.subscriptions import SubscriptionFilter
 from event_spine.subscriptions.catchup import RecentIds, Resume, Seam, catch_up
 from event_spine.subscriptions.follower import Follower
 from event_spine.subscriptions.mailbox import Mailbox
@@ -109,7 +109,7 @@ async def live(request: Request) -> Any:
                 "unknown-cursor",
                 f"Last-Event-ID {start.last_event_id} is not an event of stream {stream_id!r}.",
             )
-    event_filter = EventFilter(type_prefixes, (), (stream_id,))
+    event_filter = SubscriptionFilter(type_prefixes, (), (stream_id,))
     return SseStream(state, ctx, stream_id, start, event_filter)
 
 
@@ -122,7 +122,7 @@ class SseStream:
         ctx: RequestContext,
         stream_id: str,
         start: LiveStart,
-        event_filter: EventFilter,
+        event_filter: SubscriptionFilter,
     ) -> None:
         self.state = state
         self.settings = state.settings

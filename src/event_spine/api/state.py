@@ -9,12 +9,12 @@ from starlette.requests import HTTPConnection
 
 from event_spine.api.auth import Authenticator
 from event_spine.api.settings import ApiSettings
-from event_spine.backends.factory import StoreFactory
-from event_spine.consumers.event_stream import EventStreamService
+from event_spine.backends.factory import StoreFactory, TabularFactory
 from event_spine.observability.lag import LagProbe
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.services.event_stream import EventStreamService
 from event_spine.subscriptions.hub import LiveHub, LiveOptions
 
 
@@ -40,6 +40,8 @@ class ApiState:
     producer: EventSpineProducer | None = None
     lag: LagProbe | None = None
     counters: ApiCounters = field(default_factory=ApiCounters)
+    #: Tabular stores (the audit anchors the console's audit check reads).
+    tables: TabularFactory = field(default_factory=TabularFactory)
     #: Set when the server begins to stop: live streams end so the shutdown can finish.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: The live half of every SSE connection: shared Kafka readers (closed at shutdown).

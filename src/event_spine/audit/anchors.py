@@ -24,10 +24,9 @@ from typing import Any, Final
 from event_spine.audit.chain import Member, is_audit_event
 from event_spine.audit.keys import AnchorSigner
 from event_spine.audit.offline import anchor_due, anchor_message
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore, TabularStore
 from event_spine.schemas.routes import AuditLink, ResourceRoute
 from event_spine.schemas.scope import Scope
-from event_spine.tabular.base import TabularStore
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,8 @@ import msgspec
 
 from event_spine.audit.keys import LinkKey
 from event_spine.audit.offline import link_hash, link_mac
-from event_spine.backends.base import EventStore, StreamCursor
+from event_spine.backends.base import StreamCursor
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
 

@@ -20,7 +20,7 @@ from event_spine.audit import offline
 from event_spine.audit.chain import AUDIT_PREV_HASH, GENESIS, is_audit_event
 from event_spine.audit.keys import AuditKeys
 from event_spine.audit.verify import as_link, pages_with_columns
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore
 from event_spine.errors import ConfigurationError
 from event_spine.schemas.scope import Scope
 

@@ -13,7 +13,7 @@ too, up to the link, by a checker of its own.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from event_spine.audit.chain import is_audit_event
@@ -28,7 +28,7 @@ from event_spine.audit.verify import (
     tail_problem,
     walk,
 )
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.routes import ResourceRoute
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
@@ -77,16 +77,21 @@ async def verify_history(
         for link in switch.audit_links
     )
     checker.report.notes.extend(notes)
+    broken_in: int | None = None
     for index, part in enumerate(parts):
         label = part.describe(index, len(parts))
         store = await open_store(part)
         if not await _check_part(run, checker, store, part) and checker.report.problem:
             checker.report.problem.message = f"in {label}: {checker.report.problem.message}"
+            broken_in = index
             break
     report = checker.finish()
     if len(parts) > 1:
         report.notes.append(f"the chain spans {len(parts)} stores ({len(links)} route switches)")
-    return as_chain_report(scope, stream, report)
+    chain = as_chain_report(scope, stream, report)
+    if chain.broken is None or broken_in is None:
+        return chain
+    return replace(chain, broken=replace(chain.broken, segment=broken_in))
 
 
 async def _check_part(run: _Run, checker: ChainChecker, store: EventStore, part: Segment) -> bool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from event_spine.audit.chain import AUDIT_HASH, AUDIT_STREAM, is_audit_event
-from event_spine.backends.base import EventStore
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.routes import AuditLink, BackendType, ResourceRoute, RouteSwitch
 from event_spine.schemas.scope import Scope
 

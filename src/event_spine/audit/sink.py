@@ -8,14 +8,13 @@ from event_spine.audit.anchors import Anchorer, refuse_same_store
 from event_spine.audit.chain import Member, link_audit_chain
 from event_spine.audit.keys import AuditKeys, AuditKeySettings, LocalAuditKeys
 from event_spine.audit.links import chain_starts, starts_of
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import TabularFactory
+from event_spine.backends.seams import EventStore, TabularStore
 from event_spine.errors import RouteNotFound
-from event_spine.routing.cache import RouteCache
+from event_spine.routing.cache import RouteSource
 from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
-from event_spine.tabular.base import TabularStore
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 class SinkAudit:
     """The link key and the anchorer of one sink worker."""
 
-    def __init__(self, keys: AuditKeys, routes: RouteCache, settings: AuditKeySettings) -> None:
+    def __init__(self, keys: AuditKeys, routes: RouteSource, settings: AuditKeySettings) -> None:
         self.keys = keys
         self.routes = routes
         self.link_key = keys.link_key()
@@ -38,7 +37,7 @@ class SinkAudit:
         )
 
     @classmethod
-    def from_env(cls, routes: RouteCache) -> SinkAudit:
+    def from_env(cls, routes: RouteSource) -> SinkAudit:
         """Keys and anchoring from ``SPINE_AUDIT_*`` (none set: unkeyed, no anchors)."""
         settings = AuditKeySettings()
         return cls(LocalAuditKeys(settings), routes, settings)
@@ -65,17 +64,13 @@ class SinkAudit:
             await self.anchorer.record(store, members, starts_of(route))
 
     async def _anchor_store(self, scope: Scope) -> TabularStore | None:
-        key = RouteKey(
-            ResourceKind.OBJECT_STORE, scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
+        key = RouteKey.for_scope(ResourceKind.OBJECT_STORE, scope)
         try:
             route = await self.routes.get(key)
         except RouteNotFound:
             log.warning("no %s: audit anchors of this scope are not written", key.describe())
             return None
-        events = await self.routes.event_spine_route(
-            scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
+        events = await self.routes.event_spine_route(scope.key())
         refuse_same_store(route, events)
         return await self._tabular.tabular_store(route)
 

@@ -34,7 +34,8 @@ from event_spine.audit.chain import (
 )
 from event_spine.audit.keys import AuditKeys, signature_valid
 from event_spine.audit.offline import ChainChecker, Problem, Report, Settings
-from event_spine.backends.base import Columns, EventStore, OperatorColumns
+from event_spine.backends.base import Columns, OperatorColumns
+from event_spine.backends.seams import EventStore
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
 
@@ -51,6 +52,9 @@ class BrokenLink:
     event_id: str
     problem: str
     kind: str = "modified"
+    #: Which store of the route's history holds it (index into audit.links.segments,
+    #: oldest first); None: the only store, or a problem of the chain as a whole.
+    segment: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The one seam every backend implements: ``EventStore``.
+"""What every ``EventStore`` (``seams.py``) keeps, written once: ``EventStoreBase``.
 
 Semantics every backend keeps (the contract suite in tests/backends checks them):
 
@@ -46,7 +46,6 @@ from event_spine.backends.keys import StreamKey as StreamKey  # noqa: PLC0414
 from event_spine.backends.querying import QueryReads
 from event_spine.errors import ScopeViolation, StorePermanentError, UnknownCursor
 from event_spine.schemas.query import MAX_PAGE as QUERY_MAX_PAGE
-from event_spine.schemas.query import EventPage, EventQuery, StreamPage
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, ReceivedEvent, StoredEvent
 
@@ -244,45 +243,6 @@ class DelegatedLifecycle:
     async def close(self) -> None:
         """Release the connection."""
         await self._resource.close()
-
-
-@runtime_checkable
-class EventStore(Protocol):
-    """Durable, idempotent, cursor-checkpointed event storage for one backend."""
-
-    async def open(self) -> None:
-        """Connect and create what the store needs (tables, indexes). Idempotent."""
-
-    async def close(self) -> None:
-        """Release connections."""
-
-    async def ping(self) -> None:
-        """Raise StoreUnavailable unless the backend answers."""
-
-    async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
-        """Store events idempotently, then move each stream's watermark forward."""
-
-    async def list_after(
-        self, scope: Scope, stream_id: str, after_event_id: str | None = None, limit: int = 100
-    ) -> list[StoredEvent]:
-        """Up to ``limit`` visible events after ``after_event_id`` (None: from the start)."""
-
-    async def get(self, scope: Scope, event_id: str) -> StoredEvent | None:
-        """One stored event by id, or None."""
-
-    async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
-        """The stream's watermark, or None if nothing was stored."""
-
-    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
-        """One page of the visible events ``q`` selects in ``scope`` (see schemas.query)."""
-
-    async def list_streams(
-        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
-    ) -> StreamPage:
-        """Up to ``limit`` streams of ``scope`` (starting with ``prefix``) in id order."""
-
-    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
-        """How many visible events of each type the stream holds."""
 
 
 #: An event's operator columns: ``{"event_type": str, "ts": str (ISO 8601), "ts_type":

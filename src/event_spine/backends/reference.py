@@ -1,8 +1,8 @@
 """The generated parts of docs/backends.md: route config keys, store layouts, queries.
 
-All come from the code, so the page cannot drift: the config tables from each
-backend's config model (``BACKENDS[...].config_class``), the layouts from each backend
-module's docstring, the query costs from ``QUERY_COSTS`` in its events module.
+All come from each backend's ``BackendSpec``, so the page cannot drift: the config
+tables from its config model (``config``), the layouts from its package docstring
+(``layout``) and the DDL its store modules run, the query costs from ``query_costs``.
 Regenerate with ``python -m event_spine.backends.reference`` (rewrites
 docs/backends.md in place); tests/docs check the page is up to date.
 
@@ -13,7 +13,6 @@ everything else on the page is written by hand.
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
 import types
@@ -24,7 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from event_spine.backends.factory import BACKENDS
+from event_spine.backends.catalog import BACKENDS
 from event_spine.schemas.routes import BackendType
 
 _BLOCK = re.compile(
@@ -34,14 +33,9 @@ _BLOCK = re.compile(
 )
 
 
-def _module(backend: BackendType) -> types.ModuleType:
-    return importlib.import_module(f"event_spine.backends.{BACKENDS[backend].module}")
-
-
 def config_model(backend: BackendType) -> type[BaseModel]:
     """The pydantic model a route's ``config`` is validated against."""
-    model: type[BaseModel] = getattr(_module(backend), BACKENDS[backend].config_class)
-    return model
+    return BACKENDS[backend].config
 
 
 def _type_name(annotation: Any) -> str:
@@ -90,13 +84,10 @@ def config_table(backend: BackendType) -> str:
 
 def _ddl(backend: BackendType) -> list[str]:
     """The CREATE statements of a SQL backend's stores, as the code runs them."""
+    classes = BACKENDS[backend].load()
     found = []
-    for role in ("events", "registry", "tabular"):
-        name = f"event_spine.backends.{BACKENDS[backend].module}.{role}"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue  # single-module backends (memory, filesystem)
+    for store in (classes.events, classes.registry, classes.tabular):
+        module = sys.modules[store.__module__]
         found += [
             value.strip()
             for key, value in sorted(vars(module).items())
@@ -108,22 +99,15 @@ def _ddl(backend: BackendType) -> list[str]:
 
 
 def layout_text(backend: BackendType) -> str:
-    """The store layout: the backend module's docstring, then its DDL (SQL backends)."""
-    doc = (_module(backend).__doc__ or "").strip()
-    out = f"```text\n{doc}\n```\n"
+    """The store layout: the backend's package docstring, then its DDL (SQL backends)."""
+    out = f"```text\n{BACKENDS[backend].layout.strip()}\n```\n"
     ddl = "\n\n".join(_ddl(backend))
     return f"{out}\n```sql\n{ddl}\n```\n" if ddl else out
 
 
 def query_costs(backend: BackendType) -> str:
-    """How the backend runs queries: indexes and what they cost (``QUERY_COSTS``)."""
-    name = f"event_spine.backends.{BACKENDS[backend].module}"
-    try:
-        module = importlib.import_module(f"{name}.events")
-    except ModuleNotFoundError:
-        module = importlib.import_module(name)  # single-module backends
-    text: str = module.QUERY_COSTS
-    return f"**Queries.** {text.strip()}\n"
+    """How the backend runs queries: indexes and what they cost (``query_costs``)."""
+    return f"**Queries.** {BACKENDS[backend].query_costs.strip()}\n"
 
 
 def render(page: str) -> str:

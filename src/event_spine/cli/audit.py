@@ -8,26 +8,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
 
-from event_spine.audit.anchors import load_anchors
 from event_spine.audit.chain import AUDIT_STREAM
 from event_spine.audit.export import Window, export_bundle
-from event_spine.audit.history import switch_links, verify_history
-from event_spine.audit.keys import LocalAuditKeys
-from event_spine.audit.links import Segment, segments
+from event_spine.audit.history import switch_links
+from event_spine.audit.links import segments
+from event_spine.audit.scoped import ScopeChain, open_scope_chain
 from event_spine.audit.verify import ChainReport
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
 from event_spine.cli.audited import AuditTopicOption, NoAuditOption, audit_target, opened_registry
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.errors import RouteNotFound
 from event_spine.kafka.settings import KafkaSettings
-from event_spine.routing.registry import RoutingRegistry
-from event_spine.schemas.routes import ResourceKind, ResourceRoute
 from event_spine.schemas.scope import Scope
 
 app = typer.Typer(no_args_is_help=True, help="Check audit chains; export them for auditors.")
@@ -129,70 +123,23 @@ class _Audit:
     topic: str
 
 
-@dataclass
-class _Opened:
-    store: EventStore
-    anchors: list[dict[str, Any]]
-    keys: LocalAuditKeys
-    route: ResourceRoute
-    stores: StoreFactory
-
-    async def open_part(self, part: Segment) -> EventStore:
-        """The event store of one store of the route's history."""
-        route = self.route.model_copy(update={"backend_type": part.backend, "config": part.config})
-        return await self.stores.event_store(route)
-
-
 @asynccontextmanager
 async def _opened(
     location: str, scope: Scope, stream: str, audit: _Audit
-) -> AsyncIterator[_Opened]:
-    """The scope's event store, its anchors (none without an object_store route), the keys."""
+) -> AsyncIterator[ScopeChain]:
+    """The scope's chain (audit.scoped, shared with the console's audit page)."""
     stores, tables = StoreFactory(), TabularFactory()
     async with opened_registry(location, audit.kafka, audit.topic) as registry:
         try:
-            yield await _open_parts(registry, scope, stream, stores, tables)
+            yield await open_scope_chain(registry, scope, stream, stores, tables)
         finally:
             await tables.close()
             await stores.close()
 
 
-async def _open_parts(
-    registry: RoutingRegistry,
-    scope: Scope,
-    stream: str,
-    stores: StoreFactory,
-    tables: TabularFactory,
-) -> _Opened:
-    """The route, its anchors and its store; every lookup goes through ``registry``."""
-    route = await registry.get_route(ResourceKind.EVENT_SPINE, *_where(scope))
-    anchors: list[dict[str, Any]] = []
-    try:
-        anchor_route = await registry.get_route(ResourceKind.OBJECT_STORE, *_where(scope))
-    except RouteNotFound:
-        pass
-    else:
-        anchors = await load_anchors(await tables.tabular_store(anchor_route), scope, stream)
-    store = await stores.event_store(route)
-    return _Opened(store, anchors, LocalAuditKeys(), route, stores)
-
-
-def _where(scope: Scope) -> tuple[str, str, str, str]:
-    return (scope.tenant_id, scope.env, scope.project_id, scope.mode)
-
-
 async def _verify(location: str, scope: Scope, stream: str, audit: _Audit) -> ChainReport:
-    async with _opened(location, scope, stream, audit) as o:
-        expect = o.keys.anchor_signer() is not None or bool(o.anchors)
-        return await verify_history(
-            o.route,
-            o.open_part,
-            scope,
-            stream,
-            keys=o.keys,
-            anchors=o.anchors,
-            expect_anchors=expect,
-        )
+    async with _opened(location, scope, stream, audit) as chain:
+        return await chain.verify()
 
 
 async def _export(

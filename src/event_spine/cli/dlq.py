@@ -9,8 +9,18 @@ from rich.console import Console
 from rich.table import Table
 
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
-from event_spine.cli.routes import print_json
-from event_spine.dlq.tools import DeadLetterRecord, read_dead_letters, replay_dead_letters
+from event_spine.cli.options import check_registry_exists, parse_location
+from event_spine.cli.routes import RegistryOption, print_json
+from event_spine.dlq.ledgers import replay_ledger_for
+from event_spine.dlq.tools import (
+    DeadLetterRecord,
+    Position,
+    ReplayReport,
+    parse_position,
+    read_dead_letters,
+    read_letters,
+    replay_dead_letters,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter topic.")
 console = Console()
@@ -65,13 +75,8 @@ def show(
     topic: str = Topic,
 ) -> None:
     """Every header and the value of one dead letter."""
-    partition, _, offset = position.partition(":")
-    if not (partition.isdigit() and offset.isdigit()):
-        raise typer.BadParameter(
-            f"`POSITION` must look like PARTITION:OFFSET, e.g. 0:42; got {position!r}"
-        )
-    letters = asyncio.run(read_dead_letters(kafka.settings(), topic))
-    match = [x for x in letters if (x.partition, x.offset) == (int(partition), int(offset))]
+    wanted = _position(position, "POSITION")
+    match = asyncio.run(read_letters(kafka.settings(), topic, [wanted]))
     if not match:
         raise typer.BadParameter(f"`POSITION`: no dead letter at {position} in {topic!r}")
     letter = match[0]
@@ -88,17 +93,47 @@ def show(
 @kafka_options
 def replay(
     kafka: KafkaFlags,
+    registry: str = RegistryOption,
     topic: str = Topic,
     reason: str | None = typer.Option(None, help="Only dead letters of this reason."),
-    group: str = typer.Option("spine-dlq-replay", help="Consumer group that remembers progress."),
+    letters: list[str] = typer.Option(
+        [],
+        "--letter",
+        help="PARTITION:OFFSET of one dead letter (repeatable): replay exactly these.",
+    ),
+    actor: str = typer.Option("cli", help="Who replays (kept in the replay ledger)."),
 ) -> None:
-    """Send dead letters back to their source topic (after fixing what parked them)."""
-    replayed, skipped = asyncio.run(
-        replay_dead_letters(
-            kafka.settings(),
-            topic,
-            group_id=group,
-            select=(lambda x: x.reason == reason) if reason else (lambda _: True),
+    """Send dead letters back to their source topic (after fixing what parked them).
+
+    Every letter replayed is recorded in the replay ledger (table spine_dlq_replays in
+    the --registry database); letters it holds are skipped, so an interrupted replay
+    resumes and a repeated one sends nothing twice. Exit 1 when a --letter is not in
+    the topic (the others are replayed).
+    """
+    positions = [_position(text, "--letter") for text in letters] or None
+    backend, config = parse_location(registry)
+    check_registry_exists(backend, config, create=False)
+    ledger = replay_ledger_for(backend, config)
+
+    async def run() -> ReplayReport:
+        await ledger.open()
+        try:
+            return await replay_dead_letters(
+                kafka.settings(), topic, ledger, by=actor, positions=positions, reason=reason
+            )
+        finally:
+            await ledger.close()
+
+    report = asyncio.run(run())
+    console.print(report.describe(), soft_wrap=True, markup=False)
+    if report.missing:
+        raise typer.Exit(1)
+
+
+def _position(text: str, name: str) -> Position:
+    found = parse_position(text)
+    if found is None:
+        raise typer.BadParameter(
+            f"`{name}` must look like PARTITION:OFFSET, e.g. 0:42; got {text!r}"
         )
-    )
-    console.print(f"replayed {replayed}, skipped {skipped}")
+    return found

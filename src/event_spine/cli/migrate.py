@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from event_spine.backends.factory import build_store
+from event_spine.backends.seams import Migratable
 from event_spine.cli.options import parse_location
 from event_spine.errors import SpineError
 
@@ -33,11 +34,10 @@ def migrate_command(
 
     async def go() -> str:
         events = build_store(backend, config, "events", f"`spine migrate {backend.value}:...`")
-        migrate = getattr(events, "migrate", None)
-        if migrate is None:
-            return f"the {backend.value} backend keeps no layout to migrate: nothing to do"
         try:
-            return str(await migrate())
+            if not isinstance(events, Migratable):
+                return f"the {backend.value} backend keeps no layout to migrate: nothing to do"
+            return await events.migrate()
         finally:
             await events.close()
 

@@ -8,31 +8,33 @@ from typing import Any
 import orjson
 import typer
 
+from event_spine.backends.catalog import spec_of
 from event_spine.backends.factory import build_registry_store
-from event_spine.errors import RegistryNotFound
-from event_spine.routing.store import RegistryStore
+from event_spine.backends.seams import RegistryStore
+from event_spine.errors import RegistryNotFound, UnknownBackend
 from event_spine.schemas.routes import BackendType
-
-_PATH_KEY = {BackendType.SQLITE: "path", BackendType.FILESYSTEM: "root"}
 
 
 def parse_location(value: str, what: str = "--registry") -> tuple[BackendType, dict[str, Any]]:
-    """``sqlite:/path/db``, ``filesystem:/dir`` or ``BACKEND:{json config}``."""
+    """``sqlite:/path/db``, ``filesystem:/dir`` or ``BACKEND:{json config}``.
+
+    A path fills the config key the backend's spec names (``BackendSpec.path_key``).
+    """
     backend_text, sep, rest = value.partition(":")
     if not sep:
         raise typer.BadParameter(f"`{what}` must look like BACKEND:CONFIG, got {value!r}")
     try:
-        backend = BackendType(backend_text)
-    except ValueError as exc:
-        known = ", ".join(b.value for b in BackendType)
-        raise typer.BadParameter(f"`{what}`: unknown backend {backend_text!r} ({known})") from exc
+        spec = spec_of(backend_text, f"`{what}`")
+    except UnknownBackend as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    backend = spec.backend
     if rest.startswith("{"):
         try:
             config = orjson.loads(rest)
         except orjson.JSONDecodeError as exc:
             raise typer.BadParameter(f"`{what}`: config is not JSON: {exc}") from exc
         return backend, config
-    key = _PATH_KEY.get(backend)
+    key = spec.path_key
     if key is None:
         raise typer.BadParameter(f"`{what}`: backend {backend.value!r} needs a JSON config")
     return backend, {key: rest}
@@ -45,7 +47,7 @@ def check_registry_exists(backend: BackendType, config: dict[str, Any], *, creat
     check a typo in ``--registry`` looked like an empty registry ("no routes").
     Registries on server backends (PostgreSQL, DynamoDB, ...) are created on open.
     """
-    key = _PATH_KEY.get(backend)
+    key = spec_of(backend).path_key
     if create or key is None:
         return
     location = str(config.get(key, ""))

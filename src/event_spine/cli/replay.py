@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import orjson
 import typer
 
-from event_spine.backends.base import EventStore
 from event_spine.backends.factory import build_event_store, build_store
+from event_spine.backends.seams import EventStore
 from event_spine.cli.audited import audit_target, no_audit_option, opened_registry
 from event_spine.cli.failures import run
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
@@ -39,7 +39,7 @@ from event_spine.replay.cutover import (
     CutoverStep,
     StepCallback,
 )
-from event_spine.replay.filters import EventFilter
+from event_spine.replay.filters import ReplayFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS
 from event_spine.replay.replayer import ProgressCallback, ReplayConfig, Replayer
@@ -83,7 +83,7 @@ class _Registry:
 # -- replay ----------------------------------------------------------------------------
 
 
-def default_replay_name(topic: str, target: ReplayTarget, filters: EventFilter) -> str:
+def default_replay_name(topic: str, target: ReplayTarget, filters: ReplayFilter) -> str:
     """Same topic, target and filter give the same name: a rerun resumes."""
     identity = orjson.dumps(
         [topic, target.backend_type.value, target.config, filters.describe()],
@@ -143,7 +143,7 @@ def replay_command(
     written, the duplicates, and the events skipped by reason (route_missing,
     route_not_durable, poison reasons).
     """
-    filters = EventFilter.of(
+    filters = ReplayFilter.of(
         tenants=tenant,
         envs=env,
         projects=project,
@@ -223,9 +223,7 @@ async def _open_side(
     assert route is not None
     async with registry.opened() as reg:
         key = parse_route(route, f"--{what}-route")
-        found = await reg.get_route(
-            key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
-        )
+        found = await reg.get_route(key)
     routed = build_event_store(found)
     await routed.open()
     return routed
@@ -261,7 +259,7 @@ def verify_command(
         streams = list(stream)
         if not streams:
             assert settings is not None
-            found = await discover_streams(settings, topic, EventFilter.of(tenants=[tenant]))
+            found = await discover_streams(settings, topic, ReplayFilter.of(tenants=[tenant]))
             streams = list(streams_of_scope(found, scope))
         where = _Registry(registry, settings, topic, no_audit)
         left = await _open_side(source, source_route, where, "source")
@@ -328,7 +326,7 @@ def cutover_command(
         async with _Registry(registry, settings, topic, no_audit).opened() as reg:
             backend, target = BackendType(into_backend) if into_backend else None, config
             if backend is None:  # resume/abort: the target is where the writers are now
-                writers = await reg.get_route(*key)
+                writers = await reg.get_route(key)
                 backend, target = writers.backend_type, writers.config
             plan = CutoverPlan(
                 kafka=settings,

@@ -125,7 +125,7 @@ def show(
     key = _key(kind, tenant, env, project, mode)
     found = _with_registry(
         registry,
-        lambda r: r.get_route(key.resource_kind, tenant, env, project, mode),
+        lambda r: r.get_route(key),
         audit_target(kafka, no_audit),
         audit_topic,
     )

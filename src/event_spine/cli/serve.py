@@ -191,6 +191,7 @@ async def _serve(
 
     from event_spine.api import key_store_for  # noqa: PLC0415
     from event_spine.console import build_app_with_console  # noqa: PLC0415
+    from event_spine.dlq.ledgers import replay_ledger_for  # noqa: PLC0415
     from event_spine.emitters.routing import audited_registry  # noqa: PLC0415
     from event_spine.producers.producer import EventSpineProducer  # noqa: PLC0415
     from event_spine.producers.settings import ProducerSettings  # noqa: PLC0415
@@ -198,6 +199,9 @@ async def _serve(
     registry_store = await open_registry_at(location)
     keys = key_store_for(*parse_location(location))
     await keys.open()
+    # The console's DLQ replays are recorded beside the keys (`spine dlq replay` shares it).
+    ledger = replay_ledger_for(*parse_location(location))
+    await ledger.open()
     producer = (
         EventSpineProducer(ProducerSettings(kafka=settings.kafka, topic=settings.topic))
         if emit
@@ -210,7 +214,7 @@ async def _serve(
         async with audited_registry(
             registry_store, audit_kafka=audit_kafka, audit_topic=settings.topic
         ) as registry:
-            app = build_app_with_console(settings, registry, keys, producer=producer)
+            app = build_app_with_console(settings, registry, keys, ledger=ledger, producer=producer)
             config = uvicorn.Config(
                 app,
                 host=host,
@@ -224,4 +228,5 @@ async def _serve(
     finally:
         if producer is not None:
             producer.close()
+        await ledger.close()
         await keys.close()

@@ -23,7 +23,7 @@ from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent
-from event_spine.subscriptions import EventFilter, subscribe
+from event_spine.subscriptions import SubscriptionFilter, subscribe
 
 
 def event_line(event: StoredEvent) -> str:
@@ -52,7 +52,7 @@ def tail(
     Ctrl-C or --limit. Only this scope's events are ever printed. Its route lookups
     are audited (into --topic) unless --no-audit."""
     ctx = RequestContext.model_validate(scope_fields(tenant, env, mode, project))
-    event_filter = EventFilter(tuple(type_prefix), (), tuple(stream_prefix))
+    event_filter = SubscriptionFilter(tuple(type_prefix), (), tuple(stream_prefix))
     settings = kafka.settings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
@@ -70,7 +70,7 @@ def tail(
 
 async def _tail(
     ctx: RequestContext,
-    event_filter: EventFilter,
+    event_filter: SubscriptionFilter,
     kafka: tuple[KafkaSettings, KafkaSettings | None],
     location: str,
     topic: str,

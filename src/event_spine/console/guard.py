@@ -28,6 +28,10 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
+#: A scope's fields, in the order of a RouteKey (the switch and audit forms).
+SCOPE_FIELDS = ("tenant_id", "env", "project_id", "mode")
+
+
 class Need(Enum):
     """What a page requires of the key."""
 

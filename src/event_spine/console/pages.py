@@ -9,6 +9,8 @@ from starlette.staticfiles import StaticFiles
 
 # Not `from event_spine.console import views`: that form imports the package, whose
 # __init__ imports this module (an import cycle tests/unit/test_import_cycles.py refuses).
+import event_spine.console.audit_chain as audit_chain  # noqa: PLR0402
+import event_spine.console.dead_letters as dead_letters  # noqa: PLR0402
 import event_spine.console.views as views  # noqa: PLR0402
 
 _STATIC = Path(__file__).parent / "static"
@@ -29,9 +31,9 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/events/{event_id}", views.event_page),
         Route("/console/lag", views.lag_page),
         Route("/console/lag.json", views.lag_json),
-        Route("/console/dlq", views.dlq_page),
-        Route("/console/dlq/replay", views.dlq_replay, methods=["POST"]),
-        Route("/console/dlq/{partition:int}/{offset:int}", views.dlq_record),
-        Route("/console/audit", views.audit_page),
+        Route("/console/dlq", dead_letters.dlq_page),
+        Route("/console/dlq/replay", dead_letters.dlq_replay, methods=["POST"]),
+        Route("/console/dlq/{partition:int}/{offset:int}", dead_letters.dlq_record),
+        Route("/console/audit", audit_chain.audit_page),
         Mount("/console/static", StaticFiles(directory=_STATIC), name="console-static"),
     ]

@@ -34,6 +34,14 @@ class Session:
     token: str
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     seen: float = field(default_factory=time.monotonic)
+    #: A one-line outcome of the last action, shown once by the next page (e.g. what
+    #: a replay did), so a reload never repeats the POST.
+    flash: str | None = None
+
+    def take_flash(self) -> str | None:
+        """The flash message, cleared."""
+        message, self.flash = self.flash, None
+        return message
 
 
 class Sessions:

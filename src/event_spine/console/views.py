@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,12 +16,18 @@ from event_spine.api.problems import Problem, invalid
 from event_spine.api.render import event_bytes
 from event_spine.api.sse import live as api_live
 from event_spine.api.sse import sse_id
-from event_spine.audit.chain import AUDIT_STREAM
-from event_spine.audit.keys import LocalAuditKeys
-from event_spine.audit.verify import verify_chain
-from event_spine.console.guard import Form, Need, Who, form_of, page, refusal, render, sessions_of
+from event_spine.console.guard import (
+    SCOPE_FIELDS,
+    Form,
+    Need,
+    Who,
+    form_of,
+    page,
+    refusal,
+    render,
+    sessions_of,
+)
 from event_spine.console.session import COOKIE, LOGIN_COOKIE, csrf_matches, set_cookie
-from event_spine.dlq.tools import DeadLetterRecord, read_dead_letters, replay_dead_letters
 from event_spine.emitters.routing import routing_hook
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.switching import Readers, switch_scope
@@ -32,9 +35,6 @@ from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.query import MAX_EVENT_TYPES, EventQuery
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
-from event_spine.schemas.scope import Scope
-
-_SCOPE_FIELDS = ("tenant_id", "env", "project_id", "mode")
 
 
 def _ctx(who: Who) -> RequestContext:
@@ -155,7 +155,7 @@ async def switch(request: Request, who: Who) -> Response:
         kind = ResourceKind(_field(form, "kind"))
     except ValueError:
         raise invalid("kind", "is not a resource kind") from None
-    key = RouteKey(kind, *(_field(form, name) for name in _SCOPE_FIELDS))
+    key = RouteKey(resource_kind=kind, **{name: _field(form, name) for name in SCOPE_FIELDS})
     backend = _field(form, "backend")
     if backend not in {b.value for b in BackendType}:
         raise invalid("backend", f"must be one of {', '.join(b.value for b in BackendType)}")
@@ -272,7 +272,7 @@ async def live(request: Request) -> Response:
     return response
 
 
-# -- lag, DLQ, audit --------------------------------------------------------------------
+# -- lag (the DLQ pages: dead_letters.py; audit: audit_chain.py) -----------------------
 
 
 @page(Need.ADMIN)
@@ -286,113 +286,3 @@ async def lag_page(request: Request, who: Who) -> Response:
 async def lag_json(request: Request, who: Who) -> Response:
     """GET /console/lag.json: GET /v1/admin/lag for the session's key."""
     return await api_lag(_as_bearer(request, who.session.token))
-
-
-def _letter_id(r: DeadLetterRecord) -> str:
-    return f"{r.partition}:{r.offset}"
-
-
-async def _letters(who: Who, reason: str | None = None) -> list[DeadLetterRecord]:
-    s = who.state.settings
-    return await read_dead_letters(s.kafka, s.dead_letter_topic, reason=reason, limit=1000)
-
-
-def _text(data: bytes | None) -> str:
-    if data is None:
-        return ""
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return f"<{len(data)} bytes, not UTF-8>"
-
-
-@page(Need.ADMIN)
-async def dlq_page(request: Request, who: Who) -> Response:
-    """GET /console/dlq: dead letters counted by reason, listed (of one reason)."""
-    reason = optional_text(request.query_params, "reason") or None
-    every = await _letters(who)
-    shown = [r for r in every if reason is None or r.reason == reason]
-    return render(
-        request,
-        "dlq.html",
-        who,
-        topic=who.state.settings.dead_letter_topic,
-        reasons=sorted(Counter(r.reason for r in every).items()),
-        reason=reason or "",
-        letters=[(_letter_id(r), r, _text(r.value)[:120]) for r in shown],
-        replayed=request.query_params.get("replayed"),
-    )
-
-
-@page(Need.ADMIN)
-async def dlq_record(request: Request, who: Who) -> Response:
-    """GET /console/dlq/{partition}/{offset}: one dead letter with its headers."""
-    wanted = f"{request.path_params['partition']}:{request.path_params['offset']}"
-    found = [r for r in await _letters(who) if _letter_id(r) == wanted]
-    if not found:
-        raise Problem("not-found", f"No dead letter at {wanted} of the DLQ topic.")
-    r = found[0]
-    value = _text(r.value)
-    with contextlib.suppress(orjson.JSONDecodeError):
-        value = _pretty(orjson.loads(value))
-    return render(
-        request,
-        "dlq_record.html",
-        who,
-        letter_id=wanted,
-        letter=r,
-        headers=sorted(r.headers.items()),
-        key=_text(r.key),
-        value=value,
-    )
-
-
-@page(Need.ADMIN)
-async def dlq_replay(request: Request, who: Who) -> Response:
-    """POST /console/dlq/replay: re-publish the selected dead letters (dlq.tools)."""
-    form = await form_of(request)
-    chosen = set(form.getlist("letter"))
-    if not chosen:
-        raise invalid("letter", "select at least one dead letter")
-    s = who.state.settings
-    # A group of its own per run: replay_dead_letters commits what it skips, so a shared
-    # group would hide the unselected letters from every later replay.
-    replayed, _ = await replay_dead_letters(
-        s.kafka,
-        s.dead_letter_topic,
-        group_id=f"spine-console-replay-{uuid.uuid4().hex}",
-        select=lambda r: _letter_id(r) in chosen,
-    )
-    return RedirectResponse(f"/console/dlq?{urlencode({'replayed': replayed})}", 303)
-
-
-@page()
-async def audit_page(request: Request, who: Who) -> Response:
-    """GET /console/audit: verify a scope's audit chain (the key's own scope, or any for
-    an admin key); the first broken record is shown."""
-    params = request.query_params
-    fixed = who.scope
-    asked = {n: params.get(n, "") for n in _SCOPE_FIELDS}
-    stream = params.get("stream") or AUDIT_STREAM
-    values: dict[str, Any] = {"fields": asked, "stream": stream, "report": None}
-    if fixed is not None:
-        asked = {n: getattr(fixed, n) for n in _SCOPE_FIELDS}
-        values["fields"] = asked
-    if params.get("verify"):
-        try:
-            scope = Scope.model_validate(asked)
-        except ValidationError as exc:
-            first = exc.errors(include_input=False, include_url=False)[0]
-            raise invalid(".".join(map(str, first["loc"])), first["msg"]) from None
-        route = await who.state.registry.get_route(
-            ResourceKind.EVENT_SPINE, scope.tenant_id, scope.env, scope.project_id, scope.mode
-        )
-        store = await who.state.stores.event_store(route)
-        report = await verify_chain(
-            store, scope, stream_param(stream, "stream"), keys=LocalAuditKeys()
-        )
-        values["report"] = report
-        if report.broken is not None:
-            bad = await store.get(scope, report.broken.event_id)
-            values["broken_body"] = _pretty(event_bytes(bad)) if bad is not None else None
-    return render(request, "audit.html", who, fixed=fixed is not None, **values)

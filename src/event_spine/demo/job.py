@@ -19,7 +19,6 @@ from rich.table import Table
 
 from event_spine.backends.factory import StoreFactory
 from event_spine.broker.tansu import TansuBroker
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.demo.engine import SampleEngine
 from event_spine.emitters.routing import audited_registry
 from event_spine.producers.emit import set_default_producer
@@ -30,6 +29,7 @@ from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute
+from event_spine.services.event_stream import EventStreamService
 
 TENANTS = ("t_acme", "t_globex", "t_initech", "t_umbrella", "t_hooli")
 TOPIC = "spine.events"

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from event_spine.dlq.tools import DeadLetterRecord, as_record
+from event_spine.dlq.records import DeadLetterRecord, as_record
+from event_spine.dlq.scan import dlq_consumer
 from event_spine.errors import BrokerUnavailable, InvalidQuery
-from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all, high_watermarks
@@ -73,13 +73,7 @@ async def read_dead_letter_page(
         raise InvalidQuery("before", "cannot be combined with `from`")
     settings = as_kafka(kafka)
     await wait_for_kafka(settings, "dlq")
-    consumer = make_consumer(
-        settings,
-        client_id=settings.client_id_for("spine-dlq"),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=2**20,
-    )
+    consumer = dlq_consumer(settings, "spine-dlq")
     await consumer.start()
     try:
         bounds = await _bounds(consumer, dlq_topic, timeout_s)

@@ -18,12 +18,12 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from event_spine.audit.emit import registry_audit_hook, route_context
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import SpineError
 from event_spine.kafka.settings import KafkaSettings
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.routing.registry import UPDATE, AuditHook, RoutingRegistry
-from event_spine.routing.store import RegistryStore
 from event_spine.schemas.routes import RouteKey
 from event_spine.timeline.base import TimelineEntry
 from event_spine.timeline.spine import emit_timeline_entry

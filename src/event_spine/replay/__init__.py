@@ -17,7 +17,7 @@ from event_spine.replay.cutover import (
     run_cutover,
     wait_for_group,
 )
-from event_spine.replay.filters import EventFilter, probe_stream
+from event_spine.replay.filters import ReplayFilter, probe_stream
 from event_spine.replay.progress import ReplayProgress, SkippedRecord
 from event_spine.replay.reader import PartitionProgress, ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.replayer import (
@@ -45,11 +45,11 @@ __all__ = [
     "CutoverStep",
     "DiffSample",
     "Differences",
-    "EventFilter",
     "PartitionProgress",
     "ReaderSettings",
     "ReplayConfig",
     "ReplayFailed",
+    "ReplayFilter",
     "ReplayProgress",
     "ReplayTarget",
     "Replayer",

@@ -46,11 +46,12 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from event_spine.backends.factory import StoreFactory, check_route_allowed
+from event_spine.backends.catalog import check_route_allowed
+from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, CutoverFailed, SpineError
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
-from event_spine.replay.filters import EventFilter
+from event_spine.replay.filters import ReplayFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, StartFrom
 from event_spine.replay.replayer import ProgressCallback, ReplayConfig, Replayer
@@ -263,9 +264,7 @@ class Cutover:
     async def _scope_routes(self) -> tuple[ResourceRoute, ResourceRoute | None]:
         """The writers' route and, when it points elsewhere, the readers' (as event_spine)."""
         k = self.plan.route
-        writers = await self.registry.get_route(
-            k.resource_kind, k.tenant_id, k.env, k.project_id, k.mode
-        )
+        writers = await self.registry.get_route(k)
         readers = await self.registry.store.load(
             k._replace(resource_kind=ResourceKind.EVENT_STREAM)
         )
@@ -357,9 +356,7 @@ class Cutover:
 
     async def _current_route(self) -> ResourceRoute:
         k = self.plan.route
-        old = await self.registry.get_route(
-            k.resource_kind, k.tenant_id, k.env, k.project_id, k.mode
-        )
+        old = await self.registry.get_route(k)
         if (old.backend_type, old.config) == (self.plan.backend_type, self.plan.config):
             raise ConfigurationError(f"{old.describe()} already points at that backend.")
         return old
@@ -415,7 +412,7 @@ class Cutover:
         scope = Scope(
             tenant_id=old.tenant_id, env=old.env, mode=old.mode, project_id=old.project_id
         )
-        found = await discover_streams(p.kafka, p.topic, EventFilter.of(tenants=[old.tenant_id]))
+        found = await discover_streams(p.kafka, p.topic, ReplayFilter.of(tenants=[old.tenant_id]))
         streams = streams_of_scope(found, scope)
         until = {stream: ends[partition] for stream, partition in streams.items()}
         report = await verify(

@@ -52,7 +52,7 @@ def probe_stream(value: bytes | None) -> tuple[StreamKey, str] | None:
 
 
 @dataclass(frozen=True, slots=True)
-class EventFilter:
+class ReplayFilter:
     """Keep a record when every non-empty criterion matches (values within one are OR-ed)."""
 
     tenants: frozenset[str] = frozenset()
@@ -72,7 +72,7 @@ class EventFilter:
         projects: Iterable[str] = (),
         event_types: Iterable[str] = (),
         stream_prefixes: Iterable[str] = (),
-    ) -> EventFilter:
+    ) -> ReplayFilter:
         """Build from any iterables (CLI options arrive as lists)."""
         return cls(
             frozenset(tenants),
@@ -95,7 +95,7 @@ class EventFilter:
             or self.stream_prefixes
         )
 
-    def restricted_to(self, tenant: str, env: str, mode: str, project: str) -> EventFilter:
+    def restricted_to(self, tenant: str, env: str, mode: str, project: str) -> ReplayFilter:
         """This filter within one scope; refuses a filter that excludes the scope.
 
         A replay into a route's store must never write another scope's events there.
@@ -108,7 +108,7 @@ class EventFilter:
                     f"The filter's {name} {sorted(allowed)} exclude the target route's "
                     f"scope ({name[:-1]}={value!r}): nothing could be replayed."
                 )
-        return EventFilter(
+        return ReplayFilter(
             frozenset({tenant}),
             frozenset({env}),
             frozenset({mode}),

@@ -44,7 +44,7 @@ from event_spine.backends.factory import StoreFactory
 from event_spine.errors import ConfigurationError, ReplayFailed, StoreUnavailable
 from event_spine.kafka.records import RawRecord
 from event_spine.kafka.settings import KafkaTarget
-from event_spine.replay.filters import EventFilter
+from event_spine.replay.filters import ReplayFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.target import ReplayTarget, TargetRoutes
@@ -78,7 +78,7 @@ class ReplayConfig:
     topic: str
     name: str
     target: ReplayTarget
-    filters: EventFilter = field(default_factory=EventFilter)
+    filters: ReplayFilter = field(default_factory=ReplayFilter)
     start: StartFrom = field(default_factory=StartFrom.resume)
     follow: bool = False
     max_records: int = DEFAULT_MAX_RECORDS
@@ -100,7 +100,7 @@ class ReplayConfig:
         """The replay's own consumer group (never the live sink's)."""
         return replay_group(self.name)
 
-    def effective_filter(self) -> EventFilter:
+    def effective_filter(self) -> ReplayFilter:
         """The filter, bounded to the target route's scope when the target is a route."""
         route = self.target.route
         if route is None:

@@ -1,6 +1,7 @@
 """Where a replay writes: one store, named by a registry route or by backend + config.
 
-The sink's BatchProcessor asks a RouteCache for each event's route; ``TargetRoutes``
+The sink's BatchProcessor asks a ``RouteSource`` for each event's route; the live
+sink's is a ``RouteCache`` over the registry, a replay's is ``TargetRoutes``, which
 answers every scope with the replay's target, so the processor's decoding, grouping,
 idempotent writes and poison handling serve the replay unchanged.
 
@@ -15,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_spine.backends.factory import build_store, check_route_allowed
-from event_spine.errors import ConfigurationError, UnknownBackend
-from event_spine.routing.cache import RouteCache
+from event_spine.backends.catalog import check_route_allowed, spec_of
+from event_spine.backends.factory import build_store
+from event_spine.errors import ConfigurationError
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
+from event_spine.schemas.scope import ScopeTuple
 
 
 @dataclass(frozen=True)
@@ -37,12 +39,7 @@ class ReplayTarget:
     @classmethod
     def of_backend(cls, backend: BackendType | str, config: dict[str, Any]) -> ReplayTarget:
         """A store by backend type and config (the replay takes every scope it reads)."""
-        try:
-            backend_type = BackendType(backend)
-        except ValueError as exc:
-            known = ", ".join(b.value for b in BackendType)
-            raise UnknownBackend(f"Unknown backend {backend!r} ({known}).") from exc
-        return cls(backend_type, dict(config))
+        return cls(spec_of(backend, "The replay target").backend, dict(config))
 
     @classmethod
     def of_route(cls, route: ResourceRoute) -> ReplayTarget:
@@ -52,9 +49,7 @@ class ReplayTarget:
     @classmethod
     async def from_registry(cls, registry: RoutingRegistry, key: RouteKey) -> ReplayTarget:
         """The store the registry routes ``key`` to right now."""
-        route = await registry.get_route(
-            key.resource_kind, key.tenant_id, key.env, key.project_id, key.mode
-        )
+        route = await registry.get_route(key)
         return cls.of_route(route)
 
     def validate(self) -> None:
@@ -65,14 +60,14 @@ class ReplayTarget:
         """
         build_store(self.backend_type, self.config, "events", self.describe())
 
-    def route_for(self, tenant_id: str, env: str, project_id: str, mode: str) -> ResourceRoute:
+    def route_for(self, key: RouteKey) -> ResourceRoute:
         """A route of one scope to this target (same store identity for every scope)."""
         return ResourceRoute(
-            resource_kind=ResourceKind.EVENT_SPINE,
-            tenant_id=tenant_id,
-            env=env,
-            project_id=project_id,
-            mode=mode,
+            resource_kind=key.resource_kind,
+            tenant_id=key.tenant_id,
+            env=key.env,
+            project_id=key.project_id,
+            mode=key.mode,
             backend_type=self.backend_type,
             config=self.config,
         )
@@ -84,47 +79,39 @@ class ReplayTarget:
         return f"{self.backend_type.value} store {self.config}"
 
 
-class TargetRoutes(RouteCache):
-    """A RouteCache that routes every scope to one replay target.
+class TargetRoutes:
+    """The RouteSource of a replay: every scope is routed to one target.
 
-    It reads no registry: a replay's destination is fixed for the whole run, and a
-    registry switch during a cutover must not redirect the replay.
+    It reads no registry for the destination: a replay's target is fixed for the
+    whole run, and a registry switch during a cutover must not redirect the replay.
+    The live registry, when given, is read once per scope and run to apply the live
+    sink's rules (a route set during the replay is not seen).
     """
 
     def __init__(self, target: ReplayTarget, registry: RoutingRegistry | None = None) -> None:
-        # RouteCache.__init__ is not called on purpose: the registry is read once per
-        # scope and run (a route set during the replay is not seen).
         self.target = target
         self.live_registry = registry
-        self._routes: dict[tuple[str, str, str, str], ResourceRoute | ConfigurationError] = {}
-        self.hits = 0
-        self.misses = 0
+        self._routes: dict[ScopeTuple, ResourceRoute | ConfigurationError] = {}
 
-    async def event_spine_route(
-        self, tenant_id: str, env: str, project_id: str, mode: str
-    ) -> ResourceRoute:
+    async def event_spine_route(self, scope: ScopeTuple) -> ResourceRoute:
         """The target, as a route of the event's scope (if the live rules admit it)."""
-        scope = (tenant_id, env, project_id, mode)
         route = self._routes.get(scope)
         if route is None:
-            route = self._routes[scope] = await self._admitted(*scope)
+            route = self._routes[scope] = await self._admitted(
+                RouteKey.for_scope(ResourceKind.EVENT_SPINE, scope)
+            )
         if isinstance(route, ConfigurationError):
             raise route
         return route
 
-    async def _admitted(
-        self, tenant_id: str, env: str, project_id: str, mode: str
-    ) -> ResourceRoute | ConfigurationError:
+    async def _admitted(self, key: RouteKey) -> ResourceRoute | ConfigurationError:
         if self.live_registry is not None:
             try:
-                live = await self.live_registry.get_route(
-                    ResourceKind.EVENT_SPINE, tenant_id, env, project_id, mode
-                )
-                check_route_allowed(live)
+                check_route_allowed(await self.live_registry.get_route(key))
             except ConfigurationError as exc:
                 return exc
-        return self.target.route_for(tenant_id, env, project_id, mode)
+        return self.target.route_for(key)
 
     async def get(self, key: RouteKey) -> ResourceRoute:
         """Any event_spine lookup resolves to the target."""
-        return await self.event_spine_route(key.tenant_id, key.env, key.project_id, key.mode)
+        return await self.event_spine_route(key.scope_key())

@@ -20,9 +20,10 @@ from typing import Final
 
 import orjson
 
-from event_spine.backends.base import MAX_PAGE, EventStore, StreamKey
+from event_spine.backends.base import MAX_PAGE, StreamKey
+from event_spine.backends.seams import EventStore
 from event_spine.kafka.settings import KafkaTarget
-from event_spine.replay.filters import EventFilter, probe_stream
+from event_spine.replay.filters import ReplayFilter, probe_stream
 from event_spine.replay.reader import ReaderSettings, StartFrom, TopicReader
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord
@@ -281,7 +282,7 @@ async def verify(
 
 
 async def discover_streams(
-    kafka: KafkaTarget, topic: str, filters: EventFilter | None = None
+    kafka: KafkaTarget, topic: str, filters: ReplayFilter | None = None
 ) -> dict[StreamKey, int]:
     """Every stream the topic holds (that ``filters`` keeps), with its partition.
 
@@ -289,7 +290,7 @@ async def discover_streams(
     The keys carry the scope, so ``{k for k in found if k.scope_key() == ...}`` gives
     the (scope, stream_id) pairs of one scope.
     """
-    keep = filters or EventFilter()
+    keep = filters or ReplayFilter()
     found: dict[StreamKey, int] = {}
     settings = ReaderSettings(kafka, topic, client_id="spine-verify", max_records=20_000)
     async with TopicReader(settings) as reader:

@@ -3,12 +3,10 @@
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.checker import RouteChecker, RouteCheckSettings
 from event_spine.routing.registry import AuditHook, RoutingRegistry
-from event_spine.routing.store import RegistryStore
 from event_spine.routing.stores import open_registry_store
 
 __all__ = [
     "AuditHook",
-    "RegistryStore",
     "RouteCache",
     "RouteCheckSettings",
     "RouteChecker",

@@ -37,16 +37,16 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import RouteNotFound, SpineError
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import AuditHook, RoutingRegistry
-from event_spine.routing.store import RegistryStore
 from event_spine.routing.stores import open_registry_store
 from event_spine.schemas.routes import BackendType, ResourceKind, ResourceRoute, RouteKey
+from event_spine.schemas.scope import ScopeTuple
 
 log = logging.getLogger(__name__)
 
-ScopeKey = tuple[str, str, str, str]  # (tenant, env, mode, project): Scope.key()
 T = TypeVar("T")
 
 #: Answer stored for scopes the check does not apply to, or whose lookup timed out.
@@ -90,9 +90,9 @@ class RouteChecker:
         audit event never waits on the checker's own thread); ``None`` opts out."""
         self.settings = settings
         #: scope -> None (route found, or check skipped) or the RouteNotFound to raise.
-        self._answers: dict[ScopeKey, RouteNotFound | None] = {}
-        self._routes: dict[ScopeKey, ResourceRoute] = {}
-        self._missing_since: dict[ScopeKey, float] = {}
+        self._answers: dict[ScopeTuple, RouteNotFound | None] = {}
+        self._routes: dict[ScopeTuple, ResourceRoute] = {}
+        self._missing_since: dict[ScopeTuple, float] = {}
         self.unverified = 0
         self.lookups = 0
         self._loop = asyncio.new_event_loop()
@@ -110,7 +110,7 @@ class RouteChecker:
 
     # -- the hot path -------------------------------------------------------------
 
-    def check(self, key: ScopeKey) -> None:
+    def check(self, key: ScopeTuple) -> None:
         """Raise RouteNotFound when ``key``'s scope is known to have no route."""
         error = self._answers.get(key, _UNSEEN)
         if error is None:
@@ -122,7 +122,7 @@ class RouteChecker:
 
     # -- off the hot path ---------------------------------------------------------
 
-    def route(self, key: ScopeKey) -> ResourceRoute:
+    def route(self, key: ScopeTuple) -> ResourceRoute:
         """The scope's event_spine route, looked up now (raises RouteNotFound)."""
         route = self.run(self._lookup(key), self.settings.lookup_timeout_ms / 1000 + 5)
         if isinstance(route, RouteNotFound):
@@ -138,7 +138,7 @@ class RouteChecker:
             future.cancel()
             raise
 
-    def exempt(self, key: ScopeKey) -> bool:
+    def exempt(self, key: ScopeTuple) -> bool:
         """True for scopes the check skips (mode lab or env dev, unless enforced)."""
         _, env, mode, _ = key
         return self.settings.lab_and_dev == "skip" and (mode == "lab" or env == "dev")
@@ -153,7 +153,7 @@ class RouteChecker:
         self._thread.join(timeout=10)
         self._loop.close()
 
-    def _first_sight(self, key: ScopeKey) -> None:
+    def _first_sight(self, key: ScopeTuple) -> None:
         if self.exempt(key):
             self._answers[key] = _PASS
             return
@@ -184,17 +184,14 @@ class RouteChecker:
         if self._store is not None:
             await self._store.close()
 
-    async def _lookup(self, key: ScopeKey) -> ResourceRoute | RouteNotFound:
+    async def _lookup(self, key: ScopeTuple) -> ResourceRoute | RouteNotFound:
         """Resolve one scope and publish the answer (runs on the checker's loop)."""
         assert self.cache is not None
-        tenant, env, mode, project = key
         self.lookups += 1
         if len(self._answers) >= _MAX_SCOPES:
             self._answers.clear()
         try:
-            route = await self.cache.get(
-                RouteKey(ResourceKind.EVENT_SPINE, tenant, env, project, mode)
-            )
+            route = await self.cache.get(RouteKey.for_scope(ResourceKind.EVENT_SPINE, key))
         except RouteNotFound as exc:
             self._missing_since.setdefault(key, time.monotonic())
             self._routes.pop(key, None)

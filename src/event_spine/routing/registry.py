@@ -11,9 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from event_spine.backends.factory import check_route_allowed
+from event_spine.backends.catalog import check_route_allowed
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import ConcurrentUpdate, ConfigurationError, RouteNotFound, SpineError
-from event_spine.routing.store import RegistryStore
 from event_spine.schemas.routes import (
     AuditLink,
     BackendType,
@@ -55,32 +55,35 @@ class RoutingRegistry:
         if self._audit is not None:
             self._audit(action, key, details)
 
-    async def get_route(
-        self,
-        resource_kind: ResourceKind | str,
-        tenant_id: str,
-        env: str,
-        project_id: str,
-        mode: str | None = None,
-    ) -> ResourceRoute:
-        """The route for a kind and scope; with mode=None the single route in any mode."""
-        kind = ResourceKind(resource_kind)
-        if mode is not None:
-            key = RouteKey(kind, tenant_id, env, project_id, mode)
-            route = await self.store.load(key)
-        else:
-            found = await self.store.find(kind, tenant_id, env, project_id)
-            if len(found) > 1:
-                modes = sorted(r.mode for r in found)
-                raise ConfigurationError(
-                    f"{kind.value} routes for tenant_id={tenant_id!r}, env={env!r}, "
-                    f"project_id={project_id!r} exist in modes {modes}: pass `mode`."
-                )
-            route = found[0] if found else None
+    async def get_route(self, key: RouteKey) -> ResourceRoute:
+        """The route for a kind and scope (``RouteKey.for_scope(kind, scope)``), or
+        RouteNotFound; the lookup is audited either way."""
+        route = await self.store.load(key)
         if route is None:
-            if mode is not None:  # without a mode there is no scope to audit into
-                self._emit(LOOKUP, RouteKey(kind, tenant_id, env, project_id, mode), found=False)
-            raise RouteNotFound(kind.value, tenant_id, env, project_id, mode)
+            self._emit(LOOKUP, key, found=False)
+            raise RouteNotFound(
+                key.resource_kind.value, key.tenant_id, key.env, key.project_id, key.mode
+            )
+        self._emit(LOOKUP, key, found=True, backend=route.backend_type.value)
+        return route
+
+    async def find_route(
+        self, resource_kind: ResourceKind | str, tenant_id: str, env: str, project_id: str
+    ) -> ResourceRoute:
+        """The single route of a kind for tenant, env and project in whichever mode it is
+        (for tools that do not know the mode). Two modes with a route: ConfigurationError
+        asking for the mode. A miss has no scope to audit into; a hit is audited."""
+        kind = ResourceKind(resource_kind)
+        found = await self.store.find(kind, tenant_id, env, project_id)
+        if len(found) > 1:
+            modes = sorted(r.mode for r in found)
+            raise ConfigurationError(
+                f"{kind.value} routes for tenant_id={tenant_id!r}, env={env!r}, "
+                f"project_id={project_id!r} exist in modes {modes}: pass `mode`."
+            )
+        if not found:
+            raise RouteNotFound(kind.value, tenant_id, env, project_id, None)
+        route = found[0]
         self._emit(LOOKUP, route.key(), found=True, backend=route.backend_type.value)
         return route
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from event_spine.backends.factory import build_registry_store
-from event_spine.routing.store import RegistryStore
+from event_spine.backends.seams import RegistryStore
 from event_spine.schemas.routes import BackendType
 
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from event_spine.schemas.formats import PROJECT_ID_PATTERN, TENANT_ID_PATTERN, Env, Mode
-from event_spine.schemas.scope import Scope
+from event_spine.schemas.scope import Scope, ScopeTuple
 
 
 class ResourceKind(StrEnum):
@@ -59,6 +59,17 @@ class RouteKey(NamedTuple):
     env: str
     project_id: str
     mode: str
+
+    @classmethod
+    def for_scope(cls, kind: ResourceKind | str, scope: Scope | ScopeTuple) -> RouteKey:
+        """The key of ``kind``'s route for a scope (a Scope, or its ``key()`` tuple): the
+        one place that maps the scope order onto the registry key's field order."""
+        tenant_id, env, mode, project_id = scope.key() if isinstance(scope, Scope) else scope
+        return cls(ResourceKind(kind), tenant_id, env, project_id, mode)
+
+    def scope_key(self) -> ScopeTuple:
+        """(tenant, env, mode, project): the same order as Scope.key()."""
+        return (self.tenant_id, self.env, self.mode, self.project_id)
 
     def describe(self) -> str:
         """Human-readable identity for messages."""
@@ -149,7 +160,7 @@ class ResourceRoute(BaseModel):
             }
         )
 
-    def scope_key(self) -> tuple[str, str, str, str]:
+    def scope_key(self) -> ScopeTuple:
         """(tenant, env, mode, project): the same order as Scope.key()."""
         return (self.tenant_id, self.env, self.mode, self.project_id)
 

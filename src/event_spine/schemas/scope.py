@@ -6,6 +6,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from event_spine.schemas.formats import PROJECT_ID_PATTERN, TENANT_ID_PATTERN, Env, Mode
 
+#: A scope as a plain tuple, (tenant_id, env, mode, project_id): the one order every
+#: hashable scope identity uses (Scope.key(), RequestContext.key(), WireRouting.key(),
+#: the sink's batch grouping). RouteKey.for_scope turns it into a registry key, so no
+#: caller reorders the four strings. A tuple, not a model, because the sink computes it
+#: per event.
+ScopeTuple = tuple[str, str, str, str]
+
 
 class Scope(BaseModel):
     """Who owns data: tenant, deployment env, operating mode and project."""
@@ -17,7 +24,7 @@ class Scope(BaseModel):
     mode: Mode = Field(description="Operating mode; see event_spine.schemas.formats.")
     project_id: str = Field(pattern=PROJECT_ID_PATTERN, description="Project id, e.g. `p_bigdata`.")
 
-    def key(self) -> tuple[str, str, str, str]:
+    def key(self) -> ScopeTuple:
         """A hashable identity, in (tenant, env, mode, project) order."""
         return (self.tenant_id, self.env, self.mode, self.project_id)
 

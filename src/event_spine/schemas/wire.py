@@ -32,7 +32,7 @@ from event_spine.schemas.formats import (
     Env,
     Mode,
 )
-from event_spine.schemas.scope import Scope
+from event_spine.schemas.scope import Scope, ScopeTuple
 
 TenantId = Annotated[str, msgspec.Meta(pattern=TENANT_ID_PATTERN)]
 ProjectId = Annotated[str, msgspec.Meta(pattern=PROJECT_ID_PATTERN)]
@@ -52,7 +52,7 @@ class WireRouting(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
             tenant_id=self.tenant_id, env=self.env, mode=self.mode, project_id=self.project_id
         )
 
-    def key(self) -> tuple[str, str, str, str]:
+    def key(self) -> ScopeTuple:
         """Same identity as Scope.key()."""
         return (self.tenant_id, self.env, self.mode, self.project_id)
 

@@ -38,8 +38,9 @@ from event_spine.audit.chain import Member, has_audit_events, link_audit_chain
 from event_spine.audit.keys import LinkKey
 from event_spine.audit.links import chain_starts
 from event_spine.audit.sink import SinkAudit
-from event_spine.backends.base import AppendResult, EventStore
+from event_spine.backends.base import AppendResult
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import EventStore
 from event_spine.errors import (
     BackendNotDurable,
     ConfigurationError,
@@ -57,8 +58,9 @@ from event_spine.kafka.keys import kafka_key
 from event_spine.kafka.records import RawRecord
 from event_spine.observability.logs import log_fields
 from event_spine.observability.tracing import sink_span, traceparents
-from event_spine.routing.cache import RouteCache
+from event_spine.routing.cache import RouteSource
 from event_spine.schemas.routes import ResourceRoute
+from event_spine.schemas.scope import ScopeTuple
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
 from event_spine.sink_workers.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 
@@ -158,7 +160,7 @@ class BatchProcessor:
 
     def __init__(
         self,
-        routes: RouteCache,
+        routes: RouteSource,
         stores: StoreFactory,
         *,
         max_event_bytes: int,
@@ -256,12 +258,9 @@ class BatchProcessor:
             )
         return ReceivedEvent(record, rec.offset, raw=value)
 
-    async def _resolve(
-        self, scope: tuple[str, str, str, str]
-    ) -> ResourceRoute | ConfigurationError:
-        tenant, env, mode, project = scope
+    async def _resolve(self, scope: ScopeTuple) -> ResourceRoute | ConfigurationError:
         try:
-            route = await self.routes.event_spine_route(tenant, env, project, mode)
+            route = await self.routes.event_spine_route(scope)
             await self.stores.event_store(route)
         except SpineError as exc:
             if isinstance(exc, ConfigurationError) and failure_class(exc) == "configuration":

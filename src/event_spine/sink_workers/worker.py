@@ -30,6 +30,7 @@ from faststream.kafka.message import FAKE_CONSUMER
 from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import RegistryStore
 from event_spine.errors import StoreLayoutOutdated
 from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.kafka.predecessors import remove_predecessors
@@ -40,7 +41,6 @@ from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
-from event_spine.routing.store import RegistryStore
 from event_spine.routing.stores import open_registry_store
 from event_spine.sink_workers.backoff import Backoff
 from event_spine.sink_workers.dead_letters import DeadLetter

@@ -12,13 +12,13 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.errors import EventRejected, UnknownCursor
 from event_spine.kafka.keys import kafka_key
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.query import MAX_PAGE, EventQuery, Position, encode_event_cursor
 from event_spine.schemas.wire import StoredEvent, decode_record
-from event_spine.subscriptions.filters import EventFilter
+from event_spine.services.event_stream import EventStreamService
+from event_spine.subscriptions.filters import SubscriptionFilter
 
 
 class RecentIds:
@@ -48,7 +48,7 @@ class Seam:
     """What was delivered, so the live phase neither repeats nor skips."""
 
     ctx: RequestContext
-    event_filter: EventFilter
+    event_filter: SubscriptionFilter
     live_from: dict[int, int]
     ids: RecentIds
     last_position: dict[str, int] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""EventFilter: which events a subscriber wants (within its own scope, always)."""
+"""SubscriptionFilter: which events a subscriber wants (within its own scope, always)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from event_spine.schemas.wire import EventRecord
 
 
 @dataclass(frozen=True, slots=True)
-class EventFilter:
+class SubscriptionFilter:
     """Empty tuples match everything; within a field any entry may match.
 
     ``domains`` is shorthand for a type prefix: domain ``safety`` matches

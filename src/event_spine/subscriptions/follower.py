@@ -16,7 +16,7 @@ from event_spine.kafka.keys import kafka_key
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import EventRecord, StoredEvent
 from event_spine.subscriptions.catchup import RecentIds
-from event_spine.subscriptions.filters import EventFilter
+from event_spine.subscriptions.filters import SubscriptionFilter
 from event_spine.subscriptions.mailbox import Mailbox
 
 
@@ -26,7 +26,7 @@ class Follower:
 
     ctx: RequestContext
     stream_id: str
-    event_filter: EventFilter
+    event_filter: SubscriptionFilter
     ids: RecentIds
     mailbox: Mailbox[StoredEvent]
     #: Every offset at or below was handled (-1: none); see the module docstring.

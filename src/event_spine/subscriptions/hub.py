@@ -50,6 +50,8 @@ class LiveOptions:
     max_partition_fetch_bytes: int = 2**20
     #: A partition without followers keeps its consumer this long (reconnects reuse it).
     idle_close_s: float = 30.0
+    #: A history reader without followers waits this long (paused) for the next one.
+    history_linger_s: float = 5.0
     metadata_timeout_s: float = 10.0
 
 
@@ -98,6 +100,7 @@ class PartitionTail:
                 self._run_history(self.history), name=f"live-history-{self.tp.partition}"
             )
         self.history.pending.append(f)
+        self.history.arrived.set()
 
     def leave(self, f: Follower) -> None:
         """Forget ``f`` (its connection ended)."""
@@ -161,9 +164,19 @@ class PartitionTail:
             history.consumer = consumer
             while True:
                 history.admit()
-                if not history.count:
-                    break
-                await history.read(opts.poll_timeout_ms, opts.max_records)
+                if history.count:
+                    await history.read(opts.poll_timeout_ms, opts.max_records)
+                    continue
+                # Empty: linger paused, so a burst of followers falling behind one after
+                # another reuses this consumer instead of starting one each.
+                consumer.pause(self.tp)
+                history.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(opts.history_linger_s):
+                        await history.arrived.wait()
+                if not history.pending:
+                    break  # no await since the check: nobody joined
+                consumer.resume(self.tp)
         except Exception as exc:
             for f in history.followers.all() + history.pending:
                 f.fail(exc)

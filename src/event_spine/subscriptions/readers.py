@@ -17,6 +17,7 @@ record they handled, so a handover neither repeats nor skips (follower.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -208,6 +209,8 @@ class History:
         self.head = head
         self.stall_s = stall_s
         self.pending: list[Follower] = []
+        #: Set when a follower is added to ``pending``.
+        self.arrived = asyncio.Event()
         self.followers = _Followers()
         self.position: int | None = None
         #: Every record up to here was dispatched to every follower (since the last seek).
@@ -225,7 +228,9 @@ class History:
         for f in self.followers.all():
             f.after = max(f.after, self.done)  # ``done`` is about to move back
         target = min(f.after + 1 for f in self.pending)
-        if self.position is None or target < self.position:
+        # Seek back for an earlier need; and forward when nobody is served (after an
+        # idle spell the old position may be far below every newcomer).
+        if self.position is None or target < self.position or not self.followers.count:
             assert self.consumer is not None
             self.consumer.seek(self.tp, target)
             self.position, self.done = target, target - 1

@@ -36,7 +36,6 @@ from collections.abc import AsyncGenerator, Collection, Mapping
 from dataclasses import dataclass
 
 from event_spine.backends.factory import StoreFactory
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.kafka.clients import make_consumer
 from event_spine.kafka.keys import partition_of
 from event_spine.kafka.settings import KafkaTarget, as_kafka
@@ -45,8 +44,9 @@ from event_spine.kafka.watermarks import assign_all, high_watermarks
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.wire import StoredEvent
+from event_spine.services.event_stream import EventStreamService
 from event_spine.subscriptions.catchup import RecentIds, Resume, Seam, catch_up
-from event_spine.subscriptions.filters import EventFilter
+from event_spine.subscriptions.filters import SubscriptionFilter
 
 __all__ = ["RecentIds", "SubscribeOptions", "subscribe"]
 
@@ -67,7 +67,7 @@ class SubscribeOptions:
 
 async def subscribe(
     ctx: RequestContext,
-    event_filter: EventFilter,
+    event_filter: SubscriptionFilter,
     *,
     registry: RoutingRegistry,
     stores: StoreFactory,

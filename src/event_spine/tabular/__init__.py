@@ -1,6 +1,8 @@
-"""Tabular: routed key/value tables per scope (the ``tabular_store`` resource kind)."""
+"""Tabular: routed key/value tables per scope (the ``tabular_store`` resource kind).
 
-from event_spine.tabular.base import TabularStore, validate_key
-from event_spine.tabular.service import TabularStoreService
+The store seam itself is ``event_spine.backends.TabularStore``.
+"""
 
-__all__ = ["TabularStore", "TabularStoreService", "validate_key"]
+from event_spine.tabular.service import TabularStoreService, validate_key
+
+__all__ = ["TabularStoreService", "validate_key"]

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 from event_spine.backends.factory import TabularFactory
+from event_spine.backends.seams import Row, TabularStore
+from event_spine.errors import EventValidationError
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import ResourceKind
-from event_spine.tabular.base import Row, TabularStore, validate_key
+from event_spine.schemas.routes import ResourceKind, RouteKey
+
+TABLE_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+KEY_RE: Final = re.compile(r"^[A-Za-z0-9_.:@/-]{1,512}$")
+
+
+def validate_key(table: str, key: str | None = None) -> None:
+    """Table names are snake_case; keys are printable ids (no `|`, no spaces)."""
+    if not TABLE_RE.match(table):
+        raise EventValidationError("table", f"must match {TABLE_RE.pattern}")
+    if key is not None and not KEY_RE.match(key):
+        raise EventValidationError("key", f"must match {KEY_RE.pattern}")
 
 
 class TabularStoreService:
@@ -24,7 +37,7 @@ class TabularStoreService:
     async def _store(self) -> TabularStore:
         c = self.ctx
         route = await self.registry.get_route(
-            ResourceKind.TABULAR_STORE, c.tenant_id, c.env, c.project_id, c.mode
+            RouteKey.for_scope(ResourceKind.TABULAR_STORE, c.key())
         )
         return await self.stores.tabular_store(route)
 

@@ -21,18 +21,18 @@ from typing import Literal
 
 from event_spine.audit.keys import LinkKey
 from event_spine.backends.factory import StoreFactory
-from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.closing import AsyncClosing
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.errors import EventRejected, RouteNotFound
 from event_spine.kafka.records import MemoryRecord
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
-from event_spine.schemas.routes import ResourceKind, ResourceRoute
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent, decode_record
+from event_spine.services.event_stream import EventStreamService
 from event_spine.sink_workers.dead_letters import DeadLetter
 from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor
 from event_spine.testing.producer import MemoryProducer
@@ -136,9 +136,7 @@ class LocalSink(AsyncClosing):
 
     async def _routed(self, scope: Scope) -> bool:
         try:
-            await self.registry.get_route(
-                ResourceKind.EVENT_SPINE, scope.tenant_id, scope.env, scope.project_id, scope.mode
-            )
+            await self.registry.get_route(RouteKey.for_scope(ResourceKind.EVENT_SPINE, scope))
         except RouteNotFound:
             return False
         return True

@@ -1,8 +1,9 @@
 """Timelines: the timeline store of a scope, chosen by its ``event_spine`` route.
 
 The routing registry decides, never an environment variable: a scope whose
-``event_spine`` route names the ``memory`` backend gets a MemoryTimeline (one per
-scope, kept by this object); any other backend gets the durable SpineTimeline.
+``event_spine`` route names an in-process backend (``BackendSpec.in_process``: the
+``memory`` backend) gets a MemoryTimeline (one per scope, kept by this object); any
+other backend gets the durable SpineTimeline.
 With ``write_both=True`` a durable scope gets a TeeTimeline: appends go to memory
 and to the spine; reads come from memory (read-your-writes within this process),
 and ``.durable`` reads what the sink stored (every process's entries).
@@ -10,12 +11,13 @@ and ``.durable`` reads what the sink stored (every process's entries).
 
 from __future__ import annotations
 
+from event_spine.backends.catalog import spec_of
 from event_spine.backends.factory import StoreFactory
 from event_spine.producers.emit import get_default_producer
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import BackendType, ResourceKind
+from event_spine.schemas.routes import ResourceKind, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.timeline.base import TimelineEntry, TimelineStore
 from event_spine.timeline.memory import MemoryTimeline
@@ -69,10 +71,10 @@ class Timelines:
     async def for_context(self, ctx: RequestContext) -> TimelineStore:
         """The store the scope's ``event_spine`` route selects (RouteNotFound without one)."""
         route = await self.registry.get_route(
-            ResourceKind.EVENT_SPINE, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, ctx.key())
         )
         scope = ctx.scope
-        if route.backend_type is BackendType.MEMORY:
+        if spec_of(route.backend_type).in_process:
             return self.memory(scope)
         producer = self.producer or get_default_producer()
         durable = SpineTimeline(scope, producer, self.registry, self.stores)

@@ -9,11 +9,11 @@ sink has written it (read-your-writes needs the memory store: ``write_both``).
 from __future__ import annotations
 
 from event_spine.backends.factory import StoreFactory
-from event_spine.consumers.event_stream import EventStreamService
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.scope import Scope
+from event_spine.services.event_stream import EventStreamService
 from event_spine.timeline.base import TIMELINE_EVENT_PREFIX, TimelineEntry, timeline_stream
 
 

@@ -51,17 +51,43 @@ route config: the account key comes from the variable named by ``key_env``, else
 ``DefaultAzureCredential`` when installed.
 """
 
-from event_spine.backends.cosmos.config import CosmosConfig
-from event_spine.backends.cosmos.events import CosmosEventStore
-from event_spine.backends.cosmos.layout import Item
-from event_spine.backends.cosmos.layout import _event_item as _event_item  # for the tests
-from event_spine.backends.cosmos.registry import CosmosRegistryStore
-from event_spine.backends.cosmos.tabular import CosmosTabularStore
+from __future__ import annotations
 
-__all__ = [
-    "CosmosConfig",
-    "CosmosEventStore",
-    "CosmosRegistryStore",
-    "CosmosTabularStore",
-    "Item",
-]
+from event_spine.backends.cosmos.config import CosmosConfig
+from event_spine.backends.cosmos.layout import Item
+from event_spine.backends.spec import BackendSpec, StoreClasses
+from event_spine.schemas.routes import BackendType
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: the default range index on ``/position`` (single-partition ORDER BY, both
+directions). Type and time filters run after reading (the body is stored as text):
+a filtered page costs the RUs of every item it examines, at most 10,000 per page.
+list_streams and prefix queries: one cross-partition query on the watermark items
+(``id = "_cursor"``, STARTSWITH on ``/pk``, ORDER BY ``/pk``): a fan-out over every
+physical partition, billed per partition. Counts: the whole stream read once (the
+emulator has no GROUP BY; real Cosmos could count in a single-partition GROUP BY).
+"""
+
+
+def _stores() -> StoreClasses[CosmosConfig]:
+    # Imported when a route needs them: they import the backend's SDK.
+    from event_spine.backends.cosmos.events import CosmosEventStore  # noqa: PLC0415
+    from event_spine.backends.cosmos.registry import CosmosRegistryStore  # noqa: PLC0415
+    from event_spine.backends.cosmos.tabular import CosmosTabularStore  # noqa: PLC0415
+
+    return StoreClasses(
+        events=CosmosEventStore, registry=CosmosRegistryStore, tabular=CosmosTabularStore
+    )
+
+
+SPEC = BackendSpec(
+    backend=BackendType.COSMOS,
+    config=CosmosConfig,
+    stores=_stores,
+    layout=__doc__ or "",
+    query_costs=QUERY_COSTS,
+    extra="cosmos",
+)
+
+__all__ = ["QUERY_COSTS", "SPEC", "CosmosConfig", "Item"]

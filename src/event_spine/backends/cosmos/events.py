@@ -45,17 +45,6 @@ from event_spine.backends.cosmos.layout import (
 from event_spine.errors import StorePermanentError, StoreUnavailable
 from event_spine.schemas.wire import EventRecord, StoredEvent
 
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: the default range index on ``/position`` (single-partition ORDER BY, both
-directions). Type and time filters run after reading (the body is stored as text):
-a filtered page costs the RUs of every item it examines, at most 10,000 per page.
-list_streams and prefix queries: one cross-partition query on the watermark items
-(``id = "_cursor"``, STARTSWITH on ``/pk``, ORDER BY ``/pk``): a fan-out over every
-physical partition, billed per partition. Counts: the whole stream read once (the
-emulator has no GROUP BY; real Cosmos could count in a single-partition GROUP BY).
-"""
-
 # The package's logger, as when the backend was one module.
 log = logging.getLogger("event_spine.backends.cosmos")
 

@@ -46,20 +46,45 @@ Production creates the tables with IaC (the key schema above); ``create_tables``
 default chain, never from the config.
 """
 
-from event_spine.backends.dynamodb.config import DynamoConfig
-from event_spine.backends.dynamodb.events import DynamoEventStore, Pending
-from event_spine.backends.dynamodb.layout import PART_BYTES, Item
-from event_spine.backends.dynamodb.registry import DynamoRegistryStore
-from event_spine.backends.dynamodb.table import DynamoTable
-from event_spine.backends.dynamodb.tabular import DynamoTabularStore
+from __future__ import annotations
 
-__all__ = [
-    "PART_BYTES",
-    "DynamoConfig",
-    "DynamoEventStore",
-    "DynamoRegistryStore",
-    "DynamoTable",
-    "DynamoTabularStore",
-    "Item",
-    "Pending",
-]
+from event_spine.backends.dynamodb.config import DynamoConfig
+from event_spine.backends.dynamodb.layout import PART_BYTES, Item
+from event_spine.backends.spec import BackendSpec, StoreClasses
+from event_spine.schemas.routes import BackendType
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: none added (the table keeps no secondary index so every read is strongly
+consistent). One stream: Query on the ev# partition by position range, ascending or
+descending (ScanIndexForward); type and time filters run after reading, because ev#
+items hold only the body: a filtered page reads (and bills) every item in the range
+it examines, at most 10,000 per page. list_streams and prefix queries: a Scan of the
+whole table for the scope's wm# items, sorted in the client; on the real service
+that costs read units for every item in the table on each call (DynamoDB Local does
+the same), so route streams meant to be listed to a SQL backend, or add a GSI on
+the wm# items if this is needed at scale. Counts: the whole stream read once.
+"""
+
+
+def _stores() -> StoreClasses[DynamoConfig]:
+    # Imported when a route needs them: they import the backend's SDK.
+    from event_spine.backends.dynamodb.events import DynamoEventStore  # noqa: PLC0415
+    from event_spine.backends.dynamodb.registry import DynamoRegistryStore  # noqa: PLC0415
+    from event_spine.backends.dynamodb.tabular import DynamoTabularStore  # noqa: PLC0415
+
+    return StoreClasses(
+        events=DynamoEventStore, registry=DynamoRegistryStore, tabular=DynamoTabularStore
+    )
+
+
+SPEC = BackendSpec(
+    backend=BackendType.DYNAMODB,
+    config=DynamoConfig,
+    stores=_stores,
+    layout=__doc__ or "",
+    query_costs=QUERY_COSTS,
+    extra="dynamodb",
+)
+
+__all__ = ["PART_BYTES", "QUERY_COSTS", "SPEC", "DynamoConfig", "Item"]

@@ -29,19 +29,6 @@ from event_spine.backends.dynamodb.table import _all, _OneTable
 from event_spine.errors import StoreLayoutOutdated, StorePermanentError
 from event_spine.schemas.wire import StoredEvent
 
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: none added (the table keeps no secondary index so every read is strongly
-consistent). One stream: Query on the ev# partition by position range, ascending or
-descending (ScanIndexForward); type and time filters run after reading, because ev#
-items hold only the body: a filtered page reads (and bills) every item in the range
-it examines, at most 10,000 per page. list_streams and prefix queries: a Scan of the
-whole table for the scope's wm# items, sorted in the client; on the real service
-that costs read units for every item in the table on each call (DynamoDB Local does
-the same), so route streams meant to be listed to a SQL backend, or add a GSI on
-the wm# items if this is needed at scale. Counts: the whole stream read once.
-"""
-
 #: Version 2: id# and part# items keyed by scope + event_id (1, unmarked: event_id alone).
 LAYOUT_VERSION = 2
 _LAYOUT_KEY = _key("layout#events", 0)

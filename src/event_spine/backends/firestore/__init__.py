@@ -54,22 +54,49 @@ value. Credentials and project: the SDK's default chain (ADC, GOOGLE_CLOUD_PROJE
 ``FIRESTORE_EMULATOR_HOST`` points the client at an emulator.
 """
 
-# The ``x as x`` imports re-export private helpers the tests check the layout with.
-from event_spine.backends.firestore.config import MIB, FirestoreConfig
-from event_spine.backends.firestore.events import FirestoreEventStore
-from event_spine.backends.firestore.layout import _doc_id as _doc_id
-from event_spine.backends.firestore.layout import _EventDoc as _EventDoc
-from event_spine.backends.firestore.layout import _pack as _pack
-from event_spine.backends.firestore.layout import event_doc_id
-from event_spine.backends.firestore.registry import FirestoreRegistryStore
-from event_spine.backends.firestore.registry import _route_text as _route_text
-from event_spine.backends.firestore.tabular import FirestoreTabularStore
+from __future__ import annotations
 
-__all__ = [
-    "MIB",
-    "FirestoreConfig",
-    "FirestoreEventStore",
-    "FirestoreRegistryStore",
-    "FirestoreTabularStore",
-    "event_doc_id",
-]
+from event_spine.backends.firestore.config import MIB, FirestoreConfig
+from event_spine.backends.firestore.layout import event_doc_id
+from event_spine.backends.spec import BackendSpec, StoreClasses
+from event_spine.schemas.routes import BackendType
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: one-stream pages use the (stream_key, position) composite index; descending
+pages need one more a deployment must create::
+
+    gcloud firestore indexes composite create --collection-group=spine_events \\
+        --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
+        --field-config=field-path=position,order=descending
+
+(the emulator needs none). Type and time filters run after reading (event documents
+hold no type or ts field): a filtered page reads and bills every document it
+examines, at most 10,000 per page. list_streams and prefix queries: a range on the
+watermark documents' ``stream_key`` (automatic single-field index), one read per
+stream returned; a prefix page then queries each stream it visits (at most 100).
+Counts: the whole stream read once (one document read per event).
+"""
+
+
+def _stores() -> StoreClasses[FirestoreConfig]:
+    # Imported when a route needs them: they import the backend's SDK.
+    from event_spine.backends.firestore.events import FirestoreEventStore  # noqa: PLC0415
+    from event_spine.backends.firestore.registry import FirestoreRegistryStore  # noqa: PLC0415
+    from event_spine.backends.firestore.tabular import FirestoreTabularStore  # noqa: PLC0415
+
+    return StoreClasses(
+        events=FirestoreEventStore, registry=FirestoreRegistryStore, tabular=FirestoreTabularStore
+    )
+
+
+SPEC = BackendSpec(
+    backend=BackendType.FIRESTORE,
+    config=FirestoreConfig,
+    stores=_stores,
+    layout=__doc__ or "",
+    query_costs=QUERY_COSTS,
+    extra="firestore",
+)
+
+__all__ = ["MIB", "QUERY_COSTS", "SPEC", "FirestoreConfig", "event_doc_id"]

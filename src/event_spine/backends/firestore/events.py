@@ -35,23 +35,6 @@ from event_spine.errors import StoreLayoutOutdated, StorePermanentError, StoreUn
 from event_spine.schemas.formats import EVENT_ID_RE
 from event_spine.schemas.wire import StoredEvent
 
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: one-stream pages use the (stream_key, position) composite index; descending
-pages need one more a deployment must create::
-
-    gcloud firestore indexes composite create --collection-group=spine_events \\
-        --query-scope=COLLECTION --field-config=field-path=stream_key,order=ascending \\
-        --field-config=field-path=position,order=descending
-
-(the emulator needs none). Type and time filters run after reading (event documents
-hold no type or ts field): a filtered page reads and bills every document it
-examines, at most 10,000 per page. list_streams and prefix queries: a range on the
-watermark documents' ``stream_key`` (automatic single-field index), one read per
-stream returned; a prefix page then queries each stream it visits (at most 100).
-Counts: the whole stream read once (one document read per event).
-"""
-
 _WRITE_OVERHEAD: Final = 512  # bytes per write besides the values: names, field keys
 _CONFLICT_ATTEMPTS: Final = 5  # re-check rounds after ALREADY_EXISTS from a racing writer
 _TX_ATTEMPTS: Final = 8  # the SDK retries ABORTED transactions this often

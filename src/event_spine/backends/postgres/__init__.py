@@ -44,14 +44,49 @@ the DDL of events.py, registry.py and tabular.py. Credentials never go in
 mode set ``statement_cache_size`` to 0.
 """
 
-from event_spine.backends.postgres.config import PostgresConfig
-from event_spine.backends.postgres.events import PostgresEventStore
-from event_spine.backends.postgres.registry import PostgresRegistryStore
-from event_spine.backends.postgres.tabular import PostgresTabularStore
+from __future__ import annotations
 
-__all__ = [
-    "PostgresConfig",
-    "PostgresEventStore",
-    "PostgresRegistryStore",
-    "PostgresTabularStore",
-]
+from event_spine.backends.postgres.config import PostgresConfig
+from event_spine.backends.spec import BackendSpec, StoreClasses
+from event_spine.schemas.routes import BackendType
+
+#: How queries run here, their indexes and costs (docs/backends.md, generated).
+QUERY_COSTS = """\
+Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
+prefix pages (a row-value range from the cursor, walked in page order; each row checked
+against its watermark by a primary-key point read);
+``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
+and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
+``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
+read). Cost of the type index, measured (100k events, 100 streams x 10 types, local
+server, shared machine): writes 9.5k -> 8.9k events/s (within noise); a one-type page
+of 100: p50 3.6 -> 1.6 ms. Existing tables (no layout change): an open()
+by a role that may create it runs CREATE INDEX IF NOT EXISTS, which blocks writes
+while it builds; a role without DDL rights opens without it (a warning; reads stay
+correct, slower) until ``spine migrate`` as the owner creates it. On a large table
+create it beforehand with ``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" ON
+<events table> (tenant_id, env, mode, project_id, stream_id, event_type, position)``.
+"""
+
+
+def _stores() -> StoreClasses[PostgresConfig]:
+    # Imported when a route needs them: they import the backend's SDK.
+    from event_spine.backends.postgres.events import PostgresEventStore  # noqa: PLC0415
+    from event_spine.backends.postgres.registry import PostgresRegistryStore  # noqa: PLC0415
+    from event_spine.backends.postgres.tabular import PostgresTabularStore  # noqa: PLC0415
+
+    return StoreClasses(
+        events=PostgresEventStore, registry=PostgresRegistryStore, tabular=PostgresTabularStore
+    )
+
+
+SPEC = BackendSpec(
+    backend=BackendType.POSTGRES,
+    config=PostgresConfig,
+    stores=_stores,
+    layout=__doc__ or "",
+    query_costs=QUERY_COSTS,
+    extra="postgres",
+)
+
+__all__ = ["QUERY_COSTS", "SPEC", "PostgresConfig"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Final
 
 import asyncpg
@@ -172,6 +172,24 @@ class _Database:
         pool = self.pool
         async with pool.acquire(timeout=self.config.connect_timeout_s) as conn, conn.transaction():
             yield conn
+
+
+#: The stores' pool-and-tables type, public for tables kept beside a store in its
+#: database: the API keys and the DLQ replay ledger beside the routing registry.
+PostgresDatabase = _Database
+
+
+def side_table(config: PostgresConfig, name: str, columns: str) -> PostgresDatabase:
+    """A pool and one table ``<schema>.<table_prefix><name> (columns)``, created with
+    its schema on open when missing (``config.table(name)`` is its quoted name)."""
+    ddl = _schema_ddl(config) + f"CREATE TABLE IF NOT EXISTS {config.table(name)} ({columns});"
+    return _Database(config, name, ddl, [name])
+
+
+def map_errors(where: str) -> AbstractContextManager[None]:
+    """asyncpg's errors as the spine's (StoreUnavailable, StorePermanentError) inside
+    the block; ``where`` names the table in the messages (``config.where(name)``)."""
+    return _mapped(where)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -7,7 +7,6 @@ from typing import Any, Final
 
 import asyncpg
 
-from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     AppendResult,
     Columns,
@@ -33,28 +32,19 @@ from event_spine.backends.postgres.database import (
     _schema_ddl,
 )
 from event_spine.backends.querying import PrefixScan, Scan
+from event_spine.backends.sqlquery import (
+    Dialect,
+    count_types,
+    list_streams,
+    prefix_result,
+    prefix_scan,
+    stream_result,
+    stream_scan,
+)
 from event_spine.errors import StoreLayoutOutdated
 from event_spine.schemas.query import EventQuery, Position
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
-
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: ``{p}events_by_stream`` (scope, stream_id, position) serves one-stream and
-prefix pages (a row-value range from the cursor, walked in page order; each row checked
-against its watermark by a primary-key point read);
-``{p}events_by_type`` (scope, stream_id, event_type, position) serves one-type pages
-and counts. Ids are ``COLLATE "C"``: byte order, the order cursors use. Times are
-``timestamptz``, compared exactly in SQL, not indexed (they filter the position range
-read). Cost of the type index, measured (100k events, 100 streams x 10 types, local
-server, shared machine): writes 9.5k -> 8.9k events/s (within noise); a one-type page
-of 100: p50 3.6 -> 1.6 ms. Existing tables (no layout change): an open()
-by a role that may create it runs CREATE INDEX IF NOT EXISTS, which blocks writes
-while it builds; a role without DDL rights opens without it (a warning; reads stay
-correct, slower) until ``spine migrate`` as the owner creates it. On a large table
-create it beforehand with ``CREATE INDEX CONCURRENTLY "<prefix>events_by_type" ON
-<events table> (tenant_id, env, mode, project_id, stream_id, event_type, position)``.
-"""
 
 # Fallback path (a role without TEMPORARY privilege): one INSERT carries at most
 # this much body data (the rest go in more statements of the same transaction):
@@ -122,7 +112,7 @@ CREATE TABLE IF NOT EXISTS {{cursors}} (
 );
 """
 # timestamptz: times compare exactly in SQL.
-_DIALECT = sqlquery.Dialect(
+_DIALECT = Dialect(
     mark=lambda n: f"${n}",
     ts_column="e.ts",
     ts_param=lambda mark: mark,
@@ -365,27 +355,27 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         return f"re-keyed {count} event(s); now at layout {LAYOUT_VERSION}"
 
     async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
-        sql, params = sqlquery.stream_scan(
+        sql, params = stream_scan(
             _DIALECT, self._sql.events, self._sql.cursors, key, q, start, q.limit
         )
-        return sqlquery.stream_result(await self._fetch(sql, params), q)
+        return stream_result(await self._fetch(sql, params), q)
 
     async def _query_prefix(
         self, scope: Scope, q: EventQuery, start: Position | None
     ) -> PrefixScan:
-        sql, params = sqlquery.prefix_scan(
+        sql, params = prefix_scan(
             _DIALECT, self._sql.events, self._sql.cursors, scope.key(), q, start, q.limit
         )
-        return sqlquery.prefix_result(await self._fetch(sql, params), q, start)
+        return prefix_result(await self._fetch(sql, params), q, start)
 
     async def _count_types(self, key: StreamKey) -> dict[str, int]:
-        sql, params = sqlquery.count_types(_DIALECT, self._sql.events, self._sql.cursors, key)
+        sql, params = count_types(_DIALECT, self._sql.events, self._sql.cursors, key)
         return {t: int(n) for t, n in await self._fetch(sql, params)}
 
     async def _load_streams(
         self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
     ) -> list[StreamCursor]:
-        sql, params = sqlquery.list_streams(
+        sql, params = list_streams(
             _DIALECT, self._sql.cursors, scope, prefix, after, limit, descending
         )
         return [StreamCursor(*row) for row in await self._fetch(sql, params)]

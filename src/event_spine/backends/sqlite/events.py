@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from event_spine.backends import sqlquery
 from event_spine.backends.base import (
     Anchor,
     AppendResult,
@@ -28,32 +27,19 @@ from event_spine.backends.base import (
 from event_spine.backends.querying import PrefixScan, Scan
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase, insert_rows
+from event_spine.backends.sqlquery import (
+    Dialect,
+    count_types,
+    list_streams,
+    prefix_result,
+    prefix_scan,
+    stream_result,
+    stream_scan,
+)
 from event_spine.errors import StoreLayoutOutdated
 from event_spine.schemas.query import EventQuery, Position
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent
-
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: ``spine_events_by_stream`` (scope, stream_id, position) serves one-stream
-and prefix pages in order (a prefix page starts at the cursor's (stream_id,
-position) row value), each bounded by its watermark row (primary key of
-spine_cursors). ``spine_events_by_type`` (scope, stream_id, event_type, position)
-serves one-type pages (a range already in position order) and counts (a covering,
-index-only walk). A page of several types reads the stream index and filters rows.
-Time filters: ``ts`` is ISO text with any UTC offset, compared in SQL as julianday()
-seconds (millisecond precision) widened by 1 s, then exactly in Python; not
-indexed, so a narrow window on a long stream scans its position range from the cursor.
-Cost of the type index, measured (200k events, 100 streams x 10 types, batches of
-1,000, a shared and loaded 2-core machine): writes with synchronous=FULL (default)
-14.6k -> 9.2-10.8k events/s (-30%), with NORMAL 28-30k -> 17k (-40%); a one-type
-page of 100: p50 1.6 -> 0.10 ms; counts of a 2,000-event stream: 2.3 -> 0.31 ms.
-A route whose throughput matters more than type queries sets ``type_index: false``
-(the same answers, read by scanning the stream). Existing files: the index is
-created (CREATE INDEX IF NOT EXISTS) when this release first opens the file, holding
-the write lock meanwhile (0.45 s per 200k events measured); the layout version stays
-2 and older releases keep working with the index present.
-"""
 
 #: Version 2: events keyed by scope + event_id (version 1, unmarked: event_id alone).
 LAYOUT_VERSION = 2
@@ -132,7 +118,7 @@ END;
 _EVENTS, _CURSORS = "spine_events", "spine_cursors"
 # ts is ISO text with any UTC offset: compared as seconds (julianday keeps
 # milliseconds), widened in SQL and exact in Python.
-_DIALECT = sqlquery.Dialect(
+_DIALECT = Dialect(
     mark=lambda _: "?",
     ts_column="(julianday(e.ts) * 86400.0)",
     ts_param=lambda mark: f"(julianday({mark}) * 86400.0)",
@@ -211,27 +197,23 @@ class SqliteEventStore(DelegatedLifecycle, EventStoreBase):
         return anchor, [StoredEvent(record_from_json(body), pos) for body, pos in rows]
 
     async def _query_stream(self, key: StreamKey, q: EventQuery, start: int | None) -> Scan:
-        sql, params = sqlquery.stream_scan(_DIALECT, _EVENTS, _CURSORS, key, q, start, q.limit)
-        return sqlquery.stream_result(await self._fetch(sql, params), q)
+        sql, params = stream_scan(_DIALECT, _EVENTS, _CURSORS, key, q, start, q.limit)
+        return stream_result(await self._fetch(sql, params), q)
 
     async def _query_prefix(
         self, scope: Scope, q: EventQuery, start: Position | None
     ) -> PrefixScan:
-        sql, params = sqlquery.prefix_scan(
-            _DIALECT, _EVENTS, _CURSORS, scope.key(), q, start, q.limit
-        )
-        return sqlquery.prefix_result(await self._fetch(sql, params), q, start)
+        sql, params = prefix_scan(_DIALECT, _EVENTS, _CURSORS, scope.key(), q, start, q.limit)
+        return prefix_result(await self._fetch(sql, params), q, start)
 
     async def _count_types(self, key: StreamKey) -> dict[str, int]:
-        sql, params = sqlquery.count_types(_DIALECT, _EVENTS, _CURSORS, key)
+        sql, params = count_types(_DIALECT, _EVENTS, _CURSORS, key)
         return dict(await self._fetch(sql, params))
 
     async def _load_streams(
         self, scope: ScopeKey, prefix: str, after: str | None, limit: int, descending: bool
     ) -> list[StreamCursor]:
-        sql, params = sqlquery.list_streams(
-            _DIALECT, _CURSORS, scope, prefix, after, limit, descending
-        )
+        sql, params = list_streams(_DIALECT, _CURSORS, scope, prefix, after, limit, descending)
         return [StreamCursor(*row) for row in await self._fetch(sql, params)]
 
     async def _fetch(self, sql: str, params: list[object]) -> list[Any]:

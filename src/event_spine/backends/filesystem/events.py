@@ -1,40 +1,15 @@
-"""Filesystem EventStore: JSON lines on local disk, for lab mode only.
-
-Layout under ``root``::
-
-    streams/<tenant>/<env>/<mode>/<project>/<quoted stream_id>/events.jsonl
-    streams/.../cursor.json      the watermark, replaced atomically (write, fsync, rename)
-    by-id/<tenant>/<env>/<mode>/<project>/<event_id>
-                                 one line per stored event: the identity index for get()
-    layout.json                  {"version": 2}; layout 1 (unmarked) kept one global
-                                 ``ids/<first 2 hex>/<event_id>`` index: refused at
-                                 open until ``spine migrate`` rebuilds the index
-
-Every id that becomes a path component (tenant, env, mode, project, event id,
-stream id, table name) is checked against its format on every read and write, and
-the joined path must stay under ``root``: a hostile id cannot escape it.
-
-A crash between appending lines and writing the id index can leave a line twice
-after redelivery; readers keep the first line of each event id, so nothing is
-returned twice. Refused in saas/enterprise/system modes: it is neither shared
-between hosts nor backed up.
-"""
+"""EventStore: JSON lines per stream, an identity index file per event, a cursor file."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote, unquote
 
 import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 
 from event_spine.backends.base import (
     AppendResult,
@@ -47,44 +22,22 @@ from event_spine.backends.base import (
     repeat_conflict,
     without_conflicts,
 )
-from event_spine.backends.factory import refuse_outside_lab
+from event_spine.backends.filesystem.config import FilesystemConfig
+from event_spine.backends.filesystem.files import (
+    _append_durably,
+    _checked,
+    _checked_scope,
+    _inside,
+    _locked,
+    _mapped_errors,
+    _replace_durably,
+)
 from event_spine.backends.querying import Scan, bounds
-from event_spine.errors import (
-    ConcurrentUpdate,
-    EventValidationError,
-    StoreLayoutOutdated,
-    StorePermanentError,
-    StoreUnavailable,
-)
-from event_spine.schemas.formats import (
-    ENVS,
-    EVENT_ID_RE,
-    MODES,
-    PROJECT_ID_RE,
-    STREAM_ID_RE,
-    TENANT_ID_RE,
-)
+from event_spine.backends.spec import refuse_outside_lab
+from event_spine.errors import StoreLayoutOutdated, StorePermanentError
+from event_spine.schemas.formats import EVENT_ID_RE, STREAM_ID_RE
 from event_spine.schemas.query import EventQuery
-from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
-from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import EventRecord, StoredEvent
-
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: none. Every query reads the stream's whole events.jsonl once (as
-list_after does), filters and orders it in memory; a prefix page lists the scope's
-stream folders and reads each stream it visits (at most 100 per page). list_streams:
-one folder listing and a cursor.json read per stream returned. Counts: one read of
-the stream's file. Lab data only: fine up to a few hundred thousand events a stream.
-"""
-
-
-class FilesystemConfig(BaseModel):
-    """Route config of the filesystem backend."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    root: str = Field(description="Folder holding the store; created if missing.")
 
 
 class _Line(msgspec.Struct, frozen=True):
@@ -101,32 +54,6 @@ _line_codec: Final = msgspec.json.Decoder(_Line)
 _cursor_codec: Final = msgspec.json.Decoder(_Cursor)
 _encode: Final = msgspec.json.Encoder().encode
 LAYOUT_VERSION: Final = 2
-
-
-def _checked_scope(scope: ScopeKey) -> ScopeKey:
-    tenant, env, mode, project = scope
-    for field, ok in (
-        ("tenant_id", TENANT_ID_RE.match(tenant)),
-        ("env", env in ENVS),
-        ("mode", mode in MODES),
-        ("project_id", PROJECT_ID_RE.match(project)),
-    ):
-        if not ok:
-            raise EventValidationError(field, "not a valid id: refused as a path component")
-    return scope
-
-
-def _checked(field: str, value: str, pattern: Any) -> str:
-    if not pattern.match(value):
-        raise EventValidationError(field, "not a valid id: refused as a path component")
-    return value
-
-
-def _inside(root: Path, path: Path) -> Path:
-    """The last guard: whatever the checks above allowed must stay under root."""
-    if not path.resolve().is_relative_to(root.resolve()):
-        raise EventValidationError("id", f"path {str(path)!r} would leave the store's root")
-    return path
 
 
 class FilesystemEventStore(EventStoreBase):
@@ -372,204 +299,3 @@ def _layout(root: Path) -> int:
 
 def _read_cursor(path: Path) -> _Cursor | None:
     return _cursor_codec.decode(path.read_bytes()) if path.exists() else None
-
-
-def _append_durably(path: Path, data: bytes) -> None:
-    if not data:
-        return
-    with path.open("ab") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _replace_durably(path: Path, data: bytes, *, fsync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        if fsync:
-            handle.flush()
-            os.fsync(handle.fileno())
-    tmp.replace(path)
-    if fsync:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (two sink workers may share a folder)."""
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@contextmanager
-def _mapped_errors(root: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise StoreUnavailable(f"Filesystem store {str(root)!r} is unavailable: {exc}") from exc
-
-
-class FilesystemRegistryStore:
-    """RegistryStore as one JSON file per route, written atomically (fsync, rename).
-
-    Compare-and-set holds an exclusive lock file, so processes sharing the folder
-    cannot lose each other's switches.
-    """
-
-    def __init__(self, config: FilesystemConfig) -> None:
-        self.root = Path(config.root) / "routes"
-
-    async def open(self) -> None:
-        """Create the folder."""
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-
-    async def close(self) -> None:
-        """Nothing held open."""
-
-    def _path(self, key: RouteKey) -> Path:
-        scope = _checked_scope((key.tenant_id, key.env, key.mode, key.project_id))
-        path = self.root.joinpath(
-            key.resource_kind.value, scope[0], scope[1], scope[3], f"{key.mode}.json"
-        )
-        return _inside(self.root, path)
-
-    async def load(self, key: RouteKey) -> ResourceRoute | None:
-        """One route."""
-        return await asyncio.to_thread(self._load_sync, key)
-
-    def _load_sync(self, key: RouteKey) -> ResourceRoute | None:
-        path = self._path(key)
-        with _mapped_errors(self.root):
-            if not path.exists():
-                return None
-            return ResourceRoute.model_validate_json(path.read_bytes())
-
-    async def find(
-        self, resource_kind: ResourceKind, tenant_id: str, env: str, project_id: str
-    ) -> list[ResourceRoute]:
-        """Routes of a kind and scope, any mode."""
-
-        def read() -> list[ResourceRoute]:
-            _checked_scope((tenant_id, env, "lab", project_id))
-            folder = self.root.joinpath(resource_kind.value, tenant_id, env, project_id)
-            with _mapped_errors(self.root):
-                return [
-                    ResourceRoute.model_validate_json(p.read_bytes())
-                    for p in sorted(folder.glob("*.json"))
-                ]
-
-        return await asyncio.to_thread(read)
-
-    async def list_routes(self) -> list[ResourceRoute]:
-        """Every route."""
-
-        def read() -> list[ResourceRoute]:
-            with _mapped_errors(self.root):
-                return [
-                    ResourceRoute.model_validate_json(p.read_bytes())
-                    for p in sorted(self.root.glob("*/*/*/*/*.json"))
-                ]
-
-        return await asyncio.to_thread(read)
-
-    async def save(self, route: ResourceRoute, expected_version: int) -> None:
-        """Compare-and-set under the folder's lock."""
-
-        def write() -> None:
-            with _mapped_errors(self.root):
-                self.root.mkdir(parents=True, exist_ok=True)
-                with _locked(self.root / ".lock"):
-                    current = self._load_sync(route.key())
-                    if (current.version if current else 0) != expected_version:
-                        raise ConcurrentUpdate(
-                            f"{route.describe()} changed since it was read "
-                            f"(expected version {expected_version})"
-                        )
-                    data = route.model_dump_json(indent=2).encode()
-                    _replace_durably(self._path(route.key()), data, fsync=True)
-
-        await asyncio.to_thread(write)
-
-
-class FilesystemTabularStore:
-    """TabularStore as one JSON file per row (lab mode only, like the event store)."""
-
-    def __init__(self, config: FilesystemConfig) -> None:
-        self.root = Path(config.root) / "tables"
-
-    async def open(self) -> None:
-        """Create the folder."""
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
-
-    async def close(self) -> None:
-        """Nothing held open."""
-
-    def _folder(self, scope: Scope, table: str) -> Path:
-        if not table or quote(table, safe="") != table or table in {".", ".."}:
-            raise EventValidationError("table", "not a valid name: refused as a path component")
-        return _inside(self.root, self.root.joinpath(*_checked_scope(scope.key()), table))
-
-    async def put(self, scope: Scope, table: str, key: str, value: dict[str, Any]) -> None:
-        """Insert or replace, atomically."""
-        refuse_outside_lab(scope.mode)
-        path = self._folder(scope, table) / quote(key, safe="")
-        data = orjson.dumps(value)
-        with _mapped_errors(self.root):
-            await asyncio.to_thread(_replace_durably, path, data, fsync=True)
-
-    async def get(self, scope: Scope, table: str, key: str) -> dict[str, Any] | None:
-        """One row."""
-        path = self._folder(scope, table) / quote(key, safe="")
-
-        def read() -> dict[str, Any] | None:
-            with _mapped_errors(self.root):
-                return orjson.loads(path.read_bytes()) if path.exists() else None
-
-        return await asyncio.to_thread(read)
-
-    async def delete(self, scope: Scope, table: str, key: str) -> bool:
-        """Remove a row."""
-        path = self._folder(scope, table) / quote(key, safe="")
-
-        def remove() -> bool:
-            with _mapped_errors(self.root):
-                try:
-                    path.unlink()
-                except FileNotFoundError:
-                    return False
-                return True
-
-        return await asyncio.to_thread(remove)
-
-    async def list_prefix(
-        self,
-        scope: Scope,
-        table: str,
-        prefix: str = "",
-        after_key: str | None = None,
-        limit: int = 100,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Rows by key prefix, in key order."""
-        folder = self._folder(scope, table)
-
-        def read() -> list[tuple[str, dict[str, Any]]]:
-            with _mapped_errors(self.root):
-                if not folder.exists():
-                    return []
-                keys = sorted(
-                    unquote(p.name) for p in folder.iterdir() if not p.name.startswith(".")
-                )
-                keys = [k for k in keys if k.startswith(prefix) and k > (after_key or "")][:limit]
-                return [(k, orjson.loads((folder / quote(k, safe="")).read_bytes())) for k in keys]
-
-        return await asyncio.to_thread(read)

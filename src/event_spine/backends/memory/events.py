@@ -1,13 +1,9 @@
-"""In-memory EventStore: for users' tests and the timeline's fast path. Not durable."""
+"""EventStore in dicts: for users' tests and the timeline's fast path."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import copy
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from event_spine.backends.base import (
     AppendResult,
@@ -19,26 +15,10 @@ from event_spine.backends.base import (
     conflicts_among,
     without_conflicts,
 )
+from event_spine.backends.memory.config import MemoryConfig
 from event_spine.backends.querying import pick_streams
-from event_spine.errors import ConcurrentUpdate, StorePermanentError
-from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
-from event_spine.schemas.scope import Scope
+from event_spine.errors import StorePermanentError
 from event_spine.schemas.wire import EventRecord, StoredEvent
-
-#: How queries run here, their indexes and costs (docs/backends.md, generated).
-QUERY_COSTS = """\
-Indexes: none (a dict per scope and id, a position-sorted list per stream). One
-stream: a binary search to the cursor, then type and time filters in Python over the
-positions read (at most 10,000 examined per page, then a short page with a cursor).
-Prefix pages and list_streams sort the scope's stream ids on each call. Counts: one
-pass over the stream.
-"""
-
-
-class MemoryConfig(BaseModel):
-    """The memory backend takes no settings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class MemoryEventStore(EventStoreBase):
@@ -119,83 +99,3 @@ class MemoryEventStore(EventStoreBase):
 
 def _position(event: StoredEvent) -> int:
     return event.position
-
-
-class MemoryRegistryStore:
-    """RegistryStore in a dict (tests; nothing survives the process)."""
-
-    def __init__(self, config: MemoryConfig | None = None) -> None:
-        self._routes: dict[RouteKey, ResourceRoute] = {}
-
-    async def open(self) -> None:
-        """Nothing to create."""
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-    async def load(self, key: RouteKey) -> ResourceRoute | None:
-        """One route."""
-        return self._routes.get(key)
-
-    async def find(
-        self, resource_kind: ResourceKind, tenant_id: str, env: str, project_id: str
-    ) -> list[ResourceRoute]:
-        """Routes of a kind and scope, any mode."""
-        return [
-            r
-            for k, r in self._routes.items()
-            if k[:4] == (resource_kind, tenant_id, env, project_id)
-        ]
-
-    async def list_routes(self) -> list[ResourceRoute]:
-        """Every route."""
-        return list(self._routes.values())
-
-    async def save(self, route: ResourceRoute, expected_version: int) -> None:
-        """Compare-and-set (no await inside, so atomic on one loop)."""
-        current = self._routes.get(route.key())
-        if (current.version if current else 0) != expected_version:
-            raise ConcurrentUpdate(f"{route.describe()} changed since it was read")
-        self._routes[route.key()] = route
-
-
-class MemoryTabularStore:
-    """TabularStore in a dict."""
-
-    def __init__(self, config: MemoryConfig | None = None) -> None:
-        self._rows: dict[tuple[tuple[str, str, str, str], str], dict[str, dict[str, Any]]] = {}
-
-    async def open(self) -> None:
-        """Nothing to create."""
-
-    async def close(self) -> None:
-        """Nothing to release."""
-
-    def _table(self, scope: Scope, table: str) -> dict[str, dict[str, Any]]:
-        return self._rows.setdefault((scope.key(), table), {})
-
-    async def put(self, scope: Scope, table: str, key: str, value: dict[str, Any]) -> None:
-        """Insert or replace (a deep copy, like a real store)."""
-        self._table(scope, table)[key] = copy.deepcopy(value)
-
-    async def get(self, scope: Scope, table: str, key: str) -> dict[str, Any] | None:
-        """One row."""
-        value = self._table(scope, table).get(key)
-        return copy.deepcopy(value) if value is not None else None
-
-    async def delete(self, scope: Scope, table: str, key: str) -> bool:
-        """Remove a row."""
-        return self._table(scope, table).pop(key, None) is not None
-
-    async def list_prefix(
-        self,
-        scope: Scope,
-        table: str,
-        prefix: str = "",
-        after_key: str | None = None,
-        limit: int = 100,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Rows by key prefix, in key order."""
-        rows = self._table(scope, table)
-        keys = sorted(k for k in rows if k.startswith(prefix) and k > (after_key or ""))
-        return [(k, copy.deepcopy(rows[k])) for k in keys[:limit]]

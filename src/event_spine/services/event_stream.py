@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from event_spine.backends.base import EventStore, StreamCursor
+from event_spine.backends.base import StreamCursor
 from event_spine.backends.factory import StoreFactory
+from event_spine.backends.seams import EventStore
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
 from event_spine.schemas.query import EventPage, EventQuery, StreamPage
-from event_spine.schemas.routes import ResourceKind, ResourceRoute
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.wire import StoredEvent
 
 
@@ -31,11 +32,11 @@ class EventStreamService:
         c = self.ctx
         try:
             route = await self.registry.get_route(
-                ResourceKind.EVENT_STREAM, c.tenant_id, c.env, c.project_id, c.mode
+                RouteKey.for_scope(ResourceKind.EVENT_STREAM, c.key())
             )
         except RouteNotFound:
             route = await self.registry.get_route(
-                ResourceKind.EVENT_SPINE, c.tenant_id, c.env, c.project_id, c.mode
+                RouteKey.for_scope(ResourceKind.EVENT_SPINE, c.key())
             )
         return route
 
