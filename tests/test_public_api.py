@@ -15,6 +15,7 @@ PACKAGES = [
     "event_spine.producers",
     "event_spine.consumers",
     "event_spine.sink_workers",
+    "event_spine.pipeline",
     "event_spine.routing",
     "event_spine.backends",
     "event_spine.tabular",

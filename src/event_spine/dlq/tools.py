@@ -21,7 +21,7 @@ from event_spine.kafka.clients import make_consumer, make_producer
 from event_spine.kafka.settings import KafkaTarget, as_kafka
 from event_spine.kafka.startup import wait_for_kafka
 from event_spine.kafka.watermarks import assign_all
-from event_spine.sink_workers import dead_letters as h
+from event_spine.pipeline import dead_letters as h
 
 REPLAYED_FROM = "spine-dlq-replayed-from"
 
