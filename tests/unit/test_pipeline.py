@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -19,7 +20,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from event_spine.backends.memory import MemoryRegistryStore
-from event_spine.errors import ReplayFailed, StoreUnavailable
+from event_spine.errors import ReplayFailed, StoreLayoutOutdated, StoreUnavailable
 from event_spine.kafka.keys import partition_of
 from event_spine.kafka.records import MemoryRecord
 from event_spine.pipeline import (
@@ -30,12 +31,14 @@ from event_spine.pipeline import (
     BatchProcessor,
     BatchRetry,
     CommitUnit,
+    DeadLetter,
     PipelineStats,
     RebalanceListener,
     RewindAndPause,
     WaitAndRetry,
 )
 from event_spine.pipeline.offsets import HeldMark
+from event_spine.replay import ReplayConfig, Replayer, ReplayTarget
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
@@ -484,3 +487,27 @@ async def test_a_store_error_is_given_back_like_a_retry() -> None:
     assert offsets.stats.last_error == repr(error)
     assert backoff.failing
     policy.close()
+
+
+async def test_the_replayer_stops_on_events_its_target_holds_back(tmp_path: Path) -> None:
+    """A replay's settle refuses held events (a store to migrate) and store errors: it
+    must not commit past events it could not write."""
+    config = ReplayConfig(
+        kafka="127.0.0.1:1",  # never contacted: settle alone
+        topic=TOPIC,
+        name="unit",
+        target=ReplayTarget.of_backend("sqlite", {"path": str(tmp_path / "t.db")}),
+        include_unrouted=True,
+    )
+    replayer = Replayer(config)
+    held = BatchOutcome()
+    held.hold([MemoryRecord(TOPIC, 0, 7, None, None)], StoreLayoutOutdated("run spine migrate"))
+    with pytest.raises(ReplayFailed, match=r"cannot take some events yet.*spine migrate"):
+        await replayer.settle(held)
+    failed = BatchOutcome()
+    failed.dead_letters.append(
+        DeadLetter(MemoryRecord(TOPIC, 0, 8, None, None), "store_error", RuntimeError("bug"))
+    )
+    with pytest.raises(ReplayFailed, match="failed to write 1 events"):
+        await replayer.settle(failed)
+    await replayer.settle(BatchOutcome())  # nothing held, nothing failed: commit
