@@ -19,8 +19,8 @@ from event_spine.audit.history import verify_history
 from event_spine.audit.keys import AuditKeys, LocalAuditKeys
 from event_spine.audit.links import Segment, segments
 from event_spine.audit.verify import ChainReport
-from event_spine.backends.seams import EventStore
 from event_spine.backends.factory import StoreFactory, TabularFactory
+from event_spine.backends.seams import EventStore
 from event_spine.errors import RouteNotFound
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.formats import EVENT_ID_RE
