@@ -19,7 +19,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from event_spine.backends.memory import MemoryRegistryStore
+from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.errors import ReplayFailed, StoreLayoutOutdated, StoreUnavailable
 from event_spine.kafka.keys import partition_of
 from event_spine.kafka.records import MemoryRecord
