@@ -42,7 +42,7 @@ from event_spine.replay import ReplayConfig, Replayer, ReplayTarget
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import ResourceKind, ResourceRoute
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.wire import decode_record
 from event_spine.testing import MemoryProducer
 from support.faults import FaultyFactory, FaultyStore
@@ -156,7 +156,7 @@ class Rig:
 
     async def store(self, ctx: RequestContext = LAB) -> FaultyStore:
         route = await self.registry.get_route(
-            ResourceKind.EVENT_SPINE, ctx.tenant_id, ctx.env, ctx.project_id, ctx.mode
+            RouteKey.for_scope(ResourceKind.EVENT_SPINE, ctx.key())
         )
         store = await self.stores.event_store(route)
         assert isinstance(store, FaultyStore)
