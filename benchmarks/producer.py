@@ -13,13 +13,17 @@ compression (lz4) and acks (all), every ack awaited:
   the API our sender uses (the goal), and against a raw ``send()`` loop (beside it);
 - the confluent transport against a raw confluent-kafka ``produce()`` loop with the
   transport's own librdkafka options (``librdkafka_options``).
-Connecting is excluded on every side; the sides rotate order between repeats, each
-on a fresh topic.
+A fourth side, emit alone (a producer that is never started: validate, serialize,
+buffer), is the ceiling of emit -> acked on either transport; its ratio to the
+send_batch loop says how far the goal can be reached at all while the caller's
+thread and the sender share one GIL. Connecting is excluded on every side; the
+sides rotate order between repeats, each on a fresh topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,15 @@ COMPARISONS = [
         "raw aiokafka send() (pre-serialized)",
     ),
     Comparison(
+        "emit alone, no sending (ceiling of emit -> acked)",
+        "emit_only_per_s",
+        "raw_batch_per_s",
+        "higher",
+        None,
+        "emit_event into a producer never started",
+        "raw aiokafka send_batch (pre-serialized)",
+    ),
+    Comparison(
         "producer throughput, confluent-kafka transport",
         "confluent_per_s",
         "raw_confluent_per_s",
@@ -70,7 +83,7 @@ COMPARISONS = [
 ]
 #: Our producer's transport per side of ours; the raw loops are the baselines.
 OURS = {"ours": "aiokafka", "confluent": "confluent"}
-SIDES = ["ours", "confluent", "raw_batch", "raw_send", "raw_confluent"]
+SIDES = ["ours", "confluent", "raw_batch", "raw_send", "raw_confluent", "emit_only"]
 
 
 def params(smoke: bool) -> dict[str, Any]:
@@ -109,11 +122,40 @@ def _ours(bootstrap: str, topic: str, events: int, transport: str) -> float:
         producer.close(timeout_s=5)
 
 
+def _emit_only(events: int) -> float:
+    """emit_event() into a producer whose sender never starts (nothing is sent)."""
+    producer = EventSpineProducer(
+        ProducerSettings(bootstrap_servers="127.0.0.1:1", buffer_max_events=events + 1),
+        start=False,
+    )
+    set_default_producer(producer)
+    try:
+        streams = stream_ids()
+        started = time.perf_counter()
+        for i in range(events):
+            emit_event(CTX, EVENT_TYPE, streams[i % len(streams)], payload(i))
+        elapsed = time.perf_counter() - started
+        if producer.stats.emitted != events:
+            raise RuntimeError(f"unexpected producer stats: {producer.stats}")
+        return elapsed
+    finally:
+        set_default_producer(None)
+        quiet = logging.getLogger("event_spine.producers.producer")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # "closed with N events not delivered": by design
+        try:
+            producer.close(timeout_s=0)
+        finally:
+            quiet.setLevel(level)
+
+
 def _side(side: str, bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> float:
     """Elapsed seconds of one side."""
     events = len(items)
     if side in OURS:
         return _ours(bootstrap, topic, events, OURS[side])
+    if side == "emit_only":
+        return _emit_only(events)
     if side == "raw_batch":
         return asyncio.run(raw_send_batch(bootstrap, topic, items))
     if side == "raw_send":
