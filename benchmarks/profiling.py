@@ -1,13 +1,17 @@
 """Profile the hot paths while the emit, producer and sink benchmarks run (our side only).
 
-``python -m benchmarks.profiling [emit|producer|sink|sink-postgres ...] [--out DIR]``
+``python -m benchmarks.profiling [emit|producer|producer-confluent|sink|sink-postgres ...]
+[--native] [--out DIR]``
 
 - emit: cProfile of the caller's thread over 100k emit_event() calls (exact call
   counts and own time per function).
-- producer, sink: py-spy (``pip install py-spy``) attached to this process for the
-  measured phase only, every thread, 200 samples/s, idle threads excluded; the
-  collapsed stacks are folded into own ("self") and inclusive time per function
-  and per thread.
+- producer, producer-confluent (the confluent-kafka transport), sink: py-spy
+  (``pip install py-spy``) attached to this process for the measured phase only,
+  every thread, 200 samples/s, idle threads excluded; the collapsed stacks are
+  folded into own ("self") and inclusive time per function and per thread.
+  ``--native`` adds C frames (librdkafka, confluent-kafka's callbacks, the GIL
+  waits inside them); py-spy then pauses the process for each sample, so the
+  events/s it prints are lower than unprofiled.
 
 Writes ``DIR/profile-<name>.txt`` (default DIR: benchmarks/results/profiles).
 """
@@ -62,7 +66,7 @@ def _py_spy() -> str:
 
 
 @contextlib.contextmanager
-def spied(raw: Path, rate: int = 200) -> Iterator[None]:
+def spied(raw: Path, rate: int = 200, native: bool = False) -> Iterator[None]:
     """py-spy records this process (all threads) while the block runs."""
     proc = subprocess.Popen(
         [
@@ -73,7 +77,8 @@ def spied(raw: Path, rate: int = 200) -> Iterator[None]:
             "--rate",
             str(rate),
             "--threads",
-            "--nonblocking",
+            # Native stacks need the process paused while sampling.
+            "--native" if native else "--nonblocking",
             "--format",
             "raw",
             "--output",
@@ -164,8 +169,10 @@ def profile_emit(calls: int = 100_000) -> str:
     return out.getvalue()
 
 
-def profile_producer(raw: Path, events: int = 300_000) -> str:
-    """py-spy over emit -> acked (caller + sender threads)."""
+def profile_producer(
+    raw: Path, events: int = 300_000, transport: str = "aiokafka", native: bool = False
+) -> str:
+    """py-spy over emit -> acked (caller + sender threads, and librdkafka's)."""
     with TansuBroker() as broker:
         topic = asyncio.run(new_topic(broker.bootstrap_servers))
         producer = EventSpineProducer(
@@ -174,6 +181,7 @@ def profile_producer(raw: Path, events: int = 300_000) -> str:
                 topic=topic,
                 overflow_policy="block",
                 block_timeout_ms=120_000,
+                transport=transport,
             )
         )
         set_default_producer(producer)
@@ -181,7 +189,7 @@ def profile_producer(raw: Path, events: int = 300_000) -> str:
             emit_event(CTX, EVENT_TYPE, "orders/warmup", payload(0))
             producer.flush(30)
             streams = stream_ids()
-            with spied(raw):
+            with spied(raw, native=native):
                 started = time.perf_counter()
                 for i in range(events):
                     emit_event(CTX, EVENT_TYPE, streams[i % 64], payload(i))
@@ -190,9 +198,12 @@ def profile_producer(raw: Path, events: int = 300_000) -> str:
         finally:
             set_default_producer(None)
             producer.close(5)
-    return f"py-spy, emit -> acked, {events:,} events, {events / elapsed:,.0f} events/s\n" + fold(
-        raw
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    head = (
+        f"py-spy{' --native' if native else ''}, emit -> acked, transport {transport}, "
+        f"{events:,} events, {events / elapsed:,.0f} events/s, load average {load}\n"
     )
+    return head + fold(raw)
 
 
 async def _sink(raw: Path, events: int, backend: str = "sqlite") -> str:
@@ -230,22 +241,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=["emit", "producer", "sink"])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "profiles")
+    parser.add_argument("--native", action="store_true", help="py-spy: C frames too")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.names:
         log(f"profiling {name}")
-        raw = args.out / f"profile-{name}.raw.txt"
+        stem = f"profile-{name}{'-native' if args.native else ''}"
+        raw = args.out / f"{stem}.raw.txt"
         if name == "emit":
             text = profile_emit()
         elif name == "producer":
-            text = profile_producer(raw)
+            text = profile_producer(raw, native=args.native)
+        elif name == "producer-confluent":
+            text = profile_producer(raw, transport="confluent", native=args.native)
         elif name == "sink":
             text = profile_sink(raw)
         elif name == "sink-postgres":
             text = profile_sink(raw, backend="postgres")
         else:
-            raise SystemExit(f"unknown path {name!r}: emit, producer, sink or sink-postgres")
-        path = args.out / f"profile-{name}.txt"
+            raise SystemExit(
+                f"unknown path {name!r}: emit, producer, producer-confluent, sink or sink-postgres"
+            )
+        path = args.out / f"{stem}.txt"
         path.write_text(text)
         log(f"wrote {path}")
 

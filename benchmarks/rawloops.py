@@ -8,8 +8,14 @@
   COPY into a temporary table, one ``INSERT ... SELECT ... ON CONFLICT (event_id)
   DO NOTHING``, then the watermarks (no check of skipped rows: an event at a taken
   position would stop it with a unique violation).
-- ``raw_produce``: aiokafka ``send`` of already serialized events with the spine
-  producer's batching, compression and acks.
+- ``raw_send_batch`` (the producer's baseline): aiokafka ``create_batch`` /
+  ``append`` / ``send_batch``, the API the spine's sender uses, one open batch per
+  partition sent when full; partitions from aiokafka's own partitioner, once per key.
+- ``raw_send``: aiokafka ``send()`` per event (reported beside it).
+- ``raw_confluent``: confluent-kafka ``produce()`` per event with the confluent
+  transport's librdkafka options, ``poll(0)`` every 2,000 events, then ``flush()``.
+All three send already serialized events with the spine producer's batching,
+compression and acks.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any, Final
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
 from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer
 from event_spine.schemas.wire import EventRecord
@@ -262,12 +269,12 @@ class RawPostgresCopySink(RawPostgresSink):
             await self._conn.executemany(_PG_ADVANCE, sorted(marks))
 
 
-async def raw_produce(
+async def raw_send(
     bootstrap: str, topic: str, items: list[tuple[bytes, bytes]], chunk: int = 2000
 ) -> float:
-    """Send pre-serialized events, wait for every ack; returns the elapsed seconds.
+    """``send()`` per event, every ack awaited; returns the elapsed seconds.
 
-    Futures are awaited per chunk of 2,000 sends, as the spine's sender does.
+    Futures are gathered per chunk of 2,000 sends, as the spine's sender drains.
     """
     producer = aiokafka_producer(bootstrap)
     await producer.start()
@@ -284,3 +291,82 @@ async def raw_produce(
         return time.perf_counter() - started
     finally:
         await producer.stop()
+
+
+async def raw_send_batch(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> float:
+    """``create_batch``/``append``/``send_batch``, every ack awaited; elapsed seconds.
+
+    One open batch per partition, sent when the next event does not fit (256 KiB)
+    and at the end; ``send_batch`` waits while that partition still has a batch
+    queued (aiokafka's backpressure). Each key's partition is computed once with
+    aiokafka's DefaultPartitioner (pure Python murmur2), the partition ``send()``
+    would pick.
+    """
+    producer = aiokafka_producer(bootstrap)
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(topic))
+        partitioner = DefaultPartitioner()
+        by_key: dict[bytes, int] = {}
+        open_batches: dict[int, Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        started = time.perf_counter()
+        for key, value in items:
+            partition = by_key.get(key)
+            if partition is None:
+                partition = by_key[key] = partitioner(key, partitions, partitions)
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=HEADERS) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[partition] = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=HEADERS)
+        for partition, batch in open_batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+
+
+def raw_confluent(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[bytes, bytes]],
+    options: dict[str, Any],
+    chunk: int = 2000,
+) -> float:
+    """confluent-kafka ``produce()`` per event with ``options`` (the transport's
+    librdkafka options), ``poll(0)`` every ``chunk`` events, ``flush()`` until every
+    event is acked; returns the elapsed seconds (connecting excluded)."""
+    from confluent_kafka import Producer  # noqa: PLC0415 - optional dependency
+
+    errors: list[Any] = []
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+
+    producer = Producer({**options, "bootstrap.servers": bootstrap, "on_delivery": report})
+    try:
+        producer.list_topics(topic, timeout=30)  # connected, metadata known
+        produce, poll = producer.produce, producer.poll
+        started = time.perf_counter()
+        for i, (key, value) in enumerate(items, 1):
+            while True:
+                try:
+                    # Positional, as the transport calls it (keywords cost a dict).
+                    produce(topic, value, key, -1, None, None, 0, HEADERS)
+                    break
+                except BufferError:  # the queue is full: serve reports, try again
+                    poll(0.01)
+            if i % chunk == 0:
+                poll(0)
+        left = producer.flush(300)
+        elapsed = time.perf_counter() - started
+    finally:
+        producer.close()
+    if left or errors:
+        raise RuntimeError(f"raw confluent loop: {left} unsent, {len(errors)} failed")
+    return elapsed

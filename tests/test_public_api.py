@@ -15,6 +15,7 @@ PACKAGES = [
     "event_spine.producers",
     "event_spine.services",
     "event_spine.sink_workers",
+    "event_spine.pipeline",
     "event_spine.routing",
     "event_spine.backends",
     *(f"event_spine.backends.{name}" for name in ("memory", "sqlite", "filesystem")),

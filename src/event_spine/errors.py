@@ -39,7 +39,7 @@ Retry policy reads ``retriable`` on the class, never the message text::
     ├── ReplayFailed                   a replay's target kept failing; rerun to resume
     └── CutoverFailed                  a cutover step failed; the report says which
 
-How the sink classifies a failure (``sink_workers/processor.py``) reads the same
+How the sink classifies a failure (``pipeline/processor.py``) reads the same
 flag: a ``retriable`` error rewinds and retries the batch (never dead-lettered); a
 ConfigurationError dead-letters (or holds) by route; any other SpineError is the
 store refusing data (retried ``max_attempts`` times, then isolated event by event);

@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 
 from event_spine.backends.factory import build_registry_store
 from event_spine.cli.options import parse_location
-from event_spine.sink_workers.dead_letters import DLQ_HEADERS
+from event_spine.pipeline.dead_letters import DLQ_HEADERS
 from event_spine.sink_workers.settings import SinkSettings
 
 ROOT = Path(__file__).resolve().parents[2]

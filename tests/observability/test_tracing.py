@@ -36,7 +36,7 @@ async def test_traceparent_round_trip_through_the_broker(broker, tmp_path, caplo
     assert headers[0]["traceparent"] == TRACEPARENT.encode()
     assert "traceparent" not in headers[1]
 
-    caplog.set_level(logging.DEBUG, logger="event_spine.sink_workers.processor")
+    caplog.set_level(logging.DEBUG, logger="event_spine.pipeline.processor")
     worker = await started_worker(
         sink_settings(broker.bootstrap_servers, topic, tmp_path / "registry.db")
     )

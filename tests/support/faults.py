@@ -6,6 +6,7 @@ cannot be made to produce on demand without stopping it for every other test.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor
@@ -26,6 +27,10 @@ class FaultyStore:
         #: Raised by every write while set: an error class no server answers on demand
         #: (a bug in a backend, a layout found outdated, a lost compare-and-set).
         self.fail_with: Exception | None = None
+        #: While set, a write waits for it to open (a slow store, on demand); ``writing``
+        #: is set when a write reached it.
+        self.gate: asyncio.Event | None = None
+        self.writing = asyncio.Event()
 
     def _check(self) -> None:
         if self.down:
@@ -44,6 +49,9 @@ class FaultyStore:
 
     async def append_batch(self, events: Sequence[StoredEvent]) -> AppendResult:
         self._check()
+        if self.gate is not None:
+            self.writing.set()
+            await self.gate.wait()
         if self.fail_with is not None:
             raise self.fail_with
         if any(self.reject(e) for e in events):

@@ -24,23 +24,23 @@ from event_spine.errors import (
     StoreUnavailable,
 )
 from event_spine.kafka.records import MemoryRecord
-from event_spine.routing.cache import RouteCache
-from event_spine.routing.registry import RoutingRegistry
-from event_spine.schemas.context import RequestContext
-from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
-from event_spine.schemas.wire import decode_record
-from event_spine.sink_workers.dead_letters import (
+from event_spine.pipeline.dead_letters import (
     EVENT_DIGEST,
     REASON,
     STORED_DIGEST,
     DeadLetter,
 )
-from event_spine.sink_workers.processor import (
+from event_spine.pipeline.processor import (
     BatchProcessor,
     BatchRetry,
     PreparedBatch,
     failure_class,
 )
+from event_spine.routing.cache import RouteCache
+from event_spine.routing.registry import RoutingRegistry
+from event_spine.schemas.context import RequestContext
+from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
+from event_spine.schemas.wire import decode_record
 from event_spine.testing import MemoryProducer
 from support.faults import FaultyFactory
 

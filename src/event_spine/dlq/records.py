@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from event_spine.sink_workers import dead_letters as h
+from event_spine.pipeline import dead_letters as h
 
 #: Header a replayed record carries: the DLQ ``partition:offset`` it was replayed from.
 REPLAYED_FROM: Final = "spine-dlq-replayed-from"

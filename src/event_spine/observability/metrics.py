@@ -3,8 +3,8 @@ time (custom collectors), so the hot paths do no metric bookkeeping of their own
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -12,17 +12,58 @@ from prometheus_client.registry import Collector
 
 from event_spine.observability.lag import PartitionLag
 
-if TYPE_CHECKING:
-    from event_spine.producers.producer import ProducerStats
-    from event_spine.sink_workers.stats import SinkStats
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+# What the collectors read, as protocols: observability imports no component (the
+# producer's ProducerStats and the pipeline's PipelineStats have these fields), so
+# the components may import observability without an import cycle.
+class ProducerCounters(Protocol):
+    """A producer's stats snapshot (``ProducerStats``)."""
+
+    @property
+    def emitted(self) -> int: ...
+    @property
+    def sent(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def spilled(self) -> int: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def spill_bytes(self) -> int: ...
+    @property
+    def connected(self) -> bool: ...
+
+
+class SinkCounters(Protocol):
+    """A sink worker's pipeline counters (``PipelineStats``)."""
+
+    @property
+    def batches(self) -> int: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def written(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def commits(self) -> int: ...
+    @property
+    def commit_failures(self) -> int: ...
+    @property
+    def dead_lettered(self) -> Mapping[str, int]: ...
 
 
 class ProducerCollector(Collector):
     """spine_producer_* from a producer's stats snapshot."""
 
-    def __init__(self, stats: Callable[[], ProducerStats], topic: str) -> None:
+    def __init__(self, stats: Callable[[], ProducerCounters], topic: str) -> None:
         self._stats = stats
         self._topic = topic
 
@@ -102,7 +143,7 @@ class SinkMetrics:
     def __init__(
         self,
         topic: str,
-        stats: Callable[[], SinkStats],
+        stats: Callable[[], SinkCounters],
         route_cache: Callable[[], tuple[int, int]],
         ready: Callable[[], bool],
     ) -> None:

@@ -31,6 +31,7 @@ from event_spine.producers.spill import SpillQueue
 
 _SEND_CHUNK: Final = 2_000
 _FIRST_BACKOFF_S: Final = 0.05
+_STOP_TIMEOUT_S: Final = 2.0
 
 
 class SenderBase(abc.ABC):
@@ -225,6 +226,9 @@ class AiokafkaSender(SenderBase):
     async def _settle(self, future: asyncio.Future[Any], members: list[Numbered]) -> None:
         try:
             await future
+        except asyncio.CancelledError:  # closing gave up on the batch: back to the buffer
+            self.fail(members, TimeoutError("the batch was not acked before close()"))
+            raise
         except Exception as exc:  # delivery failed after aiokafka's own retries
             self.fail(members, exc)
             return
@@ -232,8 +236,17 @@ class AiokafkaSender(SenderBase):
 
     async def _close(self) -> None:
         if self._producer is not None:
+            # Short: the caller's close() already waited its deadline in flush(), and
+            # everything must be settled (then spilled) before close() stops joining
+            # this thread (its deadline + 5 s).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._producer.stop(), timeout=5.0)
+                await asyncio.wait_for(self._producer.stop(), timeout=_STOP_TIMEOUT_S)
             # Let every batch's outcome land (a failure goes to retry, then to the spill).
             if self._settling:
                 await asyncio.wait(list(self._settling), timeout=1.0)
+            # A batch the stopped client will never answer for (the broker went away
+            # with it in flight) is failed here, so it reaches the spill, not nowhere.
+            unsettled = list(self._settling)
+            for task in unsettled:
+                task.cancel()
+            await asyncio.gather(*unsettled, return_exceptions=True)

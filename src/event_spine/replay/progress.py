@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from event_spine.pipeline.processor import BatchOutcome
+from event_spine.pipeline.status import PipelineStats
 from event_spine.replay.reader import PartitionProgress
-from event_spine.sink_workers.processor import BatchOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +27,44 @@ class ReplayProgress:
     name: str
     group_id: str
     read: int = 0
-    written: int = 0
-    duplicates: int = 0
     filtered: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
     skipped_samples: list[SkippedRecord] = field(default_factory=list)
-    retries: int = 0
-    commits: int = 0
-    commit_failures: int = 0
     partitions: dict[int, PartitionProgress] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     max_samples: int = 20
+    #: The replay pipeline's counters (written, retries, commits...).
+    stats: PipelineStats = field(default_factory=PipelineStats)
+
+    @property
+    def written(self) -> int:
+        """Events newly stored."""
+        return self.stats.written
+
+    @property
+    def duplicates(self) -> int:
+        """Events the target already held (absorbed)."""
+        return self.stats.duplicates
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Records not written, by reason (what the live sink dead-letters)."""
+        return self.stats.dead_lettered
+
+    @property
+    def retries(self) -> int:
+        """Failed attempts written again."""
+        return self.stats.retries
+
+    @property
+    def commits(self) -> int:
+        """Position commits to the replay's group."""
+        return self.stats.commits
+
+    @property
+    def commit_failures(self) -> int:
+        """Position commits the broker refused (the batch was durable)."""
+        return self.stats.commit_failures
 
     @property
     def elapsed_s(self) -> float:
@@ -70,17 +97,13 @@ class ReplayProgress:
         """Every partition reached its end."""
         return all(p.done for p in self.partitions.values())
 
-    def add(self, outcome: BatchOutcome) -> None:
-        """Count what the processor did with one batch."""
-        self.written += outcome.written
-        self.duplicates += outcome.duplicates
-        for letter in outcome.dead_letters:
-            self.skipped[letter.reason] = self.skipped.get(letter.reason, 0) + 1
-            if len(self.skipped_samples) < self.max_samples:
-                rec = letter.record
-                self.skipped_samples.append(
-                    SkippedRecord(rec.partition, rec.offset, letter.reason, str(letter.error))
-                )
+    def sample(self, outcome: BatchOutcome) -> None:
+        """Keep the first ``max_samples`` skipped records (the pipeline counts them)."""
+        for letter in outcome.dead_letters[: self.max_samples - len(self.skipped_samples)]:
+            rec = letter.record
+            self.skipped_samples.append(
+                SkippedRecord(rec.partition, rec.offset, letter.reason, str(letter.error))
+            )
 
     def summary(self) -> str:
         """One line for logs and the CLI."""

@@ -242,10 +242,11 @@ class TopicReader(AsyncClosing):
         ]
 
     async def advance(self, *, follow: bool) -> dict[TopicPartition, int]:
-        """After the polled records are handled: move positions, pause finished partitions.
+        """Right after a poll: move positions, pause finished partitions.
 
-        Returns the positions that moved (what to commit). The consumer's position
-        also steps over offsets that carry no record (control batches).
+        Returns the positions that moved: what the polled batch commits once it is
+        durable (``pipeline.offsets``). The consumer's position also steps over
+        offsets that carry no record (control batches).
         """
         moved: dict[TopicPartition, int] = {}
         for p, tp in self._tps.items():
@@ -268,10 +269,28 @@ class TopicReader(AsyncClosing):
         if finished:
             self.consumer.pause(*finished)
 
+    # -- the pipeline's PartitionConsumer: commits, and what backpressure may use ------
+
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit positions to the reader's group (KafkaError propagates)."""
         if offsets and self.settings.group_id is not None:
             await self.consumer.commit(dict(offsets))
+
+    def assignment(self) -> set[TopicPartition]:
+        """Every partition read (assigned manually: never revoked)."""
+        return set(self._tps.values())
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read ``partition`` from ``offset`` next."""
+        self.consumer.seek(partition, offset)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        """Stop fetching ``partitions``."""
+        self.consumer.pause(*partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        """Fetch ``partitions`` again."""
+        self.consumer.resume(*partitions)
 
     def positions(self) -> dict[TopicPartition, int]:
         """Every partition's current position."""

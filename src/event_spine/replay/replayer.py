@@ -5,13 +5,15 @@ A bounded job, so a raw aiokafka loop rather than faststream. Per batch:
 1. poll records below each partition's end (captured at start from fetch high
    watermarks, see ``reader``);
 2. drop what the filter excludes;
-3. hand the rest to the sink's ``BatchProcessor`` (decode, key check, idempotent
-   write; a stored event's position is its Kafka offset, so a replay of the same
-   topic yields the same positions as the live sink); batch N+1 is decoded while
-   batch N is written;
-4. only then commit the positions to the replay's own group ``spine-replay-<name>``,
-   so a rerun with the same name resumes after the last durable batch (a batch
-   written but not committed comes again and is absorbed as duplicates).
+3. hand the rest to the batch pipeline the sink worker runs too
+   (``event_spine.pipeline``): the ``BatchProcessor`` decodes, checks keys and
+   writes idempotently (a stored event's position is its Kafka offset, so a replay
+   of the same topic yields the same positions as the live sink); batch N+1 is
+   decoded while batch N is written;
+4. only then the ``CommitUnit`` commits the positions to the replay's own group
+   ``spine-replay-<name>``, so a rerun with the same name resumes after the last
+   durable batch (a batch written but not committed comes again and is absorbed
+   as duplicates).
 
 The live sink's routing rules apply: with ``registry`` given, events of a scope
 without an ``event_spine`` route (``route_missing``) or whose route names a
@@ -22,41 +24,36 @@ scope instead; a replay into a backend (not a route) needs one or the other.
 Poison never stops a replay: it is counted by reason and skipped, never written
 (so are events the target refuses one by one, as the sink dead-letters them). A
 target that stays unavailable or keeps failing stops it (ReplayFailed) after
-``max_batch_attempts``, with nothing committed past the last durable batch; a rerun
-resumes.
+``max_batch_attempts`` (``WaitAndRetry``: a bounded job waits and writes the batch
+again, where the sink gives it back to Kafka), with nothing committed past the
+last durable batch; a rerun resumes. So does a target that holds events back (a
+store to migrate).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
-
 from event_spine.audit.keys import LocalAuditKeys
 from event_spine.backends.factory import StoreFactory
-from event_spine.errors import ConfigurationError, ReplayFailed, StoreUnavailable
+from event_spine.errors import ConfigurationError, ReplayFailed
 from event_spine.kafka.records import RawRecord
 from event_spine.kafka.settings import KafkaTarget
+from event_spine.pipeline.backoff import Backoff
+from event_spine.pipeline.backpressure import WaitAndRetry
+from event_spine.pipeline.batches import Batch, BatchPipeline
+from event_spine.pipeline.offsets import CommitUnit
+from event_spine.pipeline.processor import BatchOutcome, BatchProcessor
 from event_spine.replay.filters import ReplayFilter
 from event_spine.replay.progress import ReplayProgress
 from event_spine.replay.reader import DEFAULT_MAX_RECORDS, ReaderSettings, StartFrom, TopicReader
 from event_spine.replay.target import ReplayTarget, TargetRoutes
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.formats import DEFAULT_MAX_EVENT_BYTES
-from event_spine.sink_workers.backoff import Backoff
-from event_spine.sink_workers.processor import (
-    BatchOutcome,
-    BatchProcessor,
-    BatchRetry,
-    PreparedBatch,
-)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +122,7 @@ class Replayer:
         self._own_stores = stores is None
         self._stores = stores or StoreFactory()
         registry = None if config.include_unrouted else config.registry
-        self._processor = BatchProcessor(
+        processor = BatchProcessor(
             TargetRoutes(config.target, registry),
             self._stores,
             max_event_bytes=config.max_event_bytes,
@@ -133,7 +130,10 @@ class Replayer:
             # A cutover must rebuild the chain the sink wrote: same key (SPINE_AUDIT_KEY).
             link_key=LocalAuditKeys().link_key(),
         )
-        self._backoff = Backoff(config.retry_backoff_initial_ms, config.retry_backoff_max_ms)
+        backoff = Backoff(config.retry_backoff_initial_ms, config.retry_backoff_max_ms)
+        self._offsets = CommitUnit(self.progress.stats)
+        retry = WaitAndRetry(backoff, config.max_batch_attempts, self._give_up)
+        self._pipeline = BatchPipeline(self._offsets, retry, self, processor)
 
     async def run(self) -> ReplayProgress:
         """Replay until every partition reaches its end (or until cancelled with follow)."""
@@ -159,14 +159,16 @@ class Replayer:
         )
         try:
             await reader.open(c.start, follow=c.follow)
+            self._pipeline.bind(reader)
             self.progress.partitions = reader.partitions
             # Commit the starts: a later resume continues from this run's start (not an
             # older run's) and covers exactly the partitions this run covers.
-            await self._commit(reader, reader.positions())
+            await self._offsets.commit(reader.positions())
             self._report()
             await self._loop(reader)
         finally:
             self.progress.finished_at = time.monotonic()
+            await self._pipeline.close()
             await reader.close()
             if self._own_stores:
                 await self._stores.close()
@@ -174,31 +176,20 @@ class Replayer:
         return self.progress
 
     async def _loop(self, reader: TopicReader) -> None:
-        """Decode batch N+1 while batch N is written, as the sink does.
+        """Poll, filter and submit each batch to the pipeline (which decodes batch N+1
+        while batch N is written, and commits N's positions once N is durable).
 
-        Order stays strict: N+1 is written only after N was written and its positions
-        committed. The positions a batch commits are read right after its own poll,
-        so a commit never covers records that are not durable yet.
+        The positions a batch commits are read right after its own poll, so a commit
+        never covers records that are not durable yet; they also cover the records
+        the filter dropped and offsets that hold no record.
         """
         follow = self.config.follow
-        pending: asyncio.Future[None] | None = None
-        try:
-            while follow or not reader.done:
-                records = self._kept(await reader.poll(follow=follow))
-                moved = await reader.advance(follow=follow)
-                prepared = await self._try_prepare(records) if records else None
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(self._finish(reader, records, prepared, moved))
-                # Start the write now, before the next poll and decode (which may not yield).
-                await asyncio.sleep(0)
-            if pending is not None:
-                await pending
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pending
+        while follow or not reader.done:
+            records = self._kept(await reader.poll(follow=follow))
+            moved = await reader.advance(follow=follow)
+            if records or moved:
+                await self._pipeline.submit(Batch(records, moved))
+        await self._pipeline.flush()
 
     def _kept(self, records: Sequence[RawRecord]) -> Sequence[RawRecord]:
         """The records the filter keeps (all of them without a filter)."""
@@ -209,61 +200,15 @@ class Replayer:
         self.progress.filtered += len(records) - len(kept)
         return kept
 
-    async def _try_prepare(self, records: Sequence[RawRecord]) -> PreparedBatch | None:
-        """Decode and route; None when the target must be retried (``_process`` does)."""
-        try:
-            return await self._processor.prepare(records)
-        except (BatchRetry, StoreUnavailable):
-            return None
+    # -- BatchOwner: what the pipeline calls around each batch ------------------------
 
-    async def _finish(
-        self,
-        reader: TopicReader,
-        records: Sequence[RawRecord],
-        prepared: PreparedBatch | None,
-        moved: dict[TopicPartition, int],
-    ) -> None:
-        """Write one batch, then commit the positions after it."""
-        if records:
-            self.progress.add(await self._process(records, prepared))
-        await self._commit(reader, moved)
-        if records or moved:
-            self._report()
-
-    async def _process(
-        self, records: Sequence[RawRecord], prepared: PreparedBatch | None
-    ) -> BatchOutcome:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                if prepared is not None:
-                    outcome = await self._processor.write(prepared)
-                else:
-                    outcome = await self._processor.process(records)
-            except (BatchRetry, StoreUnavailable) as exc:
-                prepared = None  # a retry decodes again: a fresh outcome, no double counts
-                cause = exc.cause if isinstance(exc, BatchRetry) else exc
-                if attempt >= self.config.max_batch_attempts:
-                    raise ReplayFailed(
-                        f"replay {self.config.name!r}: the target failed {attempt} times in a "
-                        f"row ({cause!r}); rerun with the same name to resume"
-                    ) from cause
-                self.progress.retries += 1
-                delay = self._backoff.next_delay_s(getattr(exc, "retry_after_s", None))
-                log.warning("replay batch failed (%r); retrying in %.2fs", cause, delay)
-                await asyncio.sleep(delay)
-                continue
-            self._backoff.reset()
-            self._refuse_store_errors(outcome)
-            return outcome
-
-    def _refuse_store_errors(self, outcome: BatchOutcome) -> None:
+    async def settle(self, outcome: BatchOutcome) -> None:
         """Stop instead of skipping what the target failed to write for unknown reasons.
 
         The sink dead-letters such a group as its last resort; a replay must not commit
         past events it could not write (events the store refuses one by one, as the
-        sink does, are only counted as skipped).
+        sink does, are only counted as skipped). Nor past events the target holds back
+        (a store to migrate): the sink holds them, a replay stops.
         """
         failed = [letter for letter in outcome.dead_letters if letter.reason == "store_error"]
         if failed:
@@ -271,18 +216,19 @@ class Replayer:
                 f"replay {self.config.name!r}: the target failed to write {len(failed)} events "
                 f"({failed[0].error!r}); fix it and rerun with the same name to resume"
             ) from failed[0].error
+        if outcome.held:
+            cause = outcome.held_cause or RuntimeError("events held")
+            raise self._give_up("the target cannot take some events yet", cause) from cause
 
-    async def _commit(self, reader: TopicReader, offsets: dict[TopicPartition, int]) -> None:
-        if not offsets:
-            return
-        try:
-            await reader.commit(offsets)
-        except KafkaError as exc:
-            # The batch is durable; a rerun re-reads it and the store absorbs it.
-            self.progress.commit_failures += 1
-            log.warning("replay offset commit failed: %r", exc)
-            return
-        self.progress.commits += 1
+    def committed(self, batch: Batch, outcome: BatchOutcome) -> None:
+        """Samples of what was skipped; a progress report."""
+        self.progress.sample(outcome)
+        self._report()
+
+    def _give_up(self, what: str, cause: BaseException) -> ReplayFailed:
+        return ReplayFailed(
+            f"replay {self.config.name!r}: {what} ({cause!r}); rerun with the same name to resume"
+        )
 
     def _report(self) -> None:
         if self._on_progress is not None:

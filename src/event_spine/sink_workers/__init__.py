@@ -1,18 +1,17 @@
-"""Sink workers: consume batches, write them to routed stores, commit what is durable."""
+"""Sink workers: a Kafka consumer group member wired to the batch pipeline.
 
-from event_spine.sink_workers.dead_letters import DeadLetter, header_map
-from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor, BatchRetry
+The pipeline itself (batching, commit policy, processor, dead letters) lives in
+``event_spine.pipeline``, shared with the replayer.
+"""
+
+from event_spine.pipeline.dead_letters import header_map
 from event_spine.sink_workers.settings import SinkSettings
-from event_spine.sink_workers.stats import SinkStats
+from event_spine.sink_workers.status import WorkerStatus
 from event_spine.sink_workers.worker import SinkWorker
 
 __all__ = [
-    "BatchOutcome",
-    "BatchProcessor",
-    "BatchRetry",
-    "DeadLetter",
     "SinkSettings",
-    "SinkStats",
     "SinkWorker",
+    "WorkerStatus",
     "header_map",
 ]

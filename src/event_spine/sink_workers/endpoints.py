@@ -10,7 +10,7 @@ from event_spine.observability.http import HealthServer
 from event_spine.observability.lag import LagProbe
 from event_spine.observability.metrics import CONTENT_TYPE, SinkMetrics
 from event_spine.sink_workers.settings import SinkSettings
-from event_spine.sink_workers.stats import WorkerStatus
+from event_spine.sink_workers.status import WorkerStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
-"""SinkWorker: a faststream batch subscriber that commits only what is durable.
+"""SinkWorker: a faststream batch subscriber wired to the batch pipeline.
 
 faststream's own batch acks commit every assigned partition's position, before or
 regardless of the handler's outcome (docs/design.md, "sink worker"). So the
-subscriber runs with AckPolicy.MANUAL and this module commits, per partition,
-``max offset + 1`` of the batch, only after the store writes and the dead letters
-are acked, and only for partitions this member still owns.
+subscriber runs with AckPolicy.MANUAL and hands each batch to a ``BatchPipeline``
+(``event_spine.pipeline``), whose ``CommitUnit`` commits per partition only what
+is durable. This module only wires: registry, route cache, processor, dead-letter
+producer, consumer, endpoints.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import (
-    CommitFailedError,
-    ConsumerStoppedError,
-    IllegalStateError,
-    KafkaError,
-)
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
@@ -31,38 +26,37 @@ from event_spine.audit.emit import registry_audit_hook
 from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.backends.seams import RegistryStore
-from event_spine.errors import StoreLayoutOutdated
 from event_spine.kafka.clients import make_broker, make_producer
 from event_spine.kafka.predecessors import remove_predecessors
+from event_spine.kafka.records import RawRecord
 from event_spine.kafka.startup import wait_for_kafka
-from event_spine.observability.ratelimit import DeadLetterLog
+from event_spine.pipeline.backoff import Backoff
+from event_spine.pipeline.backpressure import RewindAndPause
+from event_spine.pipeline.batches import Batch, BatchPipeline, RebalanceListener
+from event_spine.pipeline.offsets import CommitUnit
+from event_spine.pipeline.processor import BatchProcessor
+from event_spine.pipeline.status import PipelineStats
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
-from event_spine.sink_workers.backoff import Backoff
-from event_spine.sink_workers.dead_letters import DeadLetter
 from event_spine.sink_workers.endpoints import WorkerEndpoints
-from event_spine.sink_workers.processor import (
-    BatchOutcome,
-    BatchProcessor,
-    BatchRetry,
-    PreparedBatch,
-)
+from event_spine.sink_workers.publisher import DeadLetterPublisher
 from event_spine.sink_workers.settings import SinkSettings
-from event_spine.sink_workers.stats import SinkStats, WorkerStatus
+from event_spine.sink_workers.status import WorkerStatus
 
 log = logging.getLogger(__name__)
 
 
-async def _raw_records(msg: Any) -> Any:
+async def _raw_records(msg: KafkaMessage) -> Sequence[RawRecord]:
     """faststream decoder: hand the handler the raw ConsumerRecords, undecoded."""
-    return msg.raw_message
+    records: Sequence[RawRecord] = msg.raw_message
+    return records
 
 
-async def _lean_parser(records: tuple[Any, ...]) -> KafkaMessage:
+async def _lean_parser(records: tuple[RawRecord, ...]) -> KafkaMessage:
     """faststream parser without per-record work: the default one decodes every
     record's headers into a dict (~7% of the sink's time); the handler reads the raw
     ConsumerRecords itself. The consumer is the worker's (set after start)."""
@@ -73,31 +67,6 @@ async def _lean_parser(records: tuple[Any, ...]) -> KafkaMessage:
         message_id=f"{first.partition}-{first.offset}-{last.offset}",
         consumer=FAKE_CONSUMER,
     )
-
-
-class _Mark(NamedTuple):
-    """Where a held partition must be read again from (shaped like a record)."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: SinkWorker) -> None:
-        self.worker = worker
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        # Let the in-flight batch finish and commit, so the next owner starts exactly
-        # after it; bounded below rebalance_timeout_ms (past it, redelivery is absorbed
-        # by idempotent writes).
-        await self.worker.wait_idle(self.worker.settings.rebalance_timeout_ms / 2000)
-        # Whoever owns a held partition next starts at its committed (held) offset.
-        self.worker.forget_held()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        # Pause state is lost on every rebalance: re-pause while backing off.
-        self.worker.repause(assigned)
 
 
 class SinkWorker:
@@ -111,47 +80,37 @@ class SinkWorker:
         stores: StoreFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.stats = SinkStats()
-        self._dead_letter_log = DeadLetterLog(log)
         self._registry = registry
         self._own_registry_store: RegistryStore | None = None
         self.stores = stores or StoreFactory()
-        self._backoff = Backoff(settings.retry_backoff_initial_ms, settings.retry_backoff_max_ms)
-        self._idle = asyncio.Event()
-        self._idle.set()
         #: Set when start() finished (or failed): the consumer joins before the rest
         #: of the worker is up, and a batch waits for this.
         self._ready = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
         self._sink_audit: SinkAudit | None = None
-        self._paused: set[TopicPartition] = set()
-        self._resume_handle: asyncio.TimerHandle | None = None
         #: Member ids of a dead predecessor this worker removed from its group on start
         #: (settings.instance_id).
         self.predecessors_removed: tuple[str, ...] = ()
-        self._dlq: AIOKafkaProducer | None = None
         self._broker: KafkaBroker | None = None
-        self._processor: BatchProcessor | None = None
         self._subscriber: Any = None
-        self._pending: asyncio.Future[bool] | None = None
-        self._pending_records: Sequence[Any] = ()
-        #: Held partitions (on_route_missing=hold) -> (held offset, last offset of the
-        #: batch that held it). A later batch whose records of one start above the last
-        #: was fetched before the rewind (stale, dropped); the refetch starts at the
-        #: held offset, and no rewind may move a held partition past it.
-        self._held: dict[tuple[str, int], tuple[int, int]] = {}
         self._stopping = False
-        self._last_cause: BaseException | None = None
         self._audit_producer: EventSpineProducer | None = None
         self._routes: RouteCache | None = None
+        self.stats = PipelineStats()
         self.endpoints = WorkerEndpoints(settings, self.status)
+        self._dead_letters = DeadLetterPublisher(
+            settings.dead_letter_topic, settings.worker_id, self.endpoints.metrics
+        )
+        offsets = CommitUnit(self.stats)
+        backoff = Backoff(settings.retry_backoff_initial_ms, settings.retry_backoff_max_ms)
+        #: The processor is set once the registry is open (``_start_rest``).
+        self.pipeline = BatchPipeline(offsets, RewindAndPause(offsets, backoff), self._dead_letters)
 
     @property
     def ready(self) -> bool:
         """False before start, after stop, and from a failed batch (failing backend,
         registry or dead-letter topic) until a batch is written again: through the whole
         outage, so a probe between two retries (partitions resumed) sees no ready worker."""
-        return self._broker is not None and not self._paused and not self._backoff.failing
+        return self._broker is not None and not self.pipeline.blocked
 
     @property
     def running(self) -> bool:
@@ -160,7 +119,7 @@ class SinkWorker:
 
     def assignment(self) -> set[TopicPartition]:
         """Partitions this member owns right now."""
-        return set(self._consumer.assignment()) if self._consumer is not None else set()
+        return set(self.pipeline.offsets.owned())
 
     def route_cache_counts(self) -> tuple[int, int]:
         """(hits, misses) of the route cache."""
@@ -191,6 +150,7 @@ class SinkWorker:
         # and the producers (about 0.5-1 s on a loaded 2-core machine) fit inside it.
         self._broker = self._build_broker()
         await self._broker.start()
+        self.pipeline.bind(self._subscriber.consumer)
         try:
             await self._start_rest()
         except BaseException:
@@ -225,7 +185,7 @@ class SinkWorker:
             self._registry = RoutingRegistry(self._own_registry_store, audit)
         self._routes = RouteCache(self._registry, ttl_s=s.route_cache_ttl_s)
         self._sink_audit = SinkAudit.from_env(self._routes)
-        self._processor = BatchProcessor(
+        self.pipeline.processor = BatchProcessor(
             self._routes,
             self.stores,
             max_event_bytes=s.max_event_bytes,
@@ -234,14 +194,14 @@ class SinkWorker:
             audit=self._sink_audit,
         )
         await ensure_topic(s.kafka, s.dead_letter_topic, s.dlq_partitions)
-        self._dlq = make_producer(
+        dlq = self._dead_letters.producer = make_producer(
             s.kafka,
             client_id=f"{s.worker_id}-dlq",
             acks="all",
             # A dead letter may be an oversize record: anything a fetch can return fits.
             max_request_size=s.max_partition_fetch_bytes + 64 * 1024,
         )
-        await self._dlq.start()
+        await dlq.start()
 
     def _build_broker(self) -> KafkaBroker:
         s = self.settings
@@ -270,7 +230,8 @@ class SinkWorker:
             group_instance_id=s.group_instance_id,
             rebalance_timeout_ms=s.rebalance_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
-            listener=_Rebalance(self),
+            # Revoke: wait for the batch in flight, bounded below rebalance_timeout_ms.
+            listener=RebalanceListener(self.pipeline, s.rebalance_timeout_ms / 2000),
             parser=_lean_parser,
             decoder=_raw_records,
         )
@@ -280,8 +241,7 @@ class SinkWorker:
 
     async def stop(self) -> None:
         """Leave the group; an unfinished batch is not committed (it will come again)."""
-        if self._resume_handle is not None:
-            self._resume_handle.cancel()
+        self.pipeline.backpressure.close()
         await self.endpoints.stop()
         # Finish (and commit) the batch being written while the consumer still runs.
         self._stopping = True
@@ -289,10 +249,10 @@ class SinkWorker:
         if self._broker is not None:
             await self._broker.stop()
             self._broker = None
-        if self._dlq is not None:
-            await self._dlq.stop()
-            self._dlq = None
-        self._dead_letter_log.flush()
+        dlq, self._dead_letters.producer = self._dead_letters.producer, None
+        if dlq is not None:
+            await dlq.stop()
+        self._dead_letters.log.flush()
         await self.stores.close()
         if self._sink_audit is not None:
             await self._sink_audit.close()
@@ -329,233 +289,18 @@ class SinkWorker:
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no batch is being handled or written; False on timeout."""
-        try:
-            await asyncio.wait_for(self._drain(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
-
-    async def _drain(self) -> None:
-        await self._idle.wait()
-        pending = self._pending
-        if pending is not None:
-            await asyncio.shield(pending)
-
-    # -- the batch handler --------------------------------------------------------
+        return await self.pipeline.drain(timeout_s)
 
     async def _handle(self, body: Any, msg: KafkaMessage) -> None:
-        """Prepare batch N while batch N-1 is written; then hand N to a write task.
+        """One batch from faststream, into the pipeline (which prepares it while the
+        previous one is written, and commits it once durable).
 
-        Why: decoding is CPU work on this thread, the write mostly waits on the store,
-        so the two overlap. Order and commits stay strict: N is written only after
-        N-1's write and commit finished, and a failed N-1 sends N back too.
+        ``body`` stays ``Any``: faststream validates a handler's body by its annotation.
         """
-        records: Sequence[Any] = body
+        records: Sequence[RawRecord] = body
         await self._ready.wait()
         if not records or self._stopping:
             return  # not committed: redelivered to whoever consumes next
-        self._consumer = self._subscriber.consumer if self._subscriber is not None else None
-        self._idle.clear()
-        try:
-            prepared = await self._prepare(records)  # on failure it rewound `records`
-            previous, self._pending = self._pending, None
-            previous_ok = await previous if previous is not None else True
-            if not previous_ok:
-                # N-1 was rewound; N must not be written ahead of it (nor committed).
-                # Rewinding both again seeks every partition to the lower offset.
-                cause = self._last_cause or RuntimeError("the previous batch is retried")
-                self._rewind_and_pause([*self._pending_records, *records], cause, None)
-                return
-            if prepared is None:
-                return
-            records = self._drop_stale(records, prepared)
-            self._pending_records = records
-            self._pending = asyncio.ensure_future(self._complete(records, prepared))
-            # Let the write task run up to its first real wait (the store call) now:
-            # the next batch is often already buffered, and preparing it never yields,
-            # so without this the write would only start after the next prepare.
-            await asyncio.sleep(0)
-        finally:
-            self._idle.set()
-
-    async def _prepare(self, records: Sequence[Any]) -> PreparedBatch | None:
-        assert self._processor is not None
-        self.stats.batches += 1
-        self.stats.records += len(records)
-        try:
-            return await self._processor.prepare(records)
-        except BatchRetry as retry:
-            self._rewind_and_pause(records, retry.cause, retry.retry_after_s)
-        except Exception as exc:  # a bug must not skip the batch: rewind, like a retry
-            log.exception("sink batch failed unexpectedly")
-            self._rewind_and_pause(records, exc, None)
-        return None
-
-    async def _complete(self, records: Sequence[Any], prepared: PreparedBatch) -> bool:
-        """Write, publish dead letters, commit. False when the batch was rewound."""
-        assert self._processor is not None
-        try:
-            outcome = await self._processor.write(prepared)
-            await self._publish_dead_letters(outcome.dead_letters)
-        except BatchRetry as retry:
-            self._rewind_and_pause(records, retry.cause, retry.retry_after_s)
-            return False
-        except Exception as exc:  # a bug must not skip the batch: rewind, like a retry
-            log.exception("sink batch failed unexpectedly")
-            self._rewind_and_pause(records, exc, None)
-            return False
-        if not outcome.held:
-            self._backoff.reset()
-        self._record(outcome)
-        await self._commit(records, outcome.held)
-        if outcome.held:
-            self._hold(records, outcome)
-        self.endpoints.metrics.batch_size.labels(self.settings.topic).observe(len(records))
-        for backend, seconds in outcome.write_timings:
-            self.endpoints.metrics.write_seconds.labels(backend).observe(seconds)
-        return True
-
-    def _record(self, outcome: BatchOutcome) -> None:
-        self.stats.written += outcome.written
-        self.stats.duplicates += outcome.duplicates
-        for letter in outcome.dead_letters:
-            self.stats.dead_lettered[letter.reason] = (
-                self.stats.dead_lettered.get(letter.reason, 0) + 1
-            )
-            rec = letter.record
-            self._dead_letter_log.parked(
-                letter.reason, rec.topic, rec.partition, rec.offset, str(letter.error)
-            )
-        self._dead_letter_log.tick()
-
-    async def _publish_dead_letters(self, letters: list[DeadLetter]) -> None:
-        if not letters:
-            return
-        assert self._dlq is not None
-        futures = [
-            await self._dlq.send(
-                self.settings.dead_letter_topic,
-                letter.record.value,
-                key=letter.record.key,
-                headers=letter.headers(self.settings.worker_id),
-            )
-            for letter in letters
-        ]
-        try:
-            await asyncio.gather(*futures)
-        except KafkaError as exc:
-            raise BatchRetry(exc) from exc
-
-    async def _commit(
-        self, records: Sequence[Any], held: dict[tuple[str, int], int] | None = None
-    ) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        ends: dict[tuple[str, int], int] = {}
-        for rec in records:  # records of a partition come in offset order
-            ends[(rec.topic, rec.partition)] = rec.offset + 1
-        ends.update(held or {})  # a held partition: up to its first held event only
-        offsets = {TopicPartition(t, p): end for (t, p), end in ends.items()}
-        owned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in offsets.items() if tp in owned}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError, KafkaError, ConsumerStoppedError) as exc:
-            # Lost the partitions meanwhile: the new owner rewrites idempotently.
-            self.stats.commit_failures += 1
-            log.warning("offset commit failed (%r); redelivery will be absorbed", exc)
-            return
-        self.stats.commits += 1
-        for tp, offset in offsets.items():
-            self.stats.committed[(tp.topic, tp.partition)] = offset
-
-    # -- holding (on_route_missing=hold, a store to migrate) ---------------------------
-
-    def _hold(self, records: Sequence[Any], outcome: BatchOutcome) -> None:
-        """Rewind and pause only the partitions holding an unrouted event (or one whose
-        store must be migrated first), from it on."""
-        last = {(rec.topic, rec.partition): rec.offset for rec in records}
-        for tp, offset in outcome.held.items():
-            self._held[tp] = (offset, last[tp])
-        marks = [_Mark(topic, part, offset) for (topic, part), offset in outcome.held.items()]
-        cause = outcome.held_cause or RuntimeError("route missing (hold)")
-        reason = (
-            "store_layout_outdated" if isinstance(cause, StoreLayoutOutdated) else "route_missing"
-        )
-        self.stats.held[reason] = self.stats.held.get(reason, 0) + 1
-        if reason == "store_layout_outdated":
-            # The operator's action, in one line: the message names `spine migrate`.
-            held = ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(outcome.held.items()))
-            log.error("holding %s (nothing dead-lettered): %s", held, cause)
-        self._rewind_and_pause(marks, cause, None)
-
-    def forget_held(self) -> None:
-        """After a revoke: positions restart from the committed offsets, nothing is stale."""
-        self._held.clear()
-
-    def _drop_stale(self, records: Sequence[Any], prepared: PreparedBatch) -> Sequence[Any]:
-        """Drop the records of held partitions fetched before their rewind."""
-        if not self._held:
-            return records
-        first: dict[tuple[str, int], int] = {}
-        for rec in records:
-            first.setdefault((rec.topic, rec.partition), rec.offset)
-        stale: set[tuple[str, int]] = set()
-        for tp, start in first.items():
-            if tp not in self._held:
-                continue
-            if start > self._held[tp][1]:
-                stale.add(tp)
-            else:
-                del self._held[tp]  # read again from the held offset: no longer stale
-        if not stale:
-            return records
-        prepared.drop(stale)
-        return [rec for rec in records if (rec.topic, rec.partition) not in stale]
-
-    # -- backing off ----------------------------------------------------------------
-
-    def _rewind_and_pause(
-        self, records: Sequence[Any], cause: BaseException, retry_after_s: float | None
-    ) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        self.stats.retries += 1
-        self.stats.last_error = repr(cause)
-        self._last_cause = cause
-        first: dict[TopicPartition, int] = {}
-        for rec in records:
-            tp = TopicPartition(rec.topic, rec.partition)
-            first[tp] = min(first.get(tp, rec.offset), rec.offset)
-        for tp, offset in list(first.items()):
-            # A stale batch of a held partition must not move it past the held event.
-            held = self._held.get((tp.topic, tp.partition))
-            if held is not None:
-                first[tp] = min(offset, held[0])
-        owned = consumer.assignment()
-        for tp, offset in first.items():
-            if tp in owned:
-                consumer.seek(tp, offset)
-        self._paused |= {tp for tp in first if tp in owned}
-        consumer.pause(*[tp for tp in self._paused if tp in owned])
-        delay_s = self._backoff.next_delay_s(retry_after_s)
-        log.warning("batch rewound, partitions paused for %.2fs: %r", delay_s, cause)
-        if self._resume_handle is not None:
-            self._resume_handle.cancel()
-        self._resume_handle = asyncio.get_running_loop().call_later(delay_s, self._resume)
-
-    def _resume(self) -> None:
-        consumer, paused = self._consumer, self._paused
-        self._paused = set()
-        self._resume_handle = None
-        if consumer is not None:
-            owned = consumer.assignment()
-            consumer.resume(*[tp for tp in paused if tp in owned])
-
-    def repause(self, assigned: Any) -> None:
-        """After a rebalance, keep newly assigned partitions paused while backing off."""
-        if self._paused and self._consumer is not None:
-            self._paused = set(assigned)
-            self._consumer.pause(*assigned)
+        if self._subscriber is not None and self._subscriber.consumer is not None:
+            self.pipeline.bind(self._subscriber.consumer)
+        await self.pipeline.submit(Batch.of(records))

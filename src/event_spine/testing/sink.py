@@ -25,6 +25,8 @@ from event_spine.backends.memory.registry import MemoryRegistryStore
 from event_spine.closing import AsyncClosing
 from event_spine.errors import EventRejected, RouteNotFound
 from event_spine.kafka.records import MemoryRecord
+from event_spine.pipeline.dead_letters import DeadLetter
+from event_spine.pipeline.processor import BatchOutcome, BatchProcessor
 from event_spine.routing.cache import RouteCache
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
@@ -33,8 +35,6 @@ from event_spine.schemas.routes import ResourceKind, ResourceRoute, RouteKey
 from event_spine.schemas.scope import Scope
 from event_spine.schemas.wire import StoredEvent, decode_record
 from event_spine.services.event_stream import EventStreamService
-from event_spine.sink_workers.dead_letters import DeadLetter
-from event_spine.sink_workers.processor import BatchOutcome, BatchProcessor
 from event_spine.testing.producer import MemoryProducer
 
 

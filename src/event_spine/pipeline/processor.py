@@ -58,11 +58,11 @@ from event_spine.kafka.keys import kafka_key
 from event_spine.kafka.records import RawRecord
 from event_spine.observability.logs import log_fields
 from event_spine.observability.tracing import sink_span, traceparents
+from event_spine.pipeline.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 from event_spine.routing.cache import RouteSource
 from event_spine.schemas.routes import ResourceRoute
 from event_spine.schemas.scope import ScopeTuple
 from event_spine.schemas.wire import ReceivedEvent, StoredEvent, decode_record
-from event_spine.sink_workers.dead_letters import EVENT_DIGEST, STORED_DIGEST, DeadLetter
 
 log = logging.getLogger(__name__)
 
