@@ -9,7 +9,7 @@ from event_spine.dlq import DeadLetterPage, DeadLetterRecord, read_dead_letter_p
 from event_spine.errors import InvalidQuery
 from event_spine.kafka.clients import make_producer
 from event_spine.kafka.settings import as_kafka
-from event_spine.sink_workers.dead_letters import REASON
+from event_spine.pipeline.dead_letters import REASON
 from support.pipeline import new_topic
 
 #: (partition, reason) of each letter, in the order (and timestamp order) written.
