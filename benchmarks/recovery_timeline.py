@@ -213,9 +213,11 @@ def leader_slot(logs: dict[str, Path]) -> str | None:
     return last[1] if last else None
 
 
-async def one_kill(config: str, kill: str, workdir: Path) -> dict[str, Any]:
+async def one_kill(
+    config: str, kill: str, workdir: Path, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run the scenario; return the timeline document."""
-    config_fields = configs()[config]
+    config_fields = configs()[config] | (overrides or {})
     broker = TansuBroker(env={"RUST_LOG": TANSU_LOG}, log_path=workdir / "tansu.log")
     with broker:
         bootstrap = broker.bootstrap_servers
@@ -319,14 +321,20 @@ def main() -> None:
     parser.add_argument("--kill", default="follower", choices=["a", "b", "leader", "follower"])
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "recovery-timeline")
     parser.add_argument("--keep", type=Path, help="Keep the raw logs in this folder.")
+    parser.add_argument(
+        "--set",
+        default="{}",
+        help="More SinkSettings fields (JSON), e.g. '{\"session_timeout_ms\": 10000}'.",
+    )
     args = parser.parse_args()
+    overrides = json.loads(args.set)
     machine = machine_info()
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-        doc = asyncio.run(one_kill(args.config, args.kill, args.keep))
+        doc = asyncio.run(one_kill(args.config, args.kill, args.keep, overrides))
     else:
         with tempfile.TemporaryDirectory(prefix="spine-recovery-timeline-") as tmp:
-            doc = asyncio.run(one_kill(args.config, args.kill, Path(tmp)))
+            doc = asyncio.run(one_kill(args.config, args.kill, Path(tmp), overrides))
     doc["loadavg"] = [round(x, 2) for x in os.getloadavg()]
     doc["machine"] = machine
     text = render(doc)

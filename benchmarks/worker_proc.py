@@ -29,10 +29,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.pipeline import sink_settings
-from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor
-from event_spine.schemas import ResourceRoute, Scope, StoredEvent
-from event_spine.sink_workers.worker import SinkWorker
+from event_spine.cli.main import lean_worker_process
+
+lean_worker_process()  # as `spine worker` does, before anything imports faststream
+
+from benchmarks.pipeline import sink_settings  # noqa: E402
+from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor  # noqa: E402
+from event_spine.schemas import ResourceRoute, Scope, StoredEvent  # noqa: E402
+from event_spine.sink_workers.worker import SinkWorker  # noqa: E402
 
 
 class SlowStore:
