@@ -11,7 +11,8 @@ lines there with wall-clock times (benchmarks.recovery_timeline reads them). Lin
 ``{"t": monotonic, "booted": monotonic, "assigned_at": monotonic|null, "assigned": n,
 "seen": n, "written": n, "first": monotonic|null, "first_write": monotonic|null,
 "committed": {partition: offset}, "cpu_s": process CPU seconds, "cpu_first_s": the same
-at the first record|null}`` every 10 ms while something other than the CPU time changes.
+at the first record|null, "cpu_booted_s": at "booted", "cpu_first_write_s": at the
+first write|null}`` every 10 ms while something other than the CPU time changes.
 Stops on SIGTERM.
 """
 
@@ -109,10 +110,13 @@ def _assigned(worker: SinkWorker) -> int:
     return owned
 
 
-async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> None:
+async def _report(
+    worker: SinkWorker, stop: asyncio.Event, booted: float, booted_cpu: float
+) -> None:
     first: float | None = None
     first_write: float | None = None
     cpu_first: float | None = None
+    cpu_first_write: float | None = None
     assigned_at: float | None = None
     last = ""
     while not stop.is_set():
@@ -121,6 +125,7 @@ async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> Non
             cpu_first = time.process_time()
         if first_write is None and worker.stats.written:
             first_write = time.monotonic()
+            cpu_first_write = time.process_time()
         assigned = _assigned(worker)
         if assigned_at is None and assigned:
             assigned_at = time.monotonic()
@@ -138,7 +143,12 @@ async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> Non
         text = json.dumps(state, sort_keys=True)
         if text != last:
             last = text
-            cpu = {"cpu_s": time.process_time(), "cpu_first_s": cpu_first}
+            cpu = {
+                "cpu_s": time.process_time(),
+                "cpu_first_s": cpu_first,
+                "cpu_booted_s": booted_cpu,
+                "cpu_first_write_s": cpu_first_write,
+            }
             sys.stdout.write(json.dumps({"t": time.monotonic(), **state, **cpu}) + "\n")
             sys.stdout.flush()
         with contextlib.suppress(TimeoutError):
@@ -183,6 +193,7 @@ def _process_start_wall() -> float:
 async def main(argv: list[str] | None = None) -> None:
     """Run one worker until SIGTERM."""
     booted = time.monotonic()  # after the imports: what a restart costs before the join
+    booted_cpu = time.process_time()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
@@ -216,7 +227,7 @@ async def main(argv: list[str] | None = None) -> None:
         await asyncio.to_thread(sys.stdin.readline)
     await worker.start()
     try:
-        await _report(worker, stop, booted)
+        await _report(worker, stop, booted, booted_cpu)
     finally:
         await worker.stop()
 
