@@ -2,9 +2,9 @@
 
 `spine worker` runs the worker command alone (``cli.worker``), in a lean process
 (``lean_worker_process``): without the other commands' imports (the HTTP API,
-replay, audit, the console...) and uvicorn, its imports take 0.66 s of CPU instead of
-0.89 s (medians of 11 starts, load 9-11), which a restarted worker pays inside its
-crash recovery (docs/operations.md, crash recovery). Everything else runs the whole app
+replay, audit, the console...) and uvicorn, its imports take 0.87 s of CPU instead of
+1.21 s (a process that only imports them, medians of 11, load 7-9), which a restarted
+worker pays inside its crash recovery (docs/operations.md, crash recovery). Everything else runs the whole app
 (``cli.app``). This module imports nothing heavy itself.
 """
 
