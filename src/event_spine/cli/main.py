@@ -4,8 +4,9 @@
 (``lean_worker_process``): without the other commands' imports (the HTTP API,
 replay, audit, the console...) and uvicorn, its imports take 0.87 s of CPU instead of
 1.21 s (a process that only imports them, medians of 11, load 7-9), which a restarted
-worker pays inside its crash recovery (docs/operations.md, crash recovery). Everything else runs the whole app
-(``cli.app``). This module imports nothing heavy itself.
+worker pays inside its crash recovery (docs/operations.md, crash recovery).
+Everything else runs the whole app (``cli.app``). This module imports nothing heavy
+itself.
 """
 
 from __future__ import annotations
