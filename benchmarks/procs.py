@@ -28,6 +28,7 @@ class WorkerProcess:
         sink: dict[str, Any] | None = None,
         *,
         wait_go: bool = False,
+        log_file: Path | None = None,
     ) -> None:
         self.argv = [
             sys.executable,
@@ -46,9 +47,12 @@ class WorkerProcess:
             "--sink-json",
             json.dumps(sink or {}),
             *(["--wait-go"] if wait_go else []),
+            *(["--log-file", str(log_file)] if log_file is not None else []),
         ]
         self.wait_go = wait_go
         self.state: dict[str, Any] = {}
+        #: Key -> ``t`` of the first progress line where that key was truthy.
+        self.first_seen: dict[str, float] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -73,6 +77,9 @@ class WorkerProcess:
         async for line in self._proc.stdout:
             with contextlib.suppress(ValueError):
                 self.state = json.loads(line)
+                for key, value in self.state.items():
+                    if value and key not in self.first_seen and "t" in self.state:
+                        self.first_seen[key] = self.state["t"]
 
     async def wait_ready_to_go(self, timeout_s: float = 60.0) -> None:
         """With ``wait_go``: until the child has imported everything and waits for go()."""

@@ -6,11 +6,14 @@ print ``{"waiting": true}`` once imported, then join only after a line on stdin 
 several processes join together, whatever their import times). ``--latency-ms`` wraps
 every store so that each append_batch first sleeps that long (an injected write
 latency, as tests/support/faults.py injects faults); ``--sink-json`` sets more
-SinkSettings fields. Lines: ``{"t": monotonic, "booted": monotonic, "assigned_at": monotonic|null,
-"assigned": n, "seen": n, "written": n,
-"first": monotonic|null, "first_write": monotonic|null, "committed": {partition:
-offset}, "cpu_s": process CPU seconds, "cpu_first_s": the same at the first record|null}``
-every 10 ms while something other than the CPU time changes. Stops on SIGTERM.
+SinkSettings fields; ``--log-file PATH`` writes aiokafka's and event-spine's DEBUG
+lines there with wall-clock times (benchmarks.recovery_timeline reads them). Lines:
+``{"t": monotonic, "booted": monotonic, "assigned_at": monotonic|null, "assigned": n,
+"seen": n, "written": n, "first": monotonic|null, "first_write": monotonic|null,
+"committed": {partition: offset}, "cpu_s": process CPU seconds, "cpu_first_s": the same
+at the first record|null, "cpu_booted_s": at "booted", "cpu_first_write_s": at the
+first write|null}`` every 10 ms while something other than the CPU time changes.
+Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,16 +23,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.pipeline import sink_settings
-from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor
-from event_spine.schemas import ResourceRoute, Scope, StoredEvent
-from event_spine.sink_workers.worker import SinkWorker
+from event_spine.cli.main import lean_worker_process
+
+lean_worker_process()  # as `spine worker` does, before anything imports faststream
+
+from benchmarks.pipeline import sink_settings  # noqa: E402
+from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor  # noqa: E402
+from event_spine.schemas import ResourceRoute, Scope, StoredEvent  # noqa: E402
+from event_spine.sink_workers.worker import SinkWorker  # noqa: E402
 
 
 class SlowStore:
@@ -102,10 +110,13 @@ def _assigned(worker: SinkWorker) -> int:
     return owned
 
 
-async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> None:
+async def _report(
+    worker: SinkWorker, stop: asyncio.Event, booted: float, booted_cpu: float
+) -> None:
     first: float | None = None
     first_write: float | None = None
     cpu_first: float | None = None
+    cpu_first_write: float | None = None
     assigned_at: float | None = None
     last = ""
     while not stop.is_set():
@@ -114,6 +125,7 @@ async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> Non
             cpu_first = time.process_time()
         if first_write is None and worker.stats.written:
             first_write = time.monotonic()
+            cpu_first_write = time.process_time()
         assigned = _assigned(worker)
         if assigned_at is None and assigned:
             assigned_at = time.monotonic()
@@ -131,16 +143,57 @@ async def _report(worker: SinkWorker, stop: asyncio.Event, booted: float) -> Non
         text = json.dumps(state, sort_keys=True)
         if text != last:
             last = text
-            cpu = {"cpu_s": time.process_time(), "cpu_first_s": cpu_first}
+            cpu = {
+                "cpu_s": time.process_time(),
+                "cpu_first_s": cpu_first,
+                "cpu_booted_s": booted_cpu,
+                "cpu_first_write_s": cpu_first_write,
+            }
             sys.stdout.write(json.dumps({"t": time.monotonic(), **state, **cpu}) + "\n")
             sys.stdout.flush()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.01 if first is not None else 0.002)
 
 
+def _debug_to(path: Path, booted: float) -> None:
+    """aiokafka's and event-spine's DEBUG lines into ``path``, each with its wall-clock
+    time (``%(created)f``: one clock for every process of a timeline)."""
+    handler = logging.FileHandler(path)
+    handler.addFilter(_no_fetch_bodies)
+    handler.setFormatter(logging.Formatter("%(created).6f %(name)s %(levelname)s %(message)s"))
+    for name in ("aiokafka", "event_spine"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        logger.propagate = False  # not to stderr
+    # The process' own milestones on the same clock: exec (from /proc) and imports done.
+    wall = time.time() - time.monotonic()
+    marks = logging.getLogger("event_spine.bench.marks")
+    marks.debug("process started at %.6f", _process_start_wall())
+    marks.debug("imports done at %.6f (CPU %.2f s)", booted + wall, time.process_time())
+
+
+def _no_fetch_bodies(record: logging.LogRecord) -> bool:
+    """Drop aiokafka's Fetch responses: their repr holds every record's bytes."""
+    args = record.args
+    return not (
+        isinstance(args, tuple) and len(args) == 4 and "FetchResponse" in type(args[3]).__name__
+    )
+
+
+def _process_start_wall() -> float:
+    """Wall-clock time this process was started (Linux: /proc/self/stat counts it in
+    clock ticks of CLOCK_BOOTTIME; 10 ms resolution)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    age_s = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / ticks  # stat(5) #22
+    return time.time() - age_s
+
+
 async def main(argv: list[str] | None = None) -> None:
     """Run one worker until SIGTERM."""
     booted = time.monotonic()  # after the imports: what a restart costs before the join
+    booted_cpu = time.process_time()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
@@ -149,9 +202,12 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--sink-json", default="{}", help="More SinkSettings fields (JSON).")
     parser.add_argument("--wait-go", action="store_true", help="Join after a line on stdin.")
+    parser.add_argument("--log-file", type=Path, help="DEBUG lines of aiokafka and event-spine.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("faststream").setLevel(logging.ERROR)
+    if args.log_file is not None:
+        _debug_to(args.log_file, booted)
     settings = sink_settings(
         args.bootstrap,
         args.topic,
@@ -171,7 +227,7 @@ async def main(argv: list[str] | None = None) -> None:
         await asyncio.to_thread(sys.stdin.readline)
     await worker.start()
     try:
-        await _report(worker, stop, booted)
+        await _report(worker, stop, booted, booted_cpu)
     finally:
         await worker.stop()
 

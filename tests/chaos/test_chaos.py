@@ -232,8 +232,8 @@ async def test_kill_9_under_load_with_a_stable_replica_name_loses_and_duplicates
     broker, tmp_path, flag: str
 ) -> None:
     """The crash-recovery settings (SinkSettings' session/heartbeat, a stable name per
-    replica: ``--instance-id``, the replacement removes its killed predecessor from the
-    group; or ``--group-instance-id``, static membership): worker "a" of two is killed 5
+    replica: ``--instance-id``, the replacement continues its killed predecessor's group
+    membership; or ``--group-instance-id``, static membership): worker "a" of two is killed 5
     times under load and replaced under the same name; every event is then counted
     straight from the SQLite store."""
     topic, c, store = await routed(broker.bootstrap_servers, tmp_path)

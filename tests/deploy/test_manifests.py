@@ -688,10 +688,9 @@ def test_spine_worker_takes_its_settings_from_env(
 ) -> None:
     """The manifests run `spine worker` with no flags: everything comes from SPINE_SINK_*."""
     from event_spine.cli import main  # noqa: PLC0415
+    from event_spine.cli import worker as worker_command  # noqa: PLC0415
 
-    if not hasattr(main, "SinkWorker"):
-        pytest.skip("event_spine.cli.main no longer builds SinkWorker itself")
-    clean_env.setattr(main, "SinkWorker", _CapturingWorker)
+    clean_env.setattr(worker_command, "SinkWorker", _CapturingWorker)
     _CapturingWorker.seen.clear()
     env = {
         k: v for k, v in _env(next(iter(_worker_services().values()))).items() if k[:6] == "SPINE_"

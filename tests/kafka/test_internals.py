@@ -1,7 +1,8 @@
 """The aiokafka internals event_spine.kafka.internals relies on still exist and work.
 
-If aiokafka renames ``_client``, ``force_metadata_update`` or ``_bootstrap_servers``
-these fail first, naming what changed (then fix kafka/internals.py only)."""
+If aiokafka renames ``_client``, ``force_metadata_update``, ``_bootstrap_servers`` or
+the group coordinator parts ``continue_membership`` uses, these fail first, naming what
+changed (then fix kafka/internals.py only)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import inspect
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
 
 from event_spine.broker.tansu import TansuBroker
 from event_spine.kafka import KafkaSettings, make_admin, make_consumer, make_producer
@@ -49,3 +51,36 @@ async def test_refresh_makes_a_new_topic_known(broker: TansuBroker) -> None:
         assert consumer.partitions_for_topic(topic) == {0, 1, 2}
     finally:
         await consumer.stop()
+
+
+def test_the_group_coordinator_parts_continue_membership_uses_exist() -> None:
+    """kafka.internals.continue_membership: a consumer's ``_coordinator`` has
+    ``member_id``, ``generation``, ``group_id``, ``coordinator_id``, ``_assignors``,
+    ``_session_timeout_ms``, ``_retry_backoff_ms``, ``_do_rejoin_group`` and
+    ``_on_join_complete``; ``CoordinatorGroupRebalance`` takes them and has
+    ``_on_join_follower`` (a SyncGroup with no assignments)."""
+    coordinator_init = inspect.signature(GroupCoordinator.__init__).parameters
+    assert {"client", "subscription", "group_id", "assignors"} <= set(coordinator_init)
+    for name in ("_do_rejoin_group", "_on_join_complete", "ensure_active_group"):
+        assert inspect.iscoroutinefunction(getattr(GroupCoordinator, name)), name
+    source = inspect.getsource(GroupCoordinator.__init__)
+    for attribute in ("self.member_id", "self.generation", "self.group_id", "self.coordinator_id"):
+        assert attribute in source, attribute
+    for attribute in ("self._assignors", "self._session_timeout_ms", "self._retry_backoff_ms"):
+        assert attribute in source, attribute
+    rebalance_init = list(inspect.signature(CoordinatorGroupRebalance.__init__).parameters)
+    assert rebalance_init == [
+        "self",
+        "coordinator",
+        "group_id",
+        "coordinator_id",
+        "subscription",
+        "assignors",
+        "session_timeout_ms",
+        "retry_backoff_ms",
+    ]
+    assert inspect.iscoroutinefunction(CoordinatorGroupRebalance._on_join_follower)
+    # The first join calls the rebalance listener's revoke callback before rejoining:
+    # that is where continue_membership is called.
+    ensure = inspect.getsource(GroupCoordinator.ensure_active_group)
+    assert ensure.index("_on_join_prepare") < ensure.index("_do_rejoin_group")

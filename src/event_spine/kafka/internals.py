@@ -7,13 +7,19 @@ metadata is refreshed, which happens on its own every ``metadata_max_age_ms``
 created after ``start()`` until then. ``AIOKafkaConsumer._client`` is the
 ``AIOKafkaClient`` and ``force_metadata_update()`` is the refresh its own
 coordinator uses. The bootstrap servers a client was built with are only kept on
-that inner client too (``_bootstrap_servers``): error messages name them.
-tests/kafka/test_internals.py fails if any of these changes.
+that inner client too (``_bootstrap_servers``): error messages name them. Crash
+recovery (``takeover``) continues a dead member's group membership, which aiokafka has
+no API for: ``continue_membership`` sets the group coordinator's ``member_id`` and
+``generation`` and, for one join, replaces its ``_do_rejoin_group`` with a SyncGroup
+through aiokafka's own ``CoordinatorGroupRebalance._on_join_follower`` and
+``_on_join_complete``. tests/kafka/test_internals.py fails if any of these changes.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 
 
 async def refresh_metadata(client: Any) -> None:
@@ -40,3 +46,40 @@ async def send_to_node(admin: Any, node_id: int, request: Any) -> Any:
     admin client to broker ``node_id``; aiokafka's admin has no public call for
     requests it does not wrap (LeaveGroup naming another member)."""
     return await admin._send_request_to_node(node_id, request)
+
+
+def continue_membership(consumer: Any, member_id: str, generation: int | None) -> None:
+    """Make the next join of a started, subscribed consumer continue ``member_id``.
+
+    Call it from the rebalance listener's ``on_partitions_revoked`` of the first join
+    (aiokafka calls it right before joining). With a ``generation`` the join is a
+    SyncGroup only, as that member at that generation; when the broker refuses it
+    (another generation by now, the member gone), aiokafka joins again normally (a
+    JoinGroup naming the member, or a new member when the broker did not know it).
+    Without a generation the JoinGroup names the member.
+    """
+    coordinator = consumer._coordinator
+    coordinator.member_id = member_id
+    if generation is None:
+        return
+
+    async def sync_only(subscription: Any) -> bool:
+        del coordinator._do_rejoin_group  # one join only: later ones are aiokafka's own
+        coordinator.generation = generation
+        rebalance = CoordinatorGroupRebalance(
+            coordinator,
+            coordinator.group_id,
+            coordinator.coordinator_id,
+            subscription,
+            coordinator._assignors,
+            coordinator._session_timeout_ms,
+            coordinator._retry_backoff_ms,
+        )
+        assignment = await rebalance._on_join_follower()
+        if assignment is None or not subscription.active:
+            return False  # aiokafka's error handling ran; the loop joins again
+        protocol = coordinator._assignors[0].name
+        await coordinator._on_join_complete(generation, member_id, protocol, assignment)
+        return True
+
+    coordinator._do_rejoin_group = sync_only

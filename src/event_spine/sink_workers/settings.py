@@ -74,9 +74,17 @@ class SinkSettings(KafkaComponentSettings):
         min_length=1,
         description="A stable name per replica (a StatefulSet pod name, a slot). When set, "
         "the worker's consumer uses it as its Kafka client id, and a starting worker first "
-        "removes from its group the members a dead predecessor of the same name left (a "
-        "kill -9 sends no LeaveGroup): its partitions move at once, not after "
-        "session_timeout_ms. Never shared by two live workers.",
+        "looks for the group member a dead predecessor of the same name left (a kill -9 "
+        "sends no LeaveGroup) and continues it (instance_recovery): its partitions are "
+        "read again at once, not after session_timeout_ms. Never shared by two live "
+        "workers.",
+    )
+    instance_recovery: Literal["continue", "remove"] = Field(
+        default="continue",
+        description="With instance_id, what a starting worker does with the member its dead "
+        "predecessor left. continue: becomes that member (its partitions, no rebalance; "
+        "on Tansu a SyncGroup only). remove: removes it with a LeaveGroup and joins as a "
+        "new member (the whole group rebalances). See docs/operations.md, crash recovery.",
     )
     rebalance_timeout_ms: int = Field(default=30_000, ge=1_000)
     max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=1024)

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
@@ -27,9 +27,9 @@ from event_spine.audit.sink import SinkAudit
 from event_spine.backends.factory import StoreFactory
 from event_spine.backends.seams import RegistryStore
 from event_spine.kafka.clients import make_broker, make_producer
-from event_spine.kafka.predecessors import remove_predecessors
 from event_spine.kafka.records import RawRecord
 from event_spine.kafka.startup import wait_for_kafka
+from event_spine.kafka.takeover import Takeover, TakeoverListener, plan_takeover
 from event_spine.pipeline.backoff import Backoff
 from event_spine.pipeline.backpressure import RewindAndPause
 from event_spine.pipeline.batches import Batch, BatchPipeline, RebalanceListener
@@ -87,9 +87,9 @@ class SinkWorker:
         #: of the worker is up, and a batch waits for this.
         self._ready = asyncio.Event()
         self._sink_audit: SinkAudit | None = None
-        #: Member ids of a dead predecessor this worker removed from its group on start
-        #: (settings.instance_id).
-        self.predecessors_removed: tuple[str, ...] = ()
+        #: The dead predecessor's membership this worker continued on start
+        #: (settings.instance_id; kafka/takeover.py).
+        self.takeover = Takeover()
         self._broker: KafkaBroker | None = None
         self._subscriber: Any = None
         self._stopping = False
@@ -139,27 +139,34 @@ class SinkWorker:
         """Wait for the cluster (bounded: ``kafka.startup_timeout_s``), connect, join."""
         s = self.settings
         await wait_for_kafka(s.kafka, f"sink worker {s.worker_id}")
-        if s.instance_id is not None:
-            # First thing after the broker answers: the dead predecessor's partitions go
-            # to the survivors now, while this process still starts.
-            removal = await remove_predecessors(s.kafka, s.group_id, s.instance_id)
-            self.predecessors_removed = removal.removed
-        # Join first: the group join runs in the consumer's background while the rest
-        # starts, and batches wait for it (``_ready``). Why: on Tansu a joining member
-        # that is not the group leader is held 3 s; the registry, the DLQ topic check
-        # and the producers (about 0.5-1 s on a loaded 2-core machine) fit inside it.
-        self._broker = self._build_broker()
-        await self._broker.start()
-        self.pipeline.bind(self._subscriber.consumer)
+        # The registry, the DLQ topic check and the producers (0.3-0.5 s at load 10,
+        # benchmarks/results/recovery-timeline) start while the consumer joins; a batch
+        # waits for them (``_ready``).
+        rest = asyncio.ensure_future(self._start_rest())
         try:
-            await self._start_rest()
+            if s.instance_id is not None:
+                # Before joining: continue a dead predecessor's membership, if any.
+                # (Static members are the broker's to hand over: remove, never continue.)
+                remove = s.instance_recovery == "remove" or s.group_instance_id is not None
+                self.takeover = await plan_takeover(
+                    s.kafka, s.group_id, s.instance_id, remove=remove
+                )
+            self._broker = self._build_broker()
+            await self._broker.start()  # returns once the consumer owns its partitions
+            self.pipeline.bind(self._subscriber.consumer)
+            await rest
         except BaseException:
             # Leave as if the consumer had never started: a batch waiting for _ready
             # returns uncommitted, and a failed start() leaves no member behind.
+            rest.cancel()
+            await asyncio.wait([rest])
+            if not rest.cancelled() and (failed := rest.exception()) is not None:
+                log.debug("the registry/DLQ/producer start failed too", exc_info=failed)
             self._stopping = True
             self._ready.set()
             broker, self._broker = self._broker, None
-            await broker.stop()
+            if broker is not None:
+                await broker.stop()
             raise
         self._ready.set()
         await self.endpoints.start()
@@ -230,14 +237,22 @@ class SinkWorker:
             group_instance_id=s.group_instance_id,
             rebalance_timeout_ms=s.rebalance_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
-            # Revoke: wait for the batch in flight, bounded below rebalance_timeout_ms.
-            listener=RebalanceListener(self.pipeline, s.rebalance_timeout_ms / 2000),
+            # Revoke: wait for the batch in flight, bounded below rebalance_timeout_ms;
+            # the first join continues a dead predecessor (kafka/takeover.py).
+            listener=TakeoverListener(
+                RebalanceListener(self.pipeline, s.rebalance_timeout_ms / 2000),
+                self._own_consumer,
+                self.takeover,
+            ),
             parser=_lean_parser,
             decoder=_raw_records,
         )
         subscriber(self._handle)
         self._subscriber = subscriber
         return broker
+
+    def _own_consumer(self) -> AIOKafkaConsumer | None:
+        return getattr(self._subscriber, "consumer", None)
 
     async def stop(self) -> None:
         """Leave the group; an unfinished batch is not committed (it will come again)."""
