@@ -1,14 +1,18 @@
 """Crash recovery by instance name: a replacement removes its killed predecessor.
 
-Real broker, real processes. The group's session timeout is 60 s here, so the killed
-member cannot expire during the test (every wait below ends well before): whatever
-moves its partitions is the replacement's removal, not the broker's session check.
+Real broker, real processes. Tansu 0.6.0 keeps one session timeout per group (its first
+member's) and holds every JoinGroup for about half of it; a killed member expires one
+session after its last heartbeat. So the session here is 12 s (each join waits ~6 s;
+at 60 s the two joins took 60 of the test's 68 s), and the wait for the partitions to
+move ends before the killed member could expire, counted from the kill: whatever moves
+its partitions is the replacement's removal, not the broker's session check.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -22,8 +26,12 @@ from support.waiting import wait_until
 
 pytestmark = pytest.mark.chaos
 
-#: Longer than any wait in this module: the dead member never expires on its own.
-SESSION = {"session_timeout_ms": 60_000, "heartbeat_interval_ms": 500}
+#: The group's session (Tansu: the first member's, the dead worker's here). Its joins
+#: wait ~6 s each; the dead member cannot expire before 12 s after its last heartbeat.
+SESSION = {"session_timeout_ms": 12_000, "heartbeat_interval_ms": 500}
+#: The dead member's last heartbeat was at most one interval before the kill; a second
+#: more of margin for the broker's own clock.
+EXPIRY_MARGIN_S = 1.5
 PARTITIONS = 6
 
 
@@ -57,8 +65,8 @@ async def test_the_replacement_removes_its_killed_predecessor_and_takes_partitio
     emitter.start()
     group = f"{topic}-sink"  # spawn_worker's group
     registry_db = tmp_path / "registry.db"
-    flags = ["--instance-id", "a", "--session-timeout-ms", "60000"]
-    flags += ["--heartbeat-interval-ms", "500"]
+    flags = ["--instance-id", "a", "--session-timeout-ms", str(SESSION["session_timeout_ms"])]
+    flags += ["--heartbeat-interval-ms", str(SESSION["heartbeat_interval_ms"])]
     dead = spawn_worker(bootstrap, topic, registry_db, tmp_path / "a.log", flags)
     survivor: SinkWorker | None = None
     replacement: SinkWorker | None = None
@@ -74,6 +82,7 @@ async def test_the_replacement_removes_its_killed_predecessor_and_takes_partitio
         (dead_id,) = [m for m in await members(bootstrap, group) if is_member_of("a", m)]
 
         os.kill(dead.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
         dead.wait(10)
         # Killed: no LeaveGroup. The group still counts it, with its partitions.
         assert dead_id in await members(bootstrap, group)
@@ -86,8 +95,10 @@ async def test_the_replacement_removes_its_killed_predecessor_and_takes_partitio
                 len(replacement.assignment()) > 0
                 and len(survivor.assignment()) + len(replacement.assignment()) == PARTITIONS
             ),
-            40,  # < the 60 s session: only the removal can have freed the partitions
-            message="the replacement and the survivor own every partition",
+            # Before the dead member could expire: only the removal can have freed them.
+            killed_at + SESSION["session_timeout_ms"] / 1000 - EXPIRY_MARGIN_S - time.monotonic(),
+            message="the replacement and the survivor own every partition before the "
+            "killed member's session could expire",
         )
         now = await members(bootstrap, group)
         assert dead_id not in now
