@@ -80,7 +80,9 @@ def _config(**overrides: Any) -> FirestoreConfig:
         "project": FIRESTORE_PROJECT,
         "collection_prefix": f"t{uuid.uuid4().hex[:12]}_",
         "max_commit_bytes": EMULATOR_COMMIT_BYTES,
-        "timeout_s": 5.0,
+        # One RPC's deadline as the backend's default: reading back the contract's
+        # 2,500-event batch took over 5 s on a loaded machine (DEADLINE_EXCEEDED, twice).
+        "timeout_s": 10.0,
         "retry_timeout_s": 5.0,
     }
     return FirestoreConfig(**(values | overrides))
