@@ -132,7 +132,7 @@ async def _one_run(
         bootstrap, topic, f"bench-e2e-{tag}", registry_db, 0, {"profile": profile}
     )
     producer = EventSpineProducer(
-        ProducerSettings(bootstrap_servers=bootstrap, topic=topic, profile=profile)  # type: ignore[arg-type]
+        ProducerSettings(bootstrap_servers=bootstrap, topic=topic, profile=profile)
     )
     store = SqliteEventStore(SqliteConfig(path=str(db)))
     rate = p["rate_per_s"]
@@ -173,7 +173,7 @@ async def _burst(
     producer: EventSpineProducer, worker: WorkerProcess, already: int, p: dict[str, Any]
 ) -> float:
     """Emit ``burst_events`` at full speed; events/s until all are committed."""
-    count = p["burst_events"]
+    count = int(p["burst_events"])
     began = time.perf_counter()
     burst = _Emitter(producer, 0, count)
     burst.start()

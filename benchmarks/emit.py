@@ -166,7 +166,7 @@ def json_logger() -> logging.Logger:
     """A logger writing JSON lines to nowhere, not propagating to the root logger."""
     logger = logging.getLogger("event_spine.bench.baseline")
     logger.handlers.clear()
-    handler = logging.StreamHandler(_NullStream())  # type: ignore[arg-type]
+    handler = logging.StreamHandler(_NullStream())
     bound = {
         "tenant_id": CTX.tenant_id,
         "env": CTX.env,

@@ -82,8 +82,13 @@ def _rows(events: list[StoredEvent]) -> tuple[list[tuple[Any, ...]], list[tuple[
     rows, marks = [], {}
     for e in events:
         r = e.record
-        key = (r.routing.tenant_id, r.routing.env, r.routing.mode, r.routing.project_id)
-        key += (r.stream_id,)
+        key = (
+            r.routing.tenant_id,
+            r.routing.env,
+            r.routing.mode,
+            r.routing.project_id,
+            r.stream_id,
+        )
         rows.append((r.event_id, *key, e.position, r.event_type, r.ts, getattr(e, "raw", b"")))
         marks[key] = (e.position, r.event_id)
     return rows, sorted((*k, p, i) for k, (p, i) in marks.items())

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
 
+from event_spine.kafka.keys import kafka_key
 from event_spine.producers.batching import SCHEMA_HEADER
-from event_spine.producers.producer import kafka_key
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store

@@ -357,7 +357,7 @@ def raw_confluent(
             while True:
                 try:
                     # Positional, as the transport calls it (keywords cost a dict).
-                    produce(topic, value, key, -1, None, None, 0, HEADERS)
+                    produce(topic, value, key, -1, None, None, 0, HEADERS)  # type: ignore[arg-type]
                     break
                 except BufferError:  # the queue is full: serve reports, try again
                     poll(0.01)

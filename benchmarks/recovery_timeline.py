@@ -225,7 +225,6 @@ async def one_kill(
         registry_db = workdir / "registry.db"
         registry = await registry_to(registry_db, "sqlite", {"path": str(workdir / "store.db")})
         await registry.store.close()
-        ctx = {"bootstrap": bootstrap, "topic": topic, "registry_db": registry_db}
         group = f"bench-recovery-timeline-{os.getpid()}"
         logs = {slot: workdir / f"{slot}.log" for slot in ("a", "b")}
 
@@ -235,7 +234,7 @@ async def one_kill(
                 for k, v in config_fields.items()
             }
             return WorkerProcess(
-                ctx["bootstrap"], topic, group, registry_db, 0, sink=sink, log_file=log_file
+                bootstrap, topic, group, registry_db, 0, sink=sink, log_file=log_file
             )
 
         stop = asyncio.Event()
@@ -251,6 +250,8 @@ async def one_kill(
             if kill in ("a", "b"):
                 slot = kill
             else:
+                if leader is None:
+                    raise RuntimeError("recovery timeline: no worker log names a group leader")
                 slot = leader if kill == "leader" else ("b" if leader == "a" else "a")
             survivor_slot = "b" if slot == "a" else "a"
             before = merged_committed(list(workers.values()))

@@ -99,7 +99,7 @@ def rescore(path: Path) -> dict[str, Any]:
 
     from benchmarks.common import compare  # noqa: PLC0415
 
-    doc = orjson.loads(path.read_bytes())
+    doc: dict[str, Any] = orjson.loads(path.read_bytes())
     module = importlib.import_module(BENCHMARKS[doc["benchmark"]])
     runs: list[dict[str, float]] = [{} for _ in range(doc["repeats"])]
     for name, stats in doc["metrics"].items():

@@ -164,6 +164,9 @@ async def _measure(
 async def _run(p: dict[str, Any], repeats: int, workdir: Path, measured: Measured) -> None:
     with TansuBroker() as broker:
         bootstrap = broker.bootstrap_servers
+        broker_pid = broker.pid
+        if broker_pid is None:  # started by the context manager: it has a pid
+            raise RuntimeError("scaling: the broker process has no pid")
         topic = await new_topic(bootstrap)
         ends = await preload(bootstrap, topic, make_items(p["events"]))
         # Both start at once: a late joiner would rebalance mid-run, so check first
@@ -176,7 +179,7 @@ async def _run(p: dict[str, Any], repeats: int, workdir: Path, measured: Measure
                 counts = p["counts"][backend]
                 for count in counts if k % 2 == 0 else list(reversed(counts)):
                     run_metrics |= await _measure(
-                        count, backend, bootstrap, topic, ends, workdir, p, broker.pid
+                        count, backend, bootstrap, topic, ends, workdir, p, broker_pid
                     )
             measured.runs.append(run_metrics)
 

@@ -36,7 +36,14 @@ lean_worker_process()  # as `spine worker` does, before anything imports faststr
 
 from benchmarks.pipeline import sink_settings  # noqa: E402
 from event_spine.backends import AppendResult, EventStore, StoreFactory, StreamCursor  # noqa: E402
-from event_spine.schemas import ResourceRoute, Scope, StoredEvent  # noqa: E402
+from event_spine.schemas import (  # noqa: E402
+    EventPage,
+    EventQuery,
+    ResourceRoute,
+    Scope,
+    StoredEvent,
+    StreamPage,
+)
 from event_spine.sink_workers.worker import SinkWorker  # noqa: E402
 
 
@@ -77,6 +84,20 @@ class SlowStore:
     async def cursor(self, scope: Scope, stream_id: str) -> StreamCursor | None:
         """Read through."""
         return await self.inner.cursor(scope, stream_id)
+
+    async def query(self, scope: Scope, q: EventQuery) -> EventPage:
+        """Read through."""
+        return await self.inner.query(scope, q)
+
+    async def list_streams(
+        self, scope: Scope, prefix: str | None = None, limit: int = 100, after: str | None = None
+    ) -> StreamPage:
+        """Read through."""
+        return await self.inner.list_streams(scope, prefix, limit, after)
+
+    async def count_event_types(self, scope: Scope, stream_id: str) -> dict[str, int]:
+        """Read through."""
+        return await self.inner.count_event_types(scope, stream_id)
 
 
 class SlowFactory(StoreFactory):
