@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from event_spine.broker.tansu import TansuBroker
 from event_spine.cli.main import app
-from event_spine.dlq.tools import read_dead_letters
+from event_spine.dlq import read_dead_letters
 from event_spine.kafka import KafkaSettings
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic
 from support.pipeline import unique

@@ -21,7 +21,7 @@ import pytest
 from pydantic import SecretStr
 from tests.kafka.certs import Certificates, make_certificates
 
-from event_spine.dlq.tools import MemoryReplayLedger, read_dead_letters, replay_dead_letters
+from event_spine.dlq import MemoryReplayLedger, read_dead_letters, replay_dead_letters
 from event_spine.kafka import KafkaSettings
 from event_spine.observability.lag import LagProbe
 from event_spine.producers import EventSpineProducer, ProducerSettings, ensure_topic

@@ -13,8 +13,8 @@ from event_spine.api.params import int_param, optional_text
 from event_spine.api.problems import invalid
 from event_spine.api.render import JsonResponse
 from event_spine.api.state import ApiState, state_of
+from event_spine.dlq import DeadLetterRecord
 from event_spine.dlq.pages import DEFAULT_LIMIT, MAX_LIMIT, DeadLetterPage, read_dead_letter_page
-from event_spine.dlq.tools import DeadLetterRecord
 from event_spine.observability.lag import LagProbe
 from event_spine.schemas.routes import ResourceKind, RouteKey
 

@@ -11,8 +11,7 @@ from rich.table import Table
 from event_spine.cli.kafka_options import KafkaFlags, kafka_options
 from event_spine.cli.options import check_registry_exists, parse_location
 from event_spine.cli.routes import RegistryOption, print_json
-from event_spine.dlq.ledgers import replay_ledger_for
-from event_spine.dlq.tools import (
+from event_spine.dlq import (
     DeadLetterRecord,
     Position,
     ReplayReport,
@@ -21,6 +20,7 @@ from event_spine.dlq.tools import (
     read_letters,
     replay_dead_letters,
 )
+from event_spine.dlq.ledgers import replay_ledger_for
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter topic.")
 console = Console()
