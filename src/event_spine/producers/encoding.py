@@ -16,16 +16,32 @@ escaping only after a full match of their patterns, whose characters never need 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Final
 
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.formats import SCHEMA_VERSION
+from event_spine.schemas.formats import EVENT_TYPE_PATTERN, SCHEMA_VERSION, STREAM_ID_PATTERN
 from event_spine.schemas.wire import WireRouting, encode_json
 
 ScopeKey = tuple[str, str, str, str]
 
 #: Everything before the event id.
 HEAD: Final = f'{{"schema_version":{SCHEMA_VERSION},"event_id":"'
+
+
+def _full_match(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """``fullmatch`` of an ``^…$`` pattern without its anchors: the same strings, in
+    1.7k instead of 2.3k instructions (cachegrind, 2026-12-03). Full, unlike the
+    records' ``match``: ``$`` also matches before a final newline, and such names take
+    the general path (encoded and escaped there, as before)."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ValueError(f"expected an anchored pattern, got {pattern!r}")
+    return re.compile(pattern[1:-1]).fullmatch
+
+
+STREAM_ID_FULL: Final = _full_match(STREAM_ID_PATTERN)
+EVENT_TYPE_FULL: Final = _full_match(EVENT_TYPE_PATTERN)
 
 
 class ContextParts:
