@@ -18,10 +18,6 @@ so this times the check's hot path), and two floors into a deque:
 - the bare floor: orjson of four of those fields appended to a deque (no id, time,
   routing, key or checks): what serialising alone costs.
 
-Both floors keep what they append as the producer's buffer keeps events
-(``Retention``): dropped chunk by chunk while the broker is up (the sender drains the
-buffer), all kept while it is down.
-
 The goals apply to the side with the route check on (the "no silent loss" check is
 part of emit).
 """
@@ -248,38 +244,12 @@ def _log_timer(logger: logging.Logger) -> Timer:
     return timed
 
 
-class Retention:
-    """What the floors' deques keep, as the producer's buffer would.
-
-    Broker up, the sender drains the buffer as it fills, so its memory is reused:
-    the floors drop their items at each chunk's start. Broker down, the buffer keeps
-    every event (~630 bytes each here), and fresh memory costs a page fault per ~6
-    events (p99 9.6-10.8 µs instead of 7.1-7.7 µs in a loop without a sender, 31k
-    more minor faults per 200k emits, 2026-12-03): the floors then keep theirs too.
-    """
-
-    def __init__(self) -> None:
-        self.keep = False
-        self.sinks: list[deque[Any]] = []
-
-    def sink(self) -> deque[Any]:
-        """A deque for one floor."""
-        self.sinks.append(deque())
-        return self.sinks[-1]
-
-    def chunk_starts(self, sink: deque[Any]) -> None:
-        """Outside the timed calls: drop what a draining sender would have taken."""
-        if not self.keep:
-            sink.clear()
-
-
-def _floor_timer(retention: Retention) -> Timer:
+def _floor_timer() -> Timer:
     """orjson of the event's facts + deque.append: the floor of any in-process emit."""
-    sink = retention.sink()
+    sink: deque[bytes] = deque(maxlen=100_000)
     envelope = CTX.metadata()
 
     def timed(first: int, count: int, out: list[int]) -> None:
-        retention.chunk_starts(sink)
         streams = stream_ids()
         clock = time.perf_counter_ns
         for i in range(first, first + count):
@@ -294,16 +264,15 @@ def _floor_timer(retention: Retention) -> Timer:
     return timed
 
 
-def _hand_timer(retention: Retention) -> Timer:
+def _hand_timer() -> Timer:
     """The floor: emit's work written by hand (see the module doc), into a deque."""
-    sink = retention.sink()
+    sink: deque[tuple[bytes, bytes]] = deque(maxlen=100_000)
     tenant = CTX.tenant_id
     routing = {"tenant_id": tenant, "env": CTX.env, "mode": CTX.mode, "project_id": CTX.project_id}
     envelope = CTX.metadata()
     event_type_ok, stream_ok = EVENT_TYPE_RE.match, STREAM_ID_RE.match
 
     def timed(first: int, count: int, out: list[int]) -> None:
-        retention.chunk_starts(sink)
         streams = stream_ids()
         clock = time.perf_counter_ns
         for i in range(first, first + count):
@@ -378,13 +347,12 @@ def _one_run(p: dict[str, Any], workdir: Path) -> dict[str, float]:
             )
         )
         set_default_producer(producer)
-        retention = Retention()
         timers = [
             _emit_timer(producer, None),
             _log_timer(logger),
             _emit_timer(producer, checker),
-            _floor_timer(retention),
-            _hand_timer(retention),
+            _floor_timer(),
+            _hand_timer(),
         ]
         interleaved(timers, warmup, chunk)
         if not producer.flush(60):
@@ -393,7 +361,6 @@ def _one_run(p: dict[str, Any], workdir: Path) -> dict[str, float]:
         if not producer.flush(120):
             raise RuntimeError("broker-up events were not acked")
         broker.stop()  # broker down from here on: the sender fails and retries
-        retention.keep = True  # the buffer keeps every event now: so do the floors
         time.sleep(0.3)
         interleaved(timers, warmup, chunk)
         down, log_down, check_down, floor_down, hand_down = interleaved(timers, calls, chunk)
