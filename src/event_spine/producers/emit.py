@@ -38,6 +38,5 @@ def emit_event(
     event_id: str | None = None,
 ) -> str:
     """Fire-and-forget: buffer one event on the default producer, return its id."""
-    return get_default_producer().emit_event(
-        ctx, event_type, stream_id, payload, metadata, event_id=event_id
-    )
+    producer = _default if _default is not None else get_default_producer()
+    return producer.emit_event(ctx, event_type, stream_id, payload, metadata, event_id=event_id)

@@ -14,6 +14,7 @@ their fields are strings, datetimes, ints and JSON values, never the struct itse
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -105,6 +106,11 @@ class _VersionProbe(msgspec.Struct):
 
 
 _encoder: Final = msgspec.json.Encoder()
+#: The wire encoder's ``encode`` for any value (the emit hot path encodes the payload
+#: alone; a bound C method, so no Python frame per call).
+encode_json: Final[Callable[[Any], bytes]] = _encoder.encode
+#: What the encoder raises for a value that is not JSON (named `payload` at emit).
+ENCODE_ERRORS: Final = (TypeError, msgspec.EncodeError, OverflowError)
 _decoder: Final = msgspec.json.Decoder(EventRecord)
 _probe: Final = msgspec.json.Decoder(_VersionProbe)
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
@@ -126,7 +132,7 @@ def encode_checked(record: EventRecord, limit_bytes: int) -> bytes:
     the `payload` field, a result over ``limit_bytes`` raises EventTooLarge."""
     try:
         value = _encoder.encode(record)
-    except (TypeError, msgspec.EncodeError, OverflowError) as exc:
+    except ENCODE_ERRORS as exc:
         raise EventValidationError("payload", f"is not JSON-serializable: {exc}") from exc
     check_size(value, limit_bytes)
     return value
