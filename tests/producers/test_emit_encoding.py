@@ -20,20 +20,10 @@ from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.producers.records import build_record
 from event_spine.schemas import RequestContext, decode_record, encode_record, request_context
 from support.pipeline import ctx
+from support.strategies import json_values
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.text(max_size=8)
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=8,
-)
 # Every character class the patterns allow (formats.py).
 stream_ids = st.text("ABCXYZabcxyz0189_.:/@-", max_size=12).map(lambda s: "s" + s)
 event_types = st.text("ABCXYZabcxyz0189_.:-", max_size=12).map(lambda s: "e" + s)

@@ -12,6 +12,7 @@ from event_spine.errors import EventRejected
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.schemas import StreamEvent, decode_record, encode_record, event_from_record
 from support.pipeline import ctx
+from support.strategies import json_values
 
 VALID: dict[str, Any] = {
     "schema_version": 1,
@@ -24,17 +25,6 @@ VALID: dict[str, Any] = {
     "payload": {"a": 1},
 }
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.text(max_size=8)
-    | st.floats(allow_nan=False, allow_infinity=False),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=8,
-)
 candidate_values = (
     st.sampled_from(
         [
