@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_spine.errors import EventRejected
+from event_spine.errors import EventRejected, EventValidationError
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.schemas import StreamEvent, decode_record, encode_record, event_from_record
 from support.pipeline import ctx
@@ -52,6 +53,10 @@ candidate_values = (
             "2026-11-25T16:45:10+02:00",
             "2026-11-25",
             "x" * 300,
+            "t_acme\n",
+            "p_x\n",
+            "orders/o_1\n",
+            "01a2139c-3f25-78db-8d5e-d839e4ff5d5c\n",
         ]
     )
     | json_values
@@ -128,3 +133,35 @@ def test_emitted_bytes_decode_identically_in_both(payload, text) -> None:
     event = StreamEvent.model_validate_json(value)
     assert event_from_record(record) == event
     assert orjson.loads(encode_record(record)) == orjson.loads(value)
+
+
+NEWLINE_ENDED = [
+    (("event_id",), "01a2139c-3f25-78db-8d5e-d839e4ff5d5c\n"),
+    (("event_type",), "order.created\n"),
+    (("stream_id",), "orders/o_1\n"),
+    (("routing", "tenant_id"), "t_acme\n"),
+    (("routing", "project_id"), "p_x\n"),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), NEWLINE_ENDED)
+def test_a_final_newline_is_refused_by_both(path: tuple[str, ...], value: str) -> None:
+    """Python's ``$`` matches before a final newline; pydantic's does not. Both refuse."""
+    data = orjson.dumps(mutate(VALID, path, value, delete=False))
+    assert not accepts_pydantic(data)
+    assert not accepts_wire(data)
+
+
+@pytest.mark.parametrize(
+    ("field", "args"),
+    [
+        ("event_type", ("x.y\n", "s")),
+        ("stream_id", ("x.y", "s\n")),
+    ],
+)
+def test_emit_refuses_a_final_newline(field: str, args: tuple[str, str]) -> None:
+    producer = EventSpineProducer(ProducerSettings(bootstrap_servers="127.0.0.1:1"), start=False)
+    with pytest.raises(EventValidationError) as raised:
+        producer.emit_event(ctx(), *args, {"a": 1})
+    assert raised.value.field == field
+    assert len(producer._buffer) == 0

@@ -17,15 +17,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
+from event_spine.schemas.formats import compile_anchored
 from event_spine.schemas.scope import Scope
 
-TOKEN_RE: Final = re.compile(r"^spk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+TOKEN_RE: Final = compile_anchored(r"^spk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,15 +9,15 @@ There is no hard dependency on OpenTelemetry.
 from __future__ import annotations
 
 import contextvars
-import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
 from event_spine.kafka.records import RawRecord
 from event_spine.schemas.context import RequestContext
+from event_spine.schemas.formats import compile_anchored
 
-TRACEPARENT_RE: Final = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACEPARENT_RE: Final = compile_anchored(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 _otel_trace: Any
 _otel_context: Any

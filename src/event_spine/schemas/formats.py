@@ -32,11 +32,30 @@ EVENT_TYPE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$"
 # Canonical lower-case UUID text, any version (emit generates v7).
 EVENT_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
-TENANT_ID_RE: Final = re.compile(TENANT_ID_PATTERN)
-PROJECT_ID_RE: Final = re.compile(PROJECT_ID_PATTERN)
-STREAM_ID_RE: Final = re.compile(STREAM_ID_PATTERN)
-EVENT_TYPE_RE: Final = re.compile(EVENT_TYPE_PATTERN)
-EVENT_ID_RE: Final = re.compile(EVENT_ID_PATTERN)
+
+def python_pattern(pattern: str) -> str:
+    """An ``^…$`` pattern as Python's ``re`` (and msgspec, which uses it) must spell it.
+
+    The published patterns end in ``$``, which in JSON Schema (ECMA-262) and in pydantic
+    (Rust regex) is the end of the text; in Python's ``re`` ``$`` also matches before a
+    final newline, so ``"orders\\n"`` passed the hot path and the sink's decoder while
+    StreamEvent refused it. ``\\Z`` is the end of the text in ``re``.
+    """
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ValueError(f"expected an anchored pattern, got {pattern!r}")
+    return pattern[:-1] + r"\Z"
+
+
+def compile_anchored(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled so that ``match`` accepts exactly what pydantic accepts."""
+    return re.compile(python_pattern(pattern))
+
+
+TENANT_ID_RE: Final = compile_anchored(TENANT_ID_PATTERN)
+PROJECT_ID_RE: Final = compile_anchored(PROJECT_ID_PATTERN)
+STREAM_ID_RE: Final = compile_anchored(STREAM_ID_PATTERN)
+EVENT_TYPE_RE: Final = compile_anchored(EVENT_TYPE_PATTERN)
+EVENT_ID_RE: Final = compile_anchored(EVENT_ID_PATTERN)
 
 #: Metadata keys with a fixed meaning; each holds a string or null. Others are free.
 METADATA_KEYS: Final = ("request_id", "trace_id", "user_id", "surface_id", "run_id")

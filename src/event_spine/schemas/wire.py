@@ -32,11 +32,12 @@ from event_spine.schemas.formats import (
     TENANT_ID_PATTERN,
     Env,
     Mode,
+    python_pattern,
 )
 from event_spine.schemas.scope import Scope, ScopeTuple
 
-TenantId = Annotated[str, msgspec.Meta(pattern=TENANT_ID_PATTERN)]
-ProjectId = Annotated[str, msgspec.Meta(pattern=PROJECT_ID_PATTERN)]
+TenantId = Annotated[str, msgspec.Meta(pattern=python_pattern(TENANT_ID_PATTERN))]
+ProjectId = Annotated[str, msgspec.Meta(pattern=python_pattern(PROJECT_ID_PATTERN))]
 
 
 class WireRouting(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -62,10 +63,10 @@ class EventRecord(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=Fa
     """A StreamEvent as the pipeline carries it. Field order is the wire order."""
 
     schema_version: int
-    event_id: Annotated[str, msgspec.Meta(pattern=EVENT_ID_PATTERN)]
+    event_id: Annotated[str, msgspec.Meta(pattern=python_pattern(EVENT_ID_PATTERN))]
     ts: Annotated[datetime, msgspec.Meta(tz=True)]
-    event_type: Annotated[str, msgspec.Meta(pattern=EVENT_TYPE_PATTERN)]
-    stream_id: Annotated[str, msgspec.Meta(pattern=STREAM_ID_PATTERN)]
+    event_type: Annotated[str, msgspec.Meta(pattern=python_pattern(EVENT_TYPE_PATTERN))]
+    stream_id: Annotated[str, msgspec.Meta(pattern=python_pattern(STREAM_ID_PATTERN))]
     routing: WireRouting
     metadata: dict[str, Any]
     payload: dict[str, Any]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Final
 
 from event_spine.backends.factory import TabularFactory
@@ -10,18 +9,21 @@ from event_spine.backends.seams import Row, TabularStore
 from event_spine.errors import EventValidationError
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.schemas.context import RequestContext
+from event_spine.schemas.formats import compile_anchored
 from event_spine.schemas.routes import ResourceKind, RouteKey
 
-TABLE_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-KEY_RE: Final = re.compile(r"^[A-Za-z0-9_.:@/-]{1,512}$")
+TABLE_PATTERN: Final = r"^[a-z][a-z0-9_]{0,62}$"
+KEY_PATTERN: Final = r"^[A-Za-z0-9_.:@/-]{1,512}$"
+TABLE_RE: Final = compile_anchored(TABLE_PATTERN)
+KEY_RE: Final = compile_anchored(KEY_PATTERN)
 
 
 def validate_key(table: str, key: str | None = None) -> None:
     """Table names are snake_case; keys are printable ids (no `|`, no spaces)."""
     if not TABLE_RE.match(table):
-        raise EventValidationError("table", f"must match {TABLE_RE.pattern}")
+        raise EventValidationError("table", f"must match {TABLE_PATTERN}")
     if key is not None and not KEY_RE.match(key):
-        raise EventValidationError("key", f"must match {KEY_RE.pattern}")
+        raise EventValidationError("key", f"must match {KEY_PATTERN}")
 
 
 class TabularStoreService:
