@@ -2,13 +2,17 @@
 
 The defaults (profile ``throughput``) trade latency for batch size: the producer
 lingers 5 ms, a fetch waits up to 100 ms for data, an empty poll of the batch
-subscriber waits 200 ms and then sleeps as long again. Measured at 1k events/s on
-the local broker that is an end-to-end p99 near 100 ms (benchmarks/results, e2e);
-Tansu answers a fetch only when ``fetch_max_wait_ms`` has passed, so that wait is
-the largest share there. ``low_latency`` shortens all three waits together, for
-live subscriptions that want tens of milliseconds; it costs idle CPU (a fetch every
-few ms per worker) and smaller batches under light load. docs/operations.md,
-"Latency profiles", has the table and the measured cost.
+subscriber waits 200 ms and then sleeps as long again. Kafka answers a fetch at the
+first record, so there its wait costs no latency; the local broker (Tansu) looks for
+data when a fetch arrives and then after sleeping half the time left, so an event
+that arrives during an idle fetch waits up to half of ``fetch_max_wait_ms``.
+``low_latency`` shortens the three waits, for live subscriptions that want tens of
+milliseconds; it costs idle CPU (a fetch every 25 ms per worker) and smaller
+batches under light load. Its fetch wait stays at 25 ms, not less: Tansu's fetch
+time grows with the number of batches in a partition and a fetch that runs out of
+its wait comes back empty, so 5 ms (the first value) stalled a worker after ~20 s
+at 1k events/s (docs/operations.md, "The local broker (Tansu) versus real Kafka").
+docs/operations.md, "Latency profiles", has the table and the measured cost.
 
 Select it with ``SPINE_PROFILE=low_latency`` (producer and sink worker),
 ``SPINE_PRODUCER_PROFILE`` / ``SPINE_SINK_PROFILE`` for one component,
@@ -34,17 +38,18 @@ PRODUCER_PROFILES: Final[dict[Profile, dict[str, Any]]] = {
     "low_latency": {"linger_ms": 0},
 }
 #: Sink worker values per profile. fetch_max_wait_ms: how long a fetch waits for data
-#: (on Tansu every fetch takes this long; on Kafka it returns at the first record);
+#: when there is none (Kafka returns at the first record, Tansu within half the wait);
 #: batch_timeout_ms: how long a poll waits for records, and how long faststream then
 #: sleeps after an empty one.
 SINK_PROFILES: Final[dict[Profile, dict[str, Any]]] = {
     "throughput": {"fetch_max_wait_ms": 100, "batch_timeout_ms": 200},
-    "low_latency": {"fetch_max_wait_ms": 5, "batch_timeout_ms": 5},
+    "low_latency": {"fetch_max_wait_ms": 25, "batch_timeout_ms": 5},
 }
 
 _PROFILE_HELP = (
-    "throughput (default: bigger batches) or low_latency (shorter waits: end-to-end "
-    "tens of ms). Sets {fields} unless those are set themselves. Also "
+    "throughput (default: bigger batches) or low_latency (shorter waits; measured "
+    "effect in docs/operations.md, Latency profiles). Sets {fields} unless those are "
+    "set themselves. Also "
     f"{PROFILE_ENV} for every component."
 )
 

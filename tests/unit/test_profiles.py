@@ -45,7 +45,7 @@ def test_the_default_profile_is_throughput_with_the_fields_defaults() -> None:
 def test_low_latency_resolves_to_the_documented_values() -> None:
     sink, producer = _sink(profile="low_latency"), _producer(profile="low-latency")
     assert sink.profile == producer.profile == "low_latency"
-    assert (sink.fetch_max_wait_ms, sink.batch_timeout_ms) == (5, 5)
+    assert (sink.fetch_max_wait_ms, sink.batch_timeout_ms) == (25, 5)
     assert producer.linger_ms == 0
     # docs/operations.md carries the same table (one row per field).
     text = DOCS.read_text()

@@ -72,8 +72,9 @@ def worker(
     ),
     profile: str | None = _setting(
         "profile",
-        "Latency profile: throughput (the default) or low-latency (end-to-end tens of ms; "
-        "sets fetch_max_wait_ms and batch_timeout_ms unless given). Also SPINE_PROFILE.",
+        "Latency profile: throughput (the default) or low-latency (shorter waits, more "
+        "fetches; sets fetch_max_wait_ms and batch_timeout_ms unless given; measured cost "
+        "and effect: docs/operations.md, Latency profiles). Also SPINE_PROFILE.",
     ),
     worker_id: str | None = _setting("worker_id", "Worker id (HOSTNAME-PID)."),
     http_port: int | None = _setting(
