@@ -1,7 +1,8 @@
 """One bounded page of dead letters: newest first, or forward from a position.
 
-``read_dead_letters`` reads the whole topic (the CLI's list and replay want all of
-it); a listing served over HTTP must not, whatever the DLQ's size. A page reads, per
+``read_dead_letters`` reads from the oldest letter on (all of it for replay, up to its
+limit for `spine dlq list`); a listing served over HTTP pages either way, whatever
+the DLQ's size. A page reads, per
 partition, at most ``limit`` records in one offset window, and says where the next
 page starts:
 

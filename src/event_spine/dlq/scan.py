@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, AsyncIterator, Collection
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Final
 
@@ -78,12 +79,16 @@ async def letter_batches(
     topic: str,
     positions: Collection[Position] | None,
     timeout_s: float,
-) -> AsyncIterator[list[DeadLetterRecord]]:
+    *,
+    partitions: Collection[int] | None = None,
+) -> AsyncGenerator[list[DeadLetterRecord], None]:
     """Batches of dead letters: every one up to the high watermark (``positions``
-    None), or exactly those at ``positions`` that the topic holds."""
+    None; of ``partitions`` only, when given), or exactly those at ``positions`` that
+    the topic holds."""
     known = set(await topic_partitions(consumer, topic, timeout_s))
     if positions is None:
-        wanted: dict[int, list[int] | None] = dict.fromkeys(sorted(known))
+        chosen = known if partitions is None else known & set(partitions)
+        wanted: dict[int, list[int] | None] = dict.fromkeys(sorted(chosen))
     else:
         by_partition: dict[int, set[int]] = {}
         for partition, offset in positions:
@@ -155,12 +160,31 @@ async def read_dead_letters(
     """Every dead letter up to the current end (optionally of one reason), in
     (partition, offset) order; the first ``limit`` of them.
 
+    With a ``limit`` the partitions are read one after the other and the read stops
+    once ``limit`` letters matched: `spine dlq list` reads a few hundred records of a
+    DLQ of millions, not all of it into memory.
+
     ``kafka``: the KafkaSettings, or bootstrap servers (security from SPINE_KAFKA_*).
     """
-    found = await read_letters(kafka, dlq_topic, None, timeout_s=timeout_s)
-    if reason is not None:
-        found = [r for r in found if r.reason == reason]
-    return found[:limit] if limit is not None else found
+    if limit is None:
+        found = await read_letters(kafka, dlq_topic, None, timeout_s=timeout_s)
+        return [r for r in found if reason is None or r.reason == reason]
+    settings = as_kafka(kafka)
+    await wait_for_kafka(settings, "dlq")
+    consumer = dlq_consumer(settings, "spine-dlq")
+    await consumer.start()
+    taken: list[DeadLetterRecord] = []
+    try:
+        for partition in sorted(await topic_partitions(consumer, dlq_topic, timeout_s)):
+            batches = letter_batches(consumer, dlq_topic, None, timeout_s, partitions=[partition])
+            async with aclosing(batches):
+                async for batch in batches:  # one partition: in offset order
+                    taken += (r for r in batch if reason is None or r.reason == reason)
+                    if len(taken) >= limit:
+                        return taken[:limit]
+    finally:
+        await consumer.stop()
+    return taken
 
 
 async def read_letters(
