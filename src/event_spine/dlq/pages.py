@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from event_spine.dlq.records import DeadLetterRecord, as_record
-from event_spine.dlq.scan import dlq_consumer
+from event_spine.dlq.scan import opened_dlq_consumer
 from event_spine.errors import BrokerUnavailable, InvalidQuery
-from event_spine.kafka.settings import KafkaTarget, as_kafka
-from event_spine.kafka.startup import wait_for_kafka
+from event_spine.kafka.settings import KafkaTarget
 from event_spine.kafka.watermarks import assign_all, high_watermarks
 
 #: A page's size: the default, and the most one request may ask for.
@@ -72,17 +71,11 @@ async def read_dead_letter_page(
         raise InvalidQuery("limit", f"must be 1 to {MAX_LIMIT}, got {limit}")
     if before is not None and start is not None:
         raise InvalidQuery("before", "cannot be combined with `from`")
-    settings = as_kafka(kafka)
-    await wait_for_kafka(settings, "dlq")
-    consumer = dlq_consumer(settings, "spine-dlq")
-    await consumer.start()
-    try:
+    async with opened_dlq_consumer(kafka) as consumer:
         bounds = await _bounds(consumer, dlq_topic, timeout_s)
         if start is not None:
             return await _forward(consumer, dlq_topic, bounds, start, limit, reason, timeout_s)
         return await _newest(consumer, dlq_topic, bounds, before or {}, limit, reason, timeout_s)
-    finally:
-        await consumer.stop()
 
 
 async def _bounds(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> _Bounds:

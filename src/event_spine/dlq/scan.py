@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Collection
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Final
 
@@ -72,6 +72,19 @@ def dlq_consumer(settings: KafkaSettings, client: str) -> AIOKafkaConsumer:
         # letter is then reported missing), never from the end.
         auto_offset_reset="earliest",
     )
+
+
+@asynccontextmanager
+async def opened_dlq_consumer(kafka: KafkaTarget) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started group-less DLQ consumer, once the broker answered; stopped on exit."""
+    settings = as_kafka(kafka)
+    await wait_for_kafka(settings, "dlq")
+    consumer = dlq_consumer(settings, "spine-dlq")
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
 
 
 async def letter_batches(
@@ -169,12 +182,8 @@ async def read_dead_letters(
     if limit is None:
         found = await read_letters(kafka, dlq_topic, None, timeout_s=timeout_s)
         return [r for r in found if reason is None or r.reason == reason]
-    settings = as_kafka(kafka)
-    await wait_for_kafka(settings, "dlq")
-    consumer = dlq_consumer(settings, "spine-dlq")
-    await consumer.start()
     taken: list[DeadLetterRecord] = []
-    try:
+    async with opened_dlq_consumer(kafka) as consumer:
         for partition in sorted(await topic_partitions(consumer, dlq_topic, timeout_s)):
             batches = letter_batches(consumer, dlq_topic, None, timeout_s, partitions=[partition])
             async with aclosing(batches):
@@ -182,8 +191,6 @@ async def read_dead_letters(
                     taken += (r for r in batch if reason is None or r.reason == reason)
                     if len(taken) >= limit:
                         return taken[:limit]
-    finally:
-        await consumer.stop()
     return taken
 
 
@@ -196,15 +203,9 @@ async def read_letters(
 ) -> list[DeadLetterRecord]:
     """The dead letters at ``positions`` the topic holds (None: every one), in
     (partition, offset) order. A position not returned is not in the topic."""
-    settings = as_kafka(kafka)
-    await wait_for_kafka(settings, "dlq")
-    consumer = dlq_consumer(settings, "spine-dlq")
-    await consumer.start()
     out: list[DeadLetterRecord] = []
-    try:
+    async with opened_dlq_consumer(kafka) as consumer:
         async for batch in letter_batches(consumer, dlq_topic, positions, timeout_s):
             out.extend(batch)
-    finally:
-        await consumer.stop()
     out.sort(key=lambda r: r.position)
     return out
