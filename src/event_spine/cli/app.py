@@ -45,7 +45,16 @@ app.command("bench")(bench.run_bench)
 app.command("migrate")(migrate.migrate_command)
 
 
-@app.command()
+_BROKER_HELP = (
+    "Run the local Kafka-protocol broker (Tansu) until Ctrl-C. For development and tests: "
+    "each fetch costs time in proportion to the record batches in the partition, so a topic "
+    "fed one event per batch becomes unreadable after roughly 70,000-130,000 batches per "
+    "partition; restart it or use a new topic for long sessions (docs/operations.md, "
+    '"The local broker (Tansu) versus real Kafka").'
+)
+
+
+@app.command(help=_BROKER_HELP)
 def broker(
     port: int = typer.Option(9092, help="Port on 127.0.0.1."),
     storage: str = typer.Option(DEFAULT_STORAGE, help="memory://tansu/ or s3://tansu/"),
