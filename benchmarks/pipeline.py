@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -86,14 +86,18 @@ def make_record(i: int, stream_id: str, ctx: RequestContext = CTX) -> EventRecor
     )
 
 
-def make_items(count: int, ctx: RequestContext = CTX) -> list[tuple[bytes, bytes]]:
-    """``count`` serialized events as (Kafka key, value), round-robin over the streams."""
+def encoded_items(count: int, ctx: RequestContext = CTX) -> Iterator[tuple[bytes, bytes]]:
+    """``count`` events as (Kafka key, value), round-robin over the streams, each built
+    (new id, time) and serialized when it is taken."""
     streams = stream_ids()
-    items = []
     for i in range(count):
         stream = streams[i % len(streams)]
-        items.append((kafka_key(ctx.tenant_id, stream), encode_record(make_record(i, stream, ctx))))
-    return items
+        yield kafka_key(ctx.tenant_id, stream), encode_record(make_record(i, stream, ctx))
+
+
+def make_items(count: int, ctx: RequestContext = CTX) -> list[tuple[bytes, bytes]]:
+    """``count`` serialized events as (Kafka key, value), round-robin over the streams."""
+    return list(encoded_items(count, ctx))
 
 
 def aiokafka_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:

@@ -13,11 +13,14 @@ compression (lz4) and acks (all), every ack awaited:
   the API our sender uses (the goal), and against a raw ``send()`` loop (beside it);
 - the confluent transport against a raw confluent-kafka ``produce()`` loop with the
   transport's own librdkafka options (``librdkafka_options``).
-A fourth side, emit alone (a producer that is never started: validate, serialize,
-buffer), is the ceiling of emit -> acked on either transport; its ratio to the
-send_batch loop says how far the goal can be reached at all while the caller's
-thread and the sender share one GIL. Connecting is excluded on every side; the
-sides rotate order between repeats, each on a fresh topic.
+Beside them, the same send_batch loop doing our work too: each event built (new
+UUIDv7 id, time) and serialized with the library's encoder as the loop takes it, in
+one thread with no hand-off (the same work done in one loop; no goal). Emit alone (a
+producer that is never started: validate, serialize, buffer) is the ceiling of emit
+-> acked on either transport; its ratio to the send_batch loop says how far the goal
+can be reached at all while the caller's thread and the sender share one GIL.
+Connecting is excluded on every side; the sides rotate order between repeats, each on
+a fresh topic.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Comparison, Goal, Measured, log
-from benchmarks.pipeline import CTX, EVENT_TYPE, make_items, new_topic, payload, stream_ids
+from benchmarks.pipeline import (
+    CTX,
+    EVENT_TYPE,
+    encoded_items,
+    make_items,
+    new_topic,
+    payload,
+    stream_ids,
+)
 from benchmarks.rawloops import raw_confluent, raw_send, raw_send_batch
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.confluent import librdkafka_options
@@ -63,6 +74,15 @@ COMPARISONS = [
         "raw aiokafka send() (pre-serialized)",
     ),
     Comparison(
+        "producer throughput vs the same work in one loop",
+        "ours_per_s",
+        "raw_batch_encoding_per_s",
+        "higher",
+        None,
+        "emit_event -> acked",
+        "raw aiokafka send_batch, each event built and serialized in the loop",
+    ),
+    Comparison(
         "emit alone, no sending (ceiling of emit -> acked)",
         "emit_only_per_s",
         "raw_batch_per_s",
@@ -83,7 +103,15 @@ COMPARISONS = [
 ]
 #: Our producer's transport per side of ours; the raw loops are the baselines.
 OURS = {"ours": "aiokafka", "confluent": "confluent"}
-SIDES = ["ours", "confluent", "raw_batch", "raw_send", "raw_confluent", "emit_only"]
+SIDES = [
+    "ours",
+    "confluent",
+    "raw_batch",
+    "raw_batch_encoding",
+    "raw_send",
+    "raw_confluent",
+    "emit_only",
+]
 
 
 def params(smoke: bool) -> dict[str, Any]:
@@ -158,6 +186,8 @@ def _side(side: str, bootstrap: str, topic: str, items: list[tuple[bytes, bytes]
         return _emit_only(events)
     if side == "raw_batch":
         return asyncio.run(raw_send_batch(bootstrap, topic, items))
+    if side == "raw_batch_encoding":
+        return asyncio.run(raw_send_batch(bootstrap, topic, encoded_items(events)))
     if side == "raw_send":
         return asyncio.run(raw_send(bootstrap, topic, items))
     options = librdkafka_options(ProducerSettings(bootstrap_servers=bootstrap, topic=topic))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -293,8 +294,10 @@ async def raw_send(
         await producer.stop()
 
 
-async def raw_send_batch(bootstrap: str, topic: str, items: list[tuple[bytes, bytes]]) -> float:
+async def raw_send_batch(bootstrap: str, topic: str, items: Iterable[tuple[bytes, bytes]]) -> float:
     """``create_batch``/``append``/``send_batch``, every ack awaited; elapsed seconds.
+
+    ``items`` may be a generator: whatever it does per event is inside the clock.
 
     One open batch per partition, sent when the next event does not fit (256 KiB)
     and at the end; ``send_batch`` waits while that partition still has a batch
