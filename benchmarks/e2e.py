@@ -142,12 +142,12 @@ async def _one_run(
         await store.open()
         warm = _Emitter(producer, rate, round(rate * p["warmup_s"]))
         warm.start()
-        await _read_all(store, warm, p)
+        await _read_all(store, warm, p, worker=worker)
         emitter = _Emitter(producer, rate, round(rate * p["duration_s"]))
         emitter.start()
         # The expected ids are only known once the emitter finishes: read while it runs.
         rounds: list[float] = []
-        latencies = await _read_all(store, emitter, p, rounds)
+        latencies = await _read_all(store, emitter, p, rounds, worker=worker)
         already = len(warm.sent_at) + len(emitter.sent_at)
         max_per_s = await _burst(producer, worker, already, p)
     finally:
@@ -193,6 +193,8 @@ async def _read_all(
     emitter: _Emitter,
     p: dict[str, Any],
     rounds: list[float] | None = None,
+    *,
+    worker: WorkerProcess,
 ) -> list[float]:
     seen: dict[str, float] = {}
     cursors: dict[str, str | None] = {f"e2e/s{i}": None for i in range(STREAMS)}
@@ -212,7 +214,12 @@ async def _read_all(
             rounds.append((time.perf_counter() - round_began) * 1000)
         if time.monotonic() > deadline:
             missing = len(emitter.sent_at) - len(seen)
-            raise TimeoutError(f"e2e: {missing} events not readable in time")
+            raise RuntimeError(
+                f"e2e: {missing} of {len(emitter.sent_at)} events not readable "
+                f"{p['duration_s'] + 60:g} s after the start; the worker has written "
+                f"{worker.state.get('written', 0)} in all (a stalled worker on the local broker: "
+                f"docs/operations.md, the local broker's fetch cost)"
+            )
         await asyncio.sleep(p["poll_interval_s"])
     return list(seen.values())
 
