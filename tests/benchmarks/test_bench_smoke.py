@@ -140,3 +140,25 @@ def test_report_builds_from_the_results(out_dir: Path) -> None:
     elif list(out_dir.glob("*.json")):
         assert written["chart"] is not None
         assert (out_dir / "summary.png").stat().st_size > 0
+
+
+def test_broker_fetch_smoke_reads_every_record(tmp_path: Path) -> None:
+    """`python -m benchmarks.broker_fetch --smoke`: each cell's records are all read back."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.broker_fetch", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (path,) = tmp_path.glob("*-broker-fetch.json")
+    result = json.loads(path.read_text())
+    assert result["commit"]
+    assert isinstance(result["dirty"], bool)
+    for cell in result["cells"]:
+        assert cell["complete"], cell
+        assert (
+            cell["records_read"] == cell["records"] == cell["batches"] * cell["records_per_batch"]
+        )
