@@ -60,9 +60,11 @@ async def _fill(bootstrap: str, topic: str, batches: int, per_batch: int) -> Non
         await producer.stop()
 
 
-async def _drain(bootstrap: str, topic: str, total: int, wait_ms: int, cap_s: float) -> float:
-    """Seconds to read ``total`` records from offset 0 (no group: nothing to join), or
-    ``-records read`` when ``cap_s`` passed first."""
+async def _drain(
+    bootstrap: str, topic: str, total: int, wait_ms: int, cap_s: float
+) -> tuple[int, float]:
+    """(records read, seconds) from offset 0 until ``total`` were read or ``cap_s``
+    passed (no group: nothing to join)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -77,12 +79,10 @@ async def _drain(bootstrap: str, topic: str, total: int, wait_ms: int, cap_s: fl
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
         read = 0
-        while read < total:
-            if time.monotonic() >= deadline:
-                return -float(read)
+        while read < total and time.monotonic() < deadline:
             fetched = await consumer.getmany(timeout_ms=500, max_records=2000)
             read += sum(len(records) for records in fetched.values())
-        return time.monotonic() - started
+        return read, time.monotonic() - started
     finally:
         await consumer.stop()
 
@@ -94,8 +94,7 @@ async def _cell(
     await ensure_topic(bootstrap, topic, 1)
     await _fill(bootstrap, topic, batches, per_batch)
     total = batches * per_batch
-    outcome = await _drain(bootstrap, topic, total, wait_ms, cap_s)
-    read, elapsed = (total, outcome) if outcome >= 0 else (-outcome, cap_s)
+    read, elapsed = await _drain(bootstrap, topic, total, wait_ms, cap_s)
     return {
         "batches": batches,
         "records_per_batch": per_batch,
