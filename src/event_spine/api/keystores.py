@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from event_spine.api.keys import ApiKey, KeyStore, row_to_key
+from event_spine.backends.base import DelegatedLifecycle
 from event_spine.backends.postgres.config import PostgresConfig
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase
@@ -47,19 +48,12 @@ def _values(key: ApiKey, secret_hash: str) -> tuple[Any, ...]:
     )
 
 
-class SqliteKeyStore:
+class SqliteKeyStore(DelegatedLifecycle):
     """Keys in the registry's SQLite file (its own connection and thread)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._db = SqliteDatabase(SqliteConfig.model_validate(config), _SQLITE_SCHEMA)
-
-    async def open(self) -> None:
-        """Create the table when missing."""
-        await self._db.open()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self._db.close()
+        self._resource = self._db
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None:
         """Store a new key."""
@@ -109,7 +103,7 @@ class SqliteKeyStore:
         return await self._db.run(write)
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(DelegatedLifecycle):
     """Keys in the registry's PostgreSQL schema (``<prefix>api_keys``)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -118,21 +112,13 @@ class PostgresKeyStore:
 
         cfg = PostgresConfig.model_validate(config)
         self._table = cfg.table("api_keys")
-        self._db = side_table(
+        self._db = self._resource = side_table(
             cfg,
             "api_keys",
             "key_id text PRIMARY KEY, name text NOT NULL, admin boolean NOT NULL, tenant_id text,"
             " env text, mode text, project_id text, created_at timestamptz NOT NULL,"
             " revoked_at timestamptz, secret_sha256 text NOT NULL",
         )
-
-    async def open(self) -> None:
-        """Create the pool and the table."""
-        await self._db.open()
-
-    async def close(self) -> None:
-        """Close the pool."""
-        await self._db.close()
 
     async def insert(self, key: ApiKey, secret_hash: str) -> None:
         """Store a new key."""

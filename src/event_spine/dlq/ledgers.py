@@ -7,6 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from event_spine.backends.base import DelegatedLifecycle
 from event_spine.backends.postgres.config import PostgresConfig
 from event_spine.backends.sqlite.config import SqliteConfig
 from event_spine.backends.sqlite.database import SqliteDatabase
@@ -44,19 +45,12 @@ def _exact(
     return out
 
 
-class SqliteReplayLedger:
+class SqliteReplayLedger(DelegatedLifecycle):
     """The ledger in the registry's SQLite file (its own connection and thread)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._db = SqliteDatabase(SqliteConfig.model_validate(config), _SQLITE_SCHEMA)
-
-    async def open(self) -> None:
-        """Create the table when missing."""
-        await self._db.open()
-
-    async def close(self) -> None:
-        """Close the connection."""
-        await self._db.close()
+        self._resource = self._db
 
     async def replayed(
         self, topic: str, positions: Collection[Position]
@@ -93,7 +87,7 @@ class SqliteReplayLedger:
             await self._db.run(write)
 
 
-class PostgresReplayLedger:
+class PostgresReplayLedger(DelegatedLifecycle):
     """The ledger in the registry's PostgreSQL schema (``<prefix>dlq_replays``)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -103,15 +97,7 @@ class PostgresReplayLedger:
         cfg = PostgresConfig.model_validate(config)
         self._table = cfg.table("dlq_replays")
         self._where = cfg.where("dlq_replays")
-        self._db = side_table(cfg, "dlq_replays", _POSTGRES_COLUMNS)
-
-    async def open(self) -> None:
-        """Create the pool and the table."""
-        await self._db.open()
-
-    async def close(self) -> None:
-        """Close the pool."""
-        await self._db.close()
+        self._db = self._resource = side_table(cfg, "dlq_replays", _POSTGRES_COLUMNS)
 
     async def replayed(
         self, topic: str, positions: Collection[Position]
