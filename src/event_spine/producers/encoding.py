@@ -21,7 +21,12 @@ from collections.abc import Callable
 from typing import Final
 
 from event_spine.schemas.context import RequestContext
-from event_spine.schemas.formats import EVENT_TYPE_PATTERN, SCHEMA_VERSION, STREAM_ID_PATTERN
+from event_spine.schemas.formats import (
+    EVENT_TYPE_PATTERN,
+    SCHEMA_VERSION,
+    STREAM_ID_PATTERN,
+    unanchored,
+)
 from event_spine.schemas.wire import WireRouting, encode_json
 
 ScopeKey = tuple[str, str, str, str]
@@ -34,9 +39,7 @@ def _full_match(pattern: str) -> Callable[[str], re.Match[str] | None]:
     """``fullmatch`` of an ``^…$`` pattern without its anchors: the same strings, in
     1.7k instead of 2.3k instructions (cachegrind, 2026-12-03); the same strings as the
     records' ``match`` of the ``\\Z``-anchored patterns (``formats.python_pattern``)."""
-    if not (pattern.startswith("^") and pattern.endswith("$")):
-        raise ValueError(f"expected an anchored pattern, got {pattern!r}")
-    return re.compile(pattern[1:-1]).fullmatch
+    return re.compile(unanchored(pattern)).fullmatch
 
 
 STREAM_ID_FULL: Final = _full_match(STREAM_ID_PATTERN)

@@ -33,6 +33,14 @@ EVENT_TYPE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$"
 EVENT_ID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
+def unanchored(pattern: str) -> str:
+    """The body of an ``^…$`` pattern (ValueError for any other): for ``fullmatch``,
+    and for spelling the anchors the way Python's ``re`` needs them."""
+    if not (pattern.startswith("^") and pattern.endswith("$")):
+        raise ValueError(f"expected an anchored pattern, got {pattern!r}")
+    return pattern[1:-1]
+
+
 def python_pattern(pattern: str) -> str:
     """An ``^…$`` pattern as Python's ``re`` (and msgspec, which uses it) must spell it.
 
@@ -41,9 +49,7 @@ def python_pattern(pattern: str) -> str:
     final newline, so ``"orders\\n"`` passed the hot path and the sink's decoder while
     StreamEvent refused it. ``\\Z`` is the end of the text in ``re``.
     """
-    if not (pattern.startswith("^") and pattern.endswith("$")):
-        raise ValueError(f"expected an anchored pattern, got {pattern!r}")
-    return pattern[:-1] + r"\Z"
+    return "^" + unanchored(pattern) + r"\Z"
 
 
 def compile_anchored(pattern: str) -> re.Pattern[str]:
