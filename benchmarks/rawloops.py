@@ -1,6 +1,7 @@
 """Hand-written baselines: what a careful engineer would write without event-spine.
 
-- ``RawSqliteSink`` / ``RawPostgresSink``: aiokafka ``getmany`` -> decode -> one
+- ``RawSqliteSink`` / ``RawPostgresSink``: aiokafka ``getmany`` -> decode (the
+  library's validating ``decode_record``: the sink's checks at the sink's cost) -> one
   transaction of ``executemany`` (events, then each stream's watermark) -> commit
   the Kafka offsets. Same schema and indexes as the spine's backends, same fetch
   settings and batch size as a sink worker; no routing, no dead letters.
@@ -26,16 +27,13 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
 from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer
-from event_spine.schemas.wire import EventRecord
-
-_decoder: Final = msgspec.json.Decoder(EventRecord)
+from event_spine.schemas.wire import decode_record
 
 _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS raw_events (
@@ -92,7 +90,7 @@ def _rows(records: list[Any], ts_text: bool) -> tuple[Rows, Rows]:
     rows: Rows = []
     marks: dict[tuple[str, ...], tuple[int, str]] = {}
     for rec in records:
-        event = _decoder.decode(rec.value)
+        event = decode_record(rec.value)
         r = event.routing
         key = (r.tenant_id, r.env, r.mode, r.project_id, event.stream_id)
         rows.append(

@@ -16,8 +16,6 @@ escaping only after a full match of their patterns, whose characters never need 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Final
 
 from event_spine.schemas.context import RequestContext
@@ -25,7 +23,7 @@ from event_spine.schemas.formats import (
     EVENT_TYPE_PATTERN,
     SCHEMA_VERSION,
     STREAM_ID_PATTERN,
-    unanchored,
+    full_match,
 )
 from event_spine.schemas.wire import WireRouting, encode_json
 
@@ -35,15 +33,8 @@ ScopeKey = tuple[str, str, str, str]
 HEAD: Final = f'{{"schema_version":{SCHEMA_VERSION},"event_id":"'
 
 
-def _full_match(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    """``fullmatch`` of an ``^…$`` pattern without its anchors: the same strings, in
-    1.7k instead of 2.3k instructions (cachegrind, 2026-12-03); the same strings as the
-    records' ``match`` of the ``\\Z``-anchored patterns (``formats.python_pattern``)."""
-    return re.compile(unanchored(pattern)).fullmatch
-
-
-STREAM_ID_FULL: Final = _full_match(STREAM_ID_PATTERN)
-EVENT_TYPE_FULL: Final = _full_match(EVENT_TYPE_PATTERN)
+STREAM_ID_FULL: Final = full_match(STREAM_ID_PATTERN)
+EVENT_TYPE_FULL: Final = full_match(EVENT_TYPE_PATTERN)
 
 
 class ContextParts:
