@@ -3,6 +3,9 @@ then recovers with nothing lost or duplicated. Real broker, real SQLite, injecte
 
 from __future__ import annotations
 
+import re
+import time
+
 from event_spine.backends import StoreFactory
 from event_spine.services import EventStreamService
 from event_spine.sink_workers import SinkWorker
@@ -48,6 +51,7 @@ async def test_backend_outage_pauses_reports_lag_and_recovers(broker, tmp_path) 
         committed_before = dict(worker.stats.committed)
         ids += [producer.emit_event(c, "e", f"s{n % 4}", {"n": n}) for n in range(100, 140)]
         assert producer.flush(30)
+        outage_from = time.monotonic()
         await wait_until(lambda: not worker.ready, 30, message="worker not ready while down")
         status, body = await http_get(port, "/readyz")
         assert status == 503
@@ -72,6 +76,7 @@ async def test_backend_outage_pauses_reports_lag_and_recovers(broker, tmp_path) 
         assert worker.stats.committed == committed_before  # nothing committed while down
         assert worker.stats.written == 100
 
+        down_for_s = time.monotonic() - outage_from
         stores.down = False
         await wait_until(lambda: worker.stats.written == 140, 30, message="caught up")
         await wait_until(lambda: worker.ready, 10)
@@ -86,6 +91,13 @@ async def test_backend_outage_pauses_reports_lag_and_recovers(broker, tmp_path) 
         assert metric_total(text, "spine_sink_events_written_total") == 140
         assert metric_total(text, "spine_sink_retries_total") >= 1
         assert metric_total(text, "spine_sink_write_seconds_count") >= 2
+        # Record ages: every record durable once; the 40 sent during the outage were
+        # at least as old as the outage (after they were sent) when they became durable.
+        durable = age_buckets(text, "durable")
+        assert durable["+Inf"] == 140
+        assert age_buckets(text, "received")["+Inf"] >= 140  # given-back batches come again
+        bound = max((b for b in durable if b != "+Inf" and float(b) <= down_for_s), key=float)
+        assert durable["+Inf"] - durable[bound] >= 40
         service = EventStreamService(c, registry, StoreFactory())
         stored = []
         for s in range(4):
@@ -95,3 +107,14 @@ async def test_backend_outage_pauses_reports_lag_and_recovers(broker, tmp_path) 
         await worker.stop()
         producer.close()
         await registry.store.close()
+
+
+def age_buckets(text: str, stage: str) -> dict[str, float]:
+    """Cumulative ``spine_sink_record_age_seconds`` buckets of one stage, by ``le``."""
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("spine_sink_record_age_seconds_bucket{") and f'stage="{stage}"' in line:
+            le = re.search(r'le="([^"]+)"', line)
+            assert le is not None
+            found[le.group(1)] = float(line.rsplit(" ", 1)[1])
+    return found

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from event_spine.observability.ages import RecordAges
 from event_spine.observability.lag import PartitionLag
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -117,6 +118,12 @@ class _SinkCollector(Collector):
             dead.add_metric([topic, reason], count)
         yield dead
         yield from self._route_cache_and_health()
+        yield from self._m.record_ages.families(
+            "spine_sink_record_age_seconds",
+            "Age of each record (now minus its Kafka timestamp) when the worker received "
+            "it and when it was durable (written, offsets committed).",
+            topic,
+        )
         lag = GaugeMetricFamily(
             "spine_sink_consumer_lag",
             "High watermark minus the group's committed offset.",
@@ -152,6 +159,8 @@ class SinkMetrics:
         self.route_cache = route_cache
         self.ready = ready
         self._lag: list[PartitionLag] = []
+        #: Counted by the worker (received) and the publisher (durable), per batch.
+        self.record_ages = RecordAges()
         self.registry = CollectorRegistry()
         self.batch_size = Histogram(
             "spine_sink_batch_size",

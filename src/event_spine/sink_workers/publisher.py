@@ -52,7 +52,8 @@ class DeadLetterPublisher:
             raise BatchRetry(exc) from exc
 
     def committed(self, batch: Batch, outcome: BatchOutcome) -> None:
-        """One rate-limited line per dead letter; batch size and write latencies."""
+        """One rate-limited line per dead letter; batch size, write latencies, record
+        ages once durable."""
         for letter in outcome.dead_letters:
             rec = letter.record
             self.log.parked(letter.reason, rec.topic, rec.partition, rec.offset, str(letter.error))
@@ -60,3 +61,4 @@ class DeadLetterPublisher:
         self.metrics.batch_size.labels(self.metrics.topic).observe(len(batch.records))
         for backend, seconds in outcome.write_timings:
             self.metrics.write_seconds.labels(backend).observe(seconds)
+        self.metrics.record_ages.observe("durable", batch.records)

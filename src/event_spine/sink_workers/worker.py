@@ -313,6 +313,7 @@ class SinkWorker:
         ``body`` stays ``Any``: faststream validates a handler's body by its annotation.
         """
         records: Sequence[RawRecord] = body
+        self.endpoints.metrics.record_ages.observe("received", records)
         await self._ready.wait()
         if not records or self._stopping:
             return  # not committed: redelivered to whoever consumes next
