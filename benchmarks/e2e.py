@@ -8,6 +8,12 @@ to SQLite; this process emits with a producer of the same profile.
   while a reader pages every stream with ``list_after`` every 5 ms (as an application
   reader would); an event's latency is the time from just before its emit_event()
   call to the poll that returned it. The poll interval is part of the figure.
+- where the time goes: the worker's record ages (``spine_sink_record_age_seconds``,
+  now minus the Kafka timestamp the producer's sender set when it appended the record)
+  when a batch reached it and once durable, over the 1k/s phase only, as quantiles
+  of its buckets (interpolated like ``histogram_quantile``: coarse, 5/10/25/50/100/250
+  ms bounds). appended -> received is the broker's and the fetch wait's share,
+  received -> durable the worker's (write and commit).
 - max throughput (what the profile costs): emit a burst as fast as emit_event()
   goes, clock from the first emit to every partition committed by the worker (all
   durable, hence readable). Events/s = burst / that time.
@@ -29,6 +35,7 @@ from benchmarks.procs import WorkerProcess, merged_committed, wait_assigned
 from event_spine.backends.sqlite import SqliteConfig
 from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import TansuBroker
+from event_spine.observability.ages import quantile_s
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
 from event_spine.profiles import PRODUCER_PROFILES, PROFILES, SINK_PROFILES
@@ -63,6 +70,24 @@ COMPARISONS = [
         None,
         "lower",
         Goal("max", 250.0, "p99 <= 250 ms"),
+        "throughput (default)",
+    ),
+    Comparison(
+        "record age p99 when the worker received it (appended -> fetched), low_latency",
+        "low_latency_age_received_p99_ms",
+        "throughput_age_received_p99_ms",
+        "lower",
+        None,
+        "low_latency",
+        "throughput (default)",
+    ),
+    Comparison(
+        "record age p99 once durable (appended -> written, committed), low_latency",
+        "low_latency_age_durable_p99_ms",
+        "throughput_age_durable_p99_ms",
+        "lower",
+        None,
+        "low_latency",
         "throughput (default)",
     ),
     Comparison(
@@ -143,12 +168,18 @@ async def _one_run(
         warm = _Emitter(producer, rate, round(rate * p["warmup_s"]))
         warm.start()
         await _read_all(store, warm, p, worker=worker)
+        ages_before = await _ages_when_durable(worker, len(warm.sent_at))
         emitter = _Emitter(producer, rate, round(rate * p["duration_s"]))
         emitter.start()
         # The expected ids are only known once the emitter finishes: read while it runs.
         rounds: list[float] = []
         latencies = await _read_all(store, emitter, p, rounds, worker=worker)
         already = len(warm.sent_at) + len(emitter.sent_at)
+        ages_after = await _ages_when_durable(worker, already)
+        ages = {
+            stage: [b - a for a, b in zip(ages_before[stage], ages_after[stage], strict=True)]
+            for stage in ages_after
+        }
         max_per_s = await _burst(producer, worker, already, p)
     finally:
         await store.close()
@@ -165,8 +196,26 @@ async def _one_run(
         f"{profile}_e2e_max_ms": values[-1],
         f"{profile}_e2e_events_count": float(len(values)),
         f"{profile}_emitter_behind_max_ms": emitter.behind_max_s * 1000,
+        **{
+            f"{profile}_age_{stage}_p{q}_ms": (quantile_s(ages[stage], q / 100) or 0.0) * 1000
+            for stage in ("received", "durable")
+            for q in (50, 99)
+        },
         f"{profile}_max_per_s": max_per_s,
     }
+
+
+async def _ages_when_durable(worker: WorkerProcess, count: int) -> dict[str, list[int]]:
+    """The worker's record age counts once ``count`` records are durable (the reader
+    sees an event once written; its commit, and its durable age, come just after)."""
+    deadline = time.monotonic() + 30
+    while True:
+        ages: dict[str, list[int]] = worker.state.get("ages", {})
+        if sum(ages.get("durable", ())) >= count:
+            return ages
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"e2e: the worker reported fewer than {count} records durable")
+        await asyncio.sleep(0.01)
 
 
 async def _burst(

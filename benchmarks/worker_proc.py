@@ -12,8 +12,9 @@ lines there with wall-clock times (benchmarks.recovery_timeline reads them). Lin
 "seen": n, "written": n, "first": monotonic|null, "first_write": monotonic|null,
 "committed": {partition: offset}, "cpu_s": process CPU seconds, "cpu_first_s": the same
 at the first record|null, "cpu_booted_s": at "booted", "cpu_first_write_s": at the
-first write|null}`` every 10 ms while something other than the CPU time changes.
-Stops on SIGTERM.
+first write|null, "ages": {"received"|"durable": per-bucket record age counts}}``
+(ages: ``observability.ages``) every 10 ms while something other than the CPU time
+changes. Stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ async def _report(
             "first_write": first_write,
             "committed": {str(p): off for (_, p), off in worker.stats.committed.items()},
             "duplicates": worker.stats.duplicates,
+            "ages": worker.endpoints.metrics.record_ages.snapshot(),
         }
         text = json.dumps(state, sort_keys=True)
         if text != last:
