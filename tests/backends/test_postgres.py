@@ -452,3 +452,33 @@ async def test_a_role_without_ddl_rights_opens_a_store_that_lacks_the_query_inde
         assert "created the query index" in await PostgresEventStore(config).migrate()
         assert await admin.fetchval("SELECT to_regclass($1) IS NOT NULL", index)
         assert "nothing to do" in await PostgresEventStore(config).migrate()
+
+
+async def test_new_batches_go_by_copy_and_a_redelivery_takes_the_staged_path_for_a_while(
+    settings: dict[str, Any], opened: OpenedStores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COPY straight into the events table while every event is new; a redelivered
+    batch rolls that back and is written the staged way, and so are the next
+    ``_STAGED_AFTER_CONFLICT`` batches; then COPY again. Every count exact."""
+    monkeypatch.setattr(pg, "_STAGED_AFTER_CONFLICT", 2)
+    store = await opened.add(PostgresEventStore(PostgresConfig.model_validate(settings)))
+    copied: list[int] = []
+    copy_new = store._copy_new
+
+    async def counting(groups: list[Any]) -> Any:
+        result = await copy_new(groups)  # raises on a stored event: not counted
+        copied.append(result.written)
+        return result
+
+    monkeypatch.setattr(store, "_copy_new", counting)
+    events = stream_of(12)
+    assert (await store.append_batch(events[0:2])).written == 2
+    assert copied == [2]
+    redelivered = await store.append_batch(events[0:4])
+    assert (redelivered.written, redelivered.duplicates) == (2, 2)
+    for start in (4, 6):  # the staged way
+        assert (await store.append_batch(events[start : start + 2])).written == 2
+    assert copied == [2]
+    assert (await store.append_batch(events[8:12])).written == 4  # COPY again
+    assert copied == [2, 4]
+    assert await store.list_after(SCOPE, "s1", None, 100) == events

