@@ -11,8 +11,9 @@ to SQLite; this process emits with a producer of the same profile.
 - where the time goes: the worker's record ages (``spine_sink_record_age_seconds``,
   now minus the Kafka timestamp the producer's sender set when it appended the record)
   when a batch reached it and once durable, over the 1k/s phase only, as quantiles
-  of its buckets (interpolated like ``histogram_quantile``: coarse, 5/10/25/50/100/250
-  ms bounds). appended -> received is the broker's and the fetch wait's share,
+  of its buckets (interpolated like ``histogram_quantile`` between the bounds,
+  ``observability.ages.BUCKETS_S``: 10 ms steps to 30 ms, then 50, 75, 100, 150, 200,
+  300, 500 ms; a quantile is only as exact as its bucket). appended -> received is the broker's and the fetch wait's share,
   received -> durable the worker's (write and commit).
 - max throughput (what the profile costs): emit a burst as fast as emit_event()
   goes, clock from the first emit to every partition committed by the worker (all

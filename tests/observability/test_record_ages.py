@@ -30,7 +30,7 @@ def test_each_record_lands_in_its_bucket_cumulatively_with_the_sum() -> None:
     }
     assert received["0.005"] == 2  # 1 ms and exactly 5 ms (le is inclusive)
     assert received["0.01"] == 3
-    assert received["0.25"] == 3
+    assert received["0.3"] == 3
     assert received["0.5"] == 4
     assert received["300.0"] == 4  # 1,000 s is past the last bound
     assert received["+Inf"] == 5
