@@ -203,7 +203,9 @@ def _mem_total_gib() -> float | None:
 
 def git_state() -> tuple[str | None, bool | None]:
     """The commit the benchmarked code is at, and whether tracked files differ from it
-    (None, None outside a git checkout)."""
+    (None, None outside a git checkout). The suite's own output (``benchmarks/results``)
+    does not count: a run overwrites the day's file of its benchmark, which made every
+    later benchmark of a session "dirty" with the code unchanged."""
     import subprocess  # noqa: PLC0415
 
     try:
@@ -211,7 +213,15 @@ def git_state() -> tuple[str | None, bool | None]:
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)benchmarks/results",
+            ],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
