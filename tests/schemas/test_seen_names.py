@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
 
@@ -11,17 +9,7 @@ from event_spine.errors import EventValidationError
 from event_spine.schemas import decode_record
 from event_spine.schemas.formats import STREAM_ID_PATTERN
 from event_spine.schemas.wire import _SeenNames
-
-DOC: dict[str, Any] = {
-    "schema_version": 1,
-    "event_id": "01a2139c-3f25-78db-8d5e-d839e4ff5d5c",
-    "ts": "2026-11-25T16:45:10.123456Z",
-    "event_type": "order.created",
-    "stream_id": "orders/o_1",
-    "routing": {"tenant_id": "t_acme", "env": "dev", "mode": "lab", "project_id": "p_x"},
-    "metadata": {},
-    "payload": {"a": 1},
-}
+from support.events import WIRE_DOC as DOC
 
 
 def with_value(path: tuple[str, ...], value: str) -> bytes:

@@ -12,19 +12,11 @@ from hypothesis import strategies as st
 from event_spine.errors import EventRejected, EventValidationError
 from event_spine.producers import EventSpineProducer, ProducerSettings
 from event_spine.schemas import StreamEvent, decode_record, encode_record, event_from_record
+from support.events import WIRE_DOC
 from support.pipeline import ctx
 from support.strategies import json_values
 
-VALID: dict[str, Any] = {
-    "schema_version": 1,
-    "event_id": "01a2139c-3f25-78db-8d5e-d839e4ff5d5c",
-    "ts": "2026-11-25T16:45:10.123456Z",
-    "event_type": "order.created",
-    "stream_id": "orders/o_1",
-    "routing": {"tenant_id": "t_acme", "env": "dev", "mode": "lab", "project_id": "p_x"},
-    "metadata": {"request_id": "r", "trace_id": None, "extra": [1]},
-    "payload": {"a": 1},
-}
+VALID = WIRE_DOC
 
 candidate_values = (
     st.sampled_from(

@@ -10,6 +10,18 @@ from event_spine.schemas import EventRecord, Scope, StoredEvent, WireRouting, ne
 SCOPE = Scope(tenant_id="t_acme", env="dev", mode="lab", project_id="p_core")
 OTHER_TENANT = Scope(tenant_id="t_other", env="dev", mode="lab", project_id="p_core")
 
+#: One valid wire document, as JSON would hold it (the decoders' tests mutate copies).
+WIRE_DOC: dict[str, Any] = {
+    "schema_version": 1,
+    "event_id": "01a2139c-3f25-78db-8d5e-d839e4ff5d5c",
+    "ts": "2026-11-25T16:45:10.123456Z",
+    "event_type": "order.created",
+    "stream_id": "orders/o_1",
+    "routing": {"tenant_id": "t_acme", "env": "dev", "mode": "lab", "project_id": "p_x"},
+    "metadata": {"request_id": "r", "trace_id": None, "extra": [1]},
+    "payload": {"a": 1},
+}
+
 
 def record(
     stream_id: str = "s1",
