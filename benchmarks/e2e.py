@@ -13,8 +13,9 @@ to SQLite; this process emits with a producer of the same profile.
   when a batch reached it and once durable, over the 1k/s phase only, as quantiles
   of its buckets (interpolated like ``histogram_quantile`` between the bounds,
   ``observability.ages.BUCKETS_S``: 10 ms steps to 30 ms, then 50, 75, 100, 150, 200,
-  300, 500 ms; a quantile is only as exact as its bucket). appended -> received is the broker's and the fetch wait's share,
-  received -> durable the worker's (write and commit).
+  300, 500 ms; a quantile is only as exact as its bucket). appended -> received is
+  the broker's and the fetch wait's share, received -> durable the worker's (write
+  and commit).
 - max throughput (what the profile costs): emit a burst as fast as emit_event()
   goes, clock from the first emit to every partition committed by the worker (all
   durable, hence readable). Events/s = burst / that time.
