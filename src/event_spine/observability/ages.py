@@ -23,9 +23,11 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
 from prometheus_client.core import HistogramMetricFamily
+
+from event_spine.kafka.records import RawRecord
 
 Stage = Literal["received", "durable"]
 STAGES: Final[tuple[Stage, ...]] = ("received", "durable")
@@ -39,14 +41,6 @@ BUCKETS_S: Final = (
 _BOUNDS_MS: Final = tuple(bound * 1000 for bound in BUCKETS_S)
 
 
-class Timestamped(Protocol):
-    """A consumed record's Kafka timestamp (``RawRecord.timestamp``)."""
-
-    @property
-    def timestamp(self) -> int:
-        """Milliseconds since the epoch."""
-
-
 class RecordAges:
     """Bucket counts and sums of record ages per stage."""
 
@@ -56,7 +50,7 @@ class RecordAges:
         self._sums_ms: dict[Stage, float] = dict.fromkeys(STAGES, 0.0)
 
     def observe(
-        self, stage: Stage, records: Iterable[Timestamped], now_s: float | None = None
+        self, stage: Stage, records: Iterable[RawRecord], now_s: float | None = None
     ) -> None:
         """Count the age of every record at ``now_s`` (default: the wall clock now)."""
         now_ms = (time.time() if now_s is None else now_s) * 1000.0
@@ -82,10 +76,6 @@ class RecordAges:
                 buckets.append((bound, running))
             family.add_metric([topic, stage], buckets, self._sums_ms[stage] / 1000.0)
         yield family
-
-    def count(self, stage: Stage) -> int:
-        """Records counted at ``stage``."""
-        return sum(self._counts[stage])
 
     def snapshot(self) -> dict[Stage, list[int]]:
         """The per-bucket counts (not cumulative; the last is past every bound), by stage."""
