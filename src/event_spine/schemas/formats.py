@@ -43,7 +43,7 @@ def unanchored(pattern: str) -> str:
 
 
 def python_pattern(pattern: str) -> str:
-    """An ``^…$`` pattern as Python's ``re`` (and msgspec, which uses it) must spell it.
+    """An ``^…$`` pattern as Python's ``re`` must spell it.
 
     The published patterns end in ``$``, which in JSON Schema (ECMA-262) and in pydantic
     (Rust regex) is the end of the text; in Python's ``re`` ``$`` also matches before a
