@@ -38,7 +38,15 @@ from typing import Any
 import orjson
 
 from benchmarks.common import Comparison, Goal, Measured, latency_summary, log
-from benchmarks.pipeline import CTX, EVENT_TYPE, new_topic, payload, registry_to, stream_ids
+from benchmarks.pipeline import (
+    CTX,
+    EVENT_TYPE,
+    close_undelivered,
+    new_topic,
+    payload,
+    registry_to,
+    stream_ids,
+)
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.emit import emit_event, set_default_producer
 from event_spine.producers.producer import EventSpineProducer
@@ -308,18 +316,6 @@ def interleaved(timers: list[Timer], calls: int, chunk: int) -> list[list[int]]:
     return out
 
 
-def _close_quietly(producer: EventSpineProducer) -> None:
-    """Close the broker-down producer without its error line: every event of the down
-    phase is still buffered by design (the count is ``down_buffered_count``)."""
-    producer_log = logging.getLogger("event_spine.producers.producer")
-    level = producer_log.level
-    producer_log.setLevel(logging.CRITICAL)
-    try:
-        producer.close(timeout_s=0.2)
-    finally:
-        producer_log.setLevel(level)
-
-
 def _route_checker(workdir: Path) -> RouteChecker:
     """A checker over a SQLite registry that routes CTX (enforced in lab/dev too)."""
     registry_db = workdir / "registry.db"
@@ -399,7 +395,7 @@ def _one_run(p: dict[str, Any], workdir: Path) -> dict[str, float]:
     finally:
         set_default_producer(None)
         if producer is not None:
-            _close_quietly(producer)
+            close_undelivered(producer, 0.2)  # the down phase: buffered by design
         broker.stop()
         checker.close()
     # The check's cost is below the run-to-run noise, so the difference of two medians

@@ -7,6 +7,7 @@ run never touches a developer's broker and "broker down" can be staged.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from event_spine.kafka.keys import kafka_key
 from event_spine.producers.batching import SCHEMA_HEADER
+from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.topics import ensure_topic
 from event_spine.routing.registry import RoutingRegistry
 from event_spine.routing.stores import open_registry_store
@@ -98,6 +100,18 @@ def encoded_items(count: int, ctx: RequestContext = CTX) -> Iterator[tuple[bytes
 def make_items(count: int, ctx: RequestContext = CTX) -> list[tuple[bytes, bytes]]:
     """``count`` serialized events as (Kafka key, value), round-robin over the streams."""
     return list(encoded_items(count, ctx))
+
+
+def close_undelivered(producer: EventSpineProducer, timeout_s: float) -> None:
+    """Close a producer whose events are still buffered by design (a broker-down phase,
+    a producer never started) without its "closed with N events not delivered" line."""
+    producer_log = logging.getLogger("event_spine.producers.producer")
+    level = producer_log.level
+    producer_log.setLevel(logging.CRITICAL)
+    try:
+        producer.close(timeout_s=timeout_s)
+    finally:
+        producer_log.setLevel(level)
 
 
 def aiokafka_producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
