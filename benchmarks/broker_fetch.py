@@ -11,6 +11,13 @@ reads it from offset 0 with ``fetch_max_wait_ms`` = ``wait_ms`` until it has eve
 record or ``cap_s`` passed. Cells: records/s and the records read within the cap.
 Not a comparison with a baseline: a fact about the local broker, for the docs.
 
+Then its latency floor (``round_trip``): hand aiokafka clients and nothing else
+(``rawloops.raw_round_trip``), a producer ``send()``ing 1k events/s with
+``linger_ms`` = L while a consumer reads with ``fetch_max_wait_ms`` = W, over a grid
+of (L, W); each cell: p50/p90/p99/max of send -> received, after a 1 s warm-up, on
+a fresh 6-partition topic. What no client of this broker can go below at that rate
+(``spine bench e2e`` measures its own profiles' pair beside the pipeline).
+
 Writes ``<date>-broker-fetch.json`` (commit, dirty flag, machine) into
 ``benchmarks/results/broker-fetch/`` (or ``--out``) and prints one line per cell.
 """
@@ -28,7 +35,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks.common import RESULTS_DIR, log, machine_info
+from benchmarks.common import RESULTS_DIR, log, machine_info, percentile
+from benchmarks.pipeline import make_items, new_topic
+from benchmarks.rawloops import raw_round_trip
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.topics import ensure_topic
 
@@ -42,6 +51,19 @@ CELLS: list[tuple[int, int, int]] = [
     (60_000, 1, 100),
 ]
 SMOKE_CELLS: list[tuple[int, int, int]] = [(200, 1, 20), (20, 10, 5)]
+#: (producer linger ms, consumer fetch wait ms): both profiles' pairs, then around them.
+ROUND_TRIP_CELLS: list[tuple[int, int]] = [
+    (0, 25),
+    (5, 100),
+    (0, 100),
+    (5, 25),
+    (10, 25),
+    (20, 25),
+    (5, 50),
+    (5, 10),
+]
+SMOKE_ROUND_TRIP_CELLS: list[tuple[int, int]] = [(5, 25)]
+ROUND_TRIP_RATE_PER_S = 1000
 VALUE = b"x" * 350
 
 
@@ -107,8 +129,36 @@ async def _cell(
     }
 
 
+async def _round_trip_cell(
+    bootstrap: str, linger_ms: int, wait_ms: int, duration_s: float
+) -> dict[str, Any]:
+    rate = ROUND_TRIP_RATE_PER_S
+    warmup = rate  # 1 s
+    items = make_items(warmup + round(rate * duration_s))
+    topic = await new_topic(bootstrap, "broker-latency")
+    values = sorted(
+        await raw_round_trip(
+            bootstrap,
+            topic,
+            items,
+            rate,
+            linger_ms=linger_ms,
+            fetch_max_wait_ms=wait_ms,
+            warmup=warmup,
+        )
+    )
+    return {
+        "linger_ms": linger_ms,
+        "fetch_max_wait_ms": wait_ms,
+        "rate_per_s": rate,
+        "events": len(values),
+        **{f"p{q}_ms": round(percentile(values, q), 1) for q in (50, 90, 99)},
+        "max_ms": round(values[-1], 1),
+    }
+
+
 def run(smoke: bool, cap_s: float) -> dict[str, Any]:
-    """Every cell on one broker, each on its own one-partition topic."""
+    """Every cell on one broker, each on its own topic."""
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     machine = machine_info()
     cells = []
@@ -121,6 +171,16 @@ def run(smoke: bool, cap_s: float) -> dict[str, Any]:
                 f"{cell['records']:,} read in {cell['elapsed_s']} s"
             )
             cells.append(cell)
+        round_trip = []
+        for linger_ms, wait_ms in SMOKE_ROUND_TRIP_CELLS if smoke else ROUND_TRIP_CELLS:
+            cell = asyncio.run(
+                _round_trip_cell(broker.bootstrap_servers, linger_ms, wait_ms, 0.3 if smoke else 20)
+            )
+            log(
+                f"broker-fetch: round trip at linger {linger_ms} ms, wait {wait_ms} ms: "
+                f"p50 {cell['p50_ms']} ms, p99 {cell['p99_ms']} ms ({cell['events']} events)"
+            )
+            round_trip.append(cell)
     return {
         "benchmark": "broker-fetch",
         "started_at": started_at,
@@ -130,6 +190,7 @@ def run(smoke: bool, cap_s: float) -> dict[str, Any]:
         "cap_s": cap_s,
         "machine": machine,
         "cells": cells,
+        "round_trip": round_trip,
     }
 
 

@@ -16,6 +16,11 @@ to SQLite; this process emits with a producer of the same profile.
   300, 500 ms; a quantile is only as exact as its bucket). appended -> received is
   the broker's and the fetch wait's share, received -> durable the worker's (write
   and commit).
+- the broker's floor (the same-run baseline): hand aiokafka clients, no spine code
+  and no store, with the profile's waits (producer ``linger_ms``, consumer
+  ``fetch_max_wait_ms``): ``send()`` at the same 1k events/s, each event's time
+  from send to received by a consumer (``rawloops.raw_round_trip``). The end-to-end
+  figure cannot go below it on this broker.
 - max throughput (what the profile costs): emit a burst as fast as emit_event()
   goes, clock from the first emit to every partition committed by the worker (all
   durable, hence readable). Events/s = burst / that time.
@@ -32,15 +37,24 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Comparison, Goal, Measured, log, percentile
-from benchmarks.pipeline import CTX, EVENT_TYPE, PARTITIONS, new_topic, payload, registry_to
+from benchmarks.pipeline import (
+    CTX,
+    EVENT_TYPE,
+    PARTITIONS,
+    make_items,
+    new_topic,
+    payload,
+    registry_to,
+)
 from benchmarks.procs import WorkerProcess, merged_committed, wait_assigned
+from benchmarks.rawloops import raw_round_trip
 from event_spine.backends.sqlite import SqliteConfig
 from event_spine.backends.sqlite.events import SqliteEventStore
 from event_spine.broker.tansu import TansuBroker
 from event_spine.observability.ages import quantile_s
 from event_spine.producers.producer import EventSpineProducer
 from event_spine.producers.settings import ProducerSettings
-from event_spine.profiles import PRODUCER_PROFILES, PROFILES, SINK_PROFILES
+from event_spine.profiles import PRODUCER_PROFILES, PROFILES, SINK_PROFILES, Profile
 
 NAME = "e2e"
 DESCRIPTION = (
@@ -91,6 +105,20 @@ COMPARISONS = [
         None,
         "low_latency",
         "throughput (default)",
+    ),
+    *(
+        Comparison(
+            f"end-to-end {q} vs the broker's own round trip (hand producer -> consumer, "
+            f"same waits, same rate), {profile}",
+            f"{profile}_e2e_{q}_ms",
+            f"{profile}_floor_{q}_ms",
+            "lower",
+            None,
+            profile,
+            "hand aiokafka send() -> getmany",
+        )
+        for profile in PROFILES
+        for q in ("p50", "p99")
     ),
     Comparison(
         "max end-to-end events/s, low_latency vs throughput profile (what it costs)",
@@ -207,6 +235,29 @@ async def _one_run(
     }
 
 
+async def _floor_run(bootstrap: str, p: dict[str, Any], profile: Profile) -> dict[str, float]:
+    """The broker's round trip with hand clients at the profile's waits (a fresh topic)."""
+    topic = await new_topic(bootstrap, "bench-e2e-floor")
+    rate = p["rate_per_s"]
+    warmup = round(rate * p["warmup_s"])
+    items = make_items(warmup + round(rate * p["duration_s"]))
+    values = sorted(
+        await raw_round_trip(
+            bootstrap,
+            topic,
+            items,
+            rate,
+            linger_ms=PRODUCER_PROFILES[profile]["linger_ms"],
+            fetch_max_wait_ms=SINK_PROFILES[profile]["fetch_max_wait_ms"],
+            warmup=warmup,
+        )
+    )
+    return {
+        f"{profile}_floor_p50_ms": percentile(values, 50),
+        f"{profile}_floor_p99_ms": percentile(values, 99),
+    }
+
+
 async def _ages_when_durable(worker: WorkerProcess, count: int) -> dict[str, list[int]]:
     """The worker's record age counts once ``count`` records are durable (the reader
     sees an event once written; its commit, and its durable age, come just after)."""
@@ -286,6 +337,9 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
             },
             "worker": "separate process, max_records 2000, SQLite (synchronous=FULL)",
             "producer": "lz4, acks=all; linger_ms from the profile",
+            "floor": "hand aiokafka producer send() at the same rate -> hand consumer "
+            "(partitions assigned), each profile's linger_ms and fetch_max_wait_ms; "
+            "send -> received",
             "reader": f"list_after on {STREAMS} streams every {p['poll_interval_s'] * 1000:g} ms",
             "max_per_s": f"a burst of {p['burst_events']} events emitted at full speed -> "
             "every partition committed",
@@ -298,6 +352,7 @@ def run(p: dict[str, Any], repeats: int, workdir: Path) -> Measured:
             for profile in order:
                 log(f"e2e: repeat {k + 1}/{repeats}, profile {profile}")
                 metrics |= asyncio.run(_one_run(broker.bootstrap_servers, workdir, p, profile))
+                metrics |= asyncio.run(_floor_run(broker.bootstrap_servers, p, profile))
             measured.runs.append(metrics)
     # The machine is shared: the load at the end beside machine.load_avg_at_start.
     measured.info["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]

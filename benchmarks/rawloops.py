@@ -371,3 +371,67 @@ def raw_confluent(
     if left or errors:
         raise RuntimeError(f"raw confluent loop: {left} unsent, {len(errors)} failed")
     return elapsed
+
+
+async def raw_round_trip(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[bytes, bytes]],
+    rate_per_s: float,
+    *,
+    linger_ms: int,
+    fetch_max_wait_ms: int,
+    warmup: int,
+) -> list[float]:
+    """The broker's own round trip: a hand aiokafka producer ``send()``s ``items`` on
+    an absolute schedule at ``rate_per_s`` while a hand consumer (partitions assigned,
+    no group) reads them; returns each event's send -> received time in ms, the
+    first ``warmup`` left out. No store, no spine code: the floor under an
+    end-to-end figure at the same rate and waits."""
+    sent_at: dict[bytes, tuple[int, int]] = {}  # value -> (index, monotonic ns)
+    received: list[float] = []
+    count = 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = aiokafka_producer(bootstrap, linger_ms=linger_ms)
+    await consumer.start()
+    await producer.start()
+    try:
+        from aiokafka import TopicPartition  # noqa: PLC0415
+
+        parts = sorted(await producer.partitions_for(topic))
+        consumer.assign([TopicPartition(topic, p) for p in parts])
+        await consumer.seek_to_beginning()
+
+        async def read() -> None:
+            nonlocal count
+            while count < len(items):
+                batch = await consumer.getmany(timeout_ms=fetch_max_wait_ms)
+                now = time.monotonic_ns()
+                for records in batch.values():
+                    count += len(records)
+                    for rec in records:
+                        index, sent = sent_at[rec.value]
+                        if index >= warmup:
+                            received.append((now - sent) / 1e6)
+
+        reader = asyncio.ensure_future(read())
+        interval_s = 1.0 / rate_per_s
+        began = time.monotonic()
+        acks: list[asyncio.Future[Any]] = []
+        for i, (key, value) in enumerate(items):
+            wait = began + i * interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent_at[value] = (i, time.monotonic_ns())
+            acks.append(await producer.send(topic, value, key=key, headers=HEADERS))
+        await asyncio.gather(*acks)
+        await asyncio.wait_for(reader, timeout=60)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return received

@@ -143,7 +143,8 @@ def test_report_builds_from_the_results(out_dir: Path) -> None:
 
 
 def test_broker_fetch_smoke_reads_every_record(tmp_path: Path) -> None:
-    """`python -m benchmarks.broker_fetch --smoke`: each cell's records are all read back."""
+    """`python -m benchmarks.broker_fetch --smoke`: each cell's records are all read back,
+    and the round-trip cells timed every event after the warm-up."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.broker_fetch", "--smoke", "--out", str(tmp_path)],
         cwd=REPO,
@@ -162,3 +163,6 @@ def test_broker_fetch_smoke_reads_every_record(tmp_path: Path) -> None:
         assert (
             cell["records_read"] == cell["records"] == cell["batches"] * cell["records_per_batch"]
         )
+    (round_trip,) = result["round_trip"]
+    assert round_trip["events"] == round(0.3 * round_trip["rate_per_s"])
+    assert 0 < round_trip["p50_ms"] <= round_trip["p99_ms"] <= round_trip["max_ms"]
