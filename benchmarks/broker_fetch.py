@@ -36,7 +36,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.common import RESULTS_DIR, log, machine_info, percentile
-from benchmarks.pipeline import make_items, new_topic
 from benchmarks.rawloops import raw_round_trip
 from event_spine.broker.tansu import TansuBroker
 from event_spine.producers.topics import ensure_topic
@@ -133,19 +132,8 @@ async def _round_trip_cell(
     bootstrap: str, linger_ms: int, wait_ms: int, duration_s: float
 ) -> dict[str, Any]:
     rate = ROUND_TRIP_RATE_PER_S
-    warmup = rate  # 1 s
-    items = make_items(warmup + round(rate * duration_s))
-    topic = await new_topic(bootstrap, "broker-latency")
-    values = sorted(
-        await raw_round_trip(
-            bootstrap,
-            topic,
-            items,
-            rate,
-            linger_ms=linger_ms,
-            fetch_max_wait_ms=wait_ms,
-            warmup=warmup,
-        )
+    values = await raw_round_trip(
+        bootstrap, rate, duration_s, 1.0, linger_ms=linger_ms, fetch_max_wait_ms=wait_ms
     )
     return {
         "linger_ms": linger_ms,

@@ -41,7 +41,6 @@ from benchmarks.pipeline import (
     CTX,
     EVENT_TYPE,
     PARTITIONS,
-    make_items,
     new_topic,
     payload,
     registry_to,
@@ -237,20 +236,13 @@ async def _one_run(
 
 async def _floor_run(bootstrap: str, p: dict[str, Any], profile: Profile) -> dict[str, float]:
     """The broker's round trip with hand clients at the profile's waits (a fresh topic)."""
-    topic = await new_topic(bootstrap, "bench-e2e-floor")
-    rate = p["rate_per_s"]
-    warmup = round(rate * p["warmup_s"])
-    items = make_items(warmup + round(rate * p["duration_s"]))
-    values = sorted(
-        await raw_round_trip(
-            bootstrap,
-            topic,
-            items,
-            rate,
-            linger_ms=PRODUCER_PROFILES[profile]["linger_ms"],
-            fetch_max_wait_ms=SINK_PROFILES[profile]["fetch_max_wait_ms"],
-            warmup=warmup,
-        )
+    values = await raw_round_trip(
+        bootstrap,
+        p["rate_per_s"],
+        p["duration_s"],
+        p["warmup_s"],
+        linger_ms=PRODUCER_PROFILES[profile]["linger_ms"],
+        fetch_max_wait_ms=SINK_PROFILES[profile]["fetch_max_wait_ms"],
     )
     return {
         f"{profile}_floor_p50_ms": percentile(values, 50),

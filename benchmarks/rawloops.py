@@ -32,7 +32,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
-from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer
+from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer, make_items, new_topic
 from event_spine.schemas.wire import decode_record
 
 _SQLITE_DDL = """
@@ -375,19 +375,22 @@ def raw_confluent(
 
 async def raw_round_trip(
     bootstrap: str,
-    topic: str,
-    items: list[tuple[bytes, bytes]],
     rate_per_s: float,
+    duration_s: float,
+    warmup_s: float,
     *,
     linger_ms: int,
     fetch_max_wait_ms: int,
-    warmup: int,
 ) -> list[float]:
-    """The broker's own round trip: a hand aiokafka producer ``send()``s ``items`` on
-    an absolute schedule at ``rate_per_s`` while a hand consumer (partitions assigned,
-    no group) reads them; returns each event's send -> received time in ms, the
-    first ``warmup`` left out. No store, no spine code: the floor under an
-    end-to-end figure at the same rate and waits."""
+    """The broker's own round trip: on a fresh topic, a hand aiokafka producer
+    ``send()``s serialized events on an absolute schedule at ``rate_per_s`` while a
+    hand consumer (partitions assigned, no group) reads them; returns each event's
+    send -> received time in ms, sorted, those of the first ``warmup_s`` left out. No
+    store, no spine code: the floor under an end-to-end figure at the same rate and
+    waits."""
+    topic = await new_topic(bootstrap, "bench-round-trip")
+    warmup = round(rate_per_s * warmup_s)
+    items = make_items(warmup + round(rate_per_s * duration_s))
     sent_at: dict[bytes, tuple[int, int]] = {}  # value -> (index, monotonic ns)
     received: list[float] = []
     count = 0
@@ -434,4 +437,4 @@ async def raw_round_trip(
     finally:
         await producer.stop()
         await consumer.stop()
-    return received
+    return sorted(received)

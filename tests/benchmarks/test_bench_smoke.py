@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,30 @@ def test_broker_fetch_smoke_reads_every_record(tmp_path: Path) -> None:
     (round_trip,) = result["round_trip"]
     assert round_trip["events"] == round(0.3 * round_trip["rate_per_s"])
     assert 0 < round_trip["p50_ms"] <= round_trip["p99_ms"] <= round_trip["max_ms"]
+
+
+def test_sqlite_statements_every_shape_writes_every_row(tmp_path: Path) -> None:
+    """`benchmarks.sqlite_statements`: each shape stores every row (and, where it keeps
+    watermarks, each stream's last position), so its per-row costs compare like work."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from benchmarks import sqlite_statements as probe  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(REPO))
+    rows = probe._rows(4_100)  # two full batches and a short one
+    for shape in probe.SHAPES:
+        path = tmp_path / f"{shape}.db"
+        assert probe.us_per_row(path, shape, rows) > 0
+        db = sqlite3.connect(path)
+        events, cursors = (
+            ("raw_events", "raw_cursors")
+            if shape == "executemany"
+            else ("spine_events", "spine_cursors")
+        )
+        assert db.execute(f"SELECT count(*) FROM {events}").fetchone()[0] == len(rows)
+        marks = dict(db.execute(f"SELECT stream_id, position FROM {cursors}").fetchall())
+        if shape == "no_trigger":
+            assert marks == {}
+        else:
+            assert marks == {f"orders/o_{s:03d}": (len(rows) - 1 - s) // 8 for s in range(8)}
+        db.close()
