@@ -37,14 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Comparison, Goal, Measured, log, percentile
-from benchmarks.pipeline import (
-    CTX,
-    EVENT_TYPE,
-    PARTITIONS,
-    new_topic,
-    payload,
-    registry_to,
-)
+from benchmarks.pipeline import CTX, EVENT_TYPE, PARTITIONS, new_topic, payload, registry_to
 from benchmarks.procs import WorkerProcess, merged_committed, wait_assigned
 from benchmarks.rawloops import raw_round_trip
 from event_spine.backends.sqlite import SqliteConfig

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from benchmarks.pipeline import GROUP_TIMING, HEADERS, aiokafka_producer, make_items, new_topic
@@ -151,8 +151,6 @@ class _RawSink:
         await consumer.start()
         try:
             if assign:
-                from aiokafka import TopicPartition  # noqa: PLC0415
-
                 parts = consumer.partitions_for_topic(topic)
                 while not parts:
                     await consumer._client.force_metadata_update()
@@ -404,8 +402,6 @@ async def raw_round_trip(
     await consumer.start()
     await producer.start()
     try:
-        from aiokafka import TopicPartition  # noqa: PLC0415
-
         parts = sorted(await producer.partitions_for(topic))
         consumer.assign([TopicPartition(topic, p) for p in parts])
         await consumer.seek_to_beginning()

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -313,10 +314,13 @@ class SinkWorker:
         ``body`` stays ``Any``: faststream validates a handler's body by its annotation.
         """
         records: Sequence[RawRecord] = body
-        self.endpoints.metrics.record_ages.observe("received", records)
+        arrived_s = time.time()
         await self._ready.wait()
         if not records or self._stopping:
             return  # not committed: redelivered to whoever consumes next
+        # Aged at arrival, counted only when handled: a batch handed back here is
+        # received again by whoever consumes next (and counted there).
+        self.endpoints.metrics.record_ages.observe("received", records, arrived_s)
         if self._subscriber is not None and self._subscriber.consumer is not None:
             self.pipeline.bind(self._subscriber.consumer)
         await self.pipeline.submit(Batch.of(records))
